@@ -1,0 +1,271 @@
+"""Pydantic models: request bodies as the product guide writes them, and the domain records."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ab_testing import metrics
+from ab_testing.stats.inputs import MetricSpec
+
+ExperimentType = Literal["prompt", "model", "agent_config", "feature", "ui"]
+Status = Literal["draft", "running", "paused", "stopped", "archived"]
+AnalysisMethod = Literal["fixed_horizon", "sequential"]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+MetricName = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+]
+UnitId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+MAX_VARIANTS = 20
+ALLOCATION_TOLERANCE = 1e-6
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class VariantIn(_Strict):
+    name: Name
+    description: str = ""
+    is_control: bool = False
+    traffic_allocation: float = Field(ge=0, le=100, allow_inf_nan=False)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class MetricDefinition(_Strict):
+    """A metric an experiment declares for itself, beyond the built-in catalogue."""
+
+    name: MetricName
+    kind: Literal["binary", "continuous", "count"] = "continuous"
+    direction: Literal["higher", "lower"] = "higher"
+    lower: float | None = Field(None, allow_inf_nan=False)
+    upper: float | None = Field(None, allow_inf_nan=False)
+
+    def spec(self, guardrail: bool = False) -> MetricSpec:
+        lower, upper = self.lower, self.upper
+        if self.kind == "binary":
+            lower, upper = 0.0, 1.0
+        return MetricSpec(self.name, self.kind, self.direction, lower, upper, guardrail)
+
+
+class ExperimentIn(_Strict):
+    """Body of POST /api/v1/experiments/ (the guide's Quick Start step 1).
+
+    Fields are validated in this order, so later checks can see the fields above them.
+    """
+
+    name: Name
+    description: str = Field("", max_length=2000)
+    experiment_type: ExperimentType
+    metrics: list[MetricDefinition] = Field(default_factory=list, max_length=20)
+    primary_metric: MetricName
+    secondary_metrics: list[MetricName] = Field(default_factory=list, max_length=20)
+    guardrail_metrics: list[MetricName] = Field(default_factory=list, max_length=20)
+    variants: list[VariantIn] = Field(max_length=MAX_VARIANTS)
+    target_percentage: float = Field(100.0, gt=0, le=100, allow_inf_nan=False)
+    min_sample_size: int = Field(100, ge=2, le=100_000_000)
+    confidence_level: float = Field(0.95, gt=0, lt=1, allow_inf_nan=False)
+    minimum_detectable_effect: float = Field(0.10, gt=0, le=10, allow_inf_nan=False)
+    analysis_method: AnalysisMethod = "fixed_horizon"
+    overrides: dict[UnitId, Name] = Field(default_factory=dict, max_length=1000)
+
+    @field_validator("metrics")
+    @classmethod
+    def _unique_metrics(cls, value: list[MetricDefinition]) -> list[MetricDefinition]:
+        own = [m.name for m in value]
+        if len(set(own)) != len(own):
+            raise ValueError("each declared metric name must be unique")
+        return value
+
+    @field_validator("primary_metric")
+    @classmethod
+    def _known_primary(cls, value: str, info: ValidationInfo) -> str:
+        _check_known(value, info.data.get("metrics", []))
+        return value
+
+    @field_validator("secondary_metrics")
+    @classmethod
+    def _known_secondary(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        for name in value:
+            _check_known(name, info.data.get("metrics", []))
+        if info.data.get("primary_metric") in value:
+            raise ValueError("the primary metric must not also be a secondary metric")
+        if len(set(value)) != len(value):
+            raise ValueError("a metric must not be repeated")
+        return value
+
+    @field_validator("guardrail_metrics")
+    @classmethod
+    def _guardrails_are_secondary(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        secondary = info.data.get("secondary_metrics", [])
+        for name in value:
+            if name not in secondary:
+                raise ValueError(f"guardrail metric {name!r} must be one of the secondary_metrics")
+        return value
+
+    @field_validator("variants")
+    @classmethod
+    def _valid_variants(cls, value: list[VariantIn]) -> list[VariantIn]:
+        _check_variants(value)
+        return value
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides_name_variants(cls, value: dict[str, str], info: ValidationInfo) -> dict:
+        names = {v.name for v in info.data.get("variants", [])}
+        for unit, variant in value.items():
+            if variant not in names:
+                raise ValueError(f"{unit!r} is pinned to an unknown variant {variant!r}")
+        return value
+
+
+def _check_known(name: str, declared: list[MetricDefinition]) -> None:
+    if metrics.resolve(name, [m.spec() for m in declared]) is None:
+        known = ", ".join(sorted(metrics.CATALOGUE))
+        raise ValueError(
+            f"unknown metric {name!r}: use one of {known}, or declare it under 'metrics'"
+        )
+
+
+def _check_variants(variants: list[VariantIn]) -> None:
+    if len(variants) < 2:
+        raise ValueError("an experiment needs at least two variants")
+    controls = [v.name for v in variants if v.is_control]
+    if len(controls) != 1:
+        raise ValueError(f"exactly one variant must have is_control=true, found {len(controls)}")
+    names = [v.name for v in variants]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"variant names must be unique, repeated: {', '.join(duplicates)}")
+    total = math.fsum(v.traffic_allocation for v in variants)
+    if abs(total - 100.0) > ALLOCATION_TOLERANCE:
+        raise ValueError(f"traffic_allocation must sum to 100, got {total:g}")
+
+
+class Variant(BaseModel):
+    id: int
+    name: str
+    description: str = ""
+    is_control: bool
+    traffic_allocation: float
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class Experiment(BaseModel):
+    """An experiment as stored, with its variants."""
+
+    id: int
+    name: str
+    description: str = ""
+    experiment_type: ExperimentType
+    status: Status = "draft"
+    primary_metric: str
+    secondary_metrics: list[str] = Field(default_factory=list)
+    guardrail_metrics: list[str] = Field(default_factory=list)
+    metrics: list[MetricDefinition] = Field(default_factory=list)
+    variants: list[Variant] = Field(default_factory=list)
+    target_percentage: float = 100.0
+    min_sample_size: int = 100
+    confidence_level: float = 0.95
+    minimum_detectable_effect: float = 0.10
+    analysis_method: AnalysisMethod = "fixed_horizon"
+    overrides: dict[str, str] = Field(default_factory=dict)
+    salt: str
+    created_at: str
+    started_at: str | None = None
+    stopped_at: str | None = None
+    winner_variant_id: int | None = None
+    winner_reason: str | None = None
+
+    def metric_spec(self, name: str) -> MetricSpec | None:
+        if name != self.primary_metric and name not in self.secondary_metrics:
+            return None
+        spec = metrics.resolve(name, [m.spec() for m in self.metrics])
+        if spec is None:
+            return None
+        guardrail = name in self.guardrail_metrics
+        return MetricSpec(spec.name, spec.kind, spec.direction, spec.lower, spec.upper, guardrail)
+
+    @property
+    def declared_metrics(self) -> list[str]:
+        return [self.primary_metric, *self.secondary_metrics]
+
+    def variant(self, variant_id: int) -> Variant | None:
+        return next((v for v in self.variants if v.id == variant_id), None)
+
+    @property
+    def control(self) -> Variant:
+        return next(v for v in self.variants if v.is_control)
+
+
+class GetVariantIn(_Strict):
+    """Body of POST /api/v1/experiments/get-variant."""
+
+    experiment_name: Name | None = None
+    experiment_id: int | None = Field(None, ge=1)
+    user_id: int | UnitId | None = None
+    session_id: UnitId | None = None
+
+    @field_validator("user_id", mode="before")
+    @classmethod
+    def _user_id_kind(cls, value: object) -> object:
+        return _no_bool(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> GetVariantIn:
+        _check_experiment_ref(self.experiment_name, self.experiment_id)
+        _check_unit(self.user_id, self.session_id)
+        return self
+
+
+class RecordResultIn(_Strict):
+    """Body of POST /api/v1/experiments/record-result."""
+
+    experiment_name: Name | None = None
+    experiment_id: int | None = Field(None, ge=1)
+    metric_name: MetricName
+    # Left as Any: metrics.validate_value names the exact problem (string, NaN, bound...).
+    metric_value: Any
+    user_id: int | UnitId | None = None
+    session_id: UnitId | None = None
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    occurred_at: AwareDatetime | None = None
+
+    @field_validator("user_id", mode="before")
+    @classmethod
+    def _user_id_kind(cls, value: object) -> object:
+        return _no_bool(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> RecordResultIn:
+        _check_experiment_ref(self.experiment_name, self.experiment_id)
+        _check_unit(self.user_id, self.session_id)
+        return self
+
+
+def _check_experiment_ref(name: str | None, experiment_id: int | None) -> None:
+    if name is None and experiment_id is None:
+        raise ValueError("give experiment_name (or experiment_id)")
+
+
+def _no_bool(value: object) -> object:
+    if isinstance(value, bool | float):
+        raise ValueError("user_id must be an integer or a string")
+    return value
+
+
+def _check_unit(user_id: object, session_id: object) -> None:
+    if user_id is None and session_id is None:
+        raise ValueError("give user_id or, for anonymous traffic, session_id")

@@ -1,0 +1,333 @@
+"""ExperimentService: lifecycle, assignment and results, as the product guide calls them.
+
+``ExperimentService(db)`` takes ``db`` as an ``ab_testing.store.Store``, a boto3 DynamoDB
+client, or nothing (a store built from the environment: ab_testing.settings.Settings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from ab_testing import assignment
+from ab_testing.errors import InvalidInput
+from ab_testing.ledger import Ledger, ResultWrite
+from ab_testing.metrics import validate_value
+from ab_testing.models import Experiment, ExperimentIn, GetVariantIn, RecordResultIn, Variant
+from ab_testing.settings import Settings, get_settings
+from ab_testing.store import Store
+from ab_testing.validation import parse
+
+# Lifecycle: action -> (statuses it may start from, status it leads to).
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "start": (("draft",), "running"),
+    "pause": (("running",), "paused"),
+    "resume": (("paused",), "running"),
+    "stop": (("running", "paused"), "stopped"),
+    "archive": (("stopped",), "archived"),
+}
+# Units that already have a variant keep it (and their results count) while paused.
+ACCEPTS_RESULTS = ("running", "paused")
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def variant_answer(variant: Variant) -> dict[str, Any]:
+    return {
+        "id": variant.id,
+        "name": variant.name,
+        "config": variant.config,
+        "is_control": variant.is_control,
+    }
+
+
+class ExperimentService:
+    def __init__(
+        self,
+        db: Any = None,
+        *,
+        settings: Settings | None = None,
+        clock: Callable[[], str] = utc_now,
+        cache_ttl_seconds: float | None = None,
+    ) -> None:
+        settings = settings or (db.settings if isinstance(db, Store) else get_settings())
+        self.store = db if isinstance(db, Store) else Store(settings, client=db)
+        self.ledger = Ledger(self.store)
+        self.settings = settings
+        self.clock = clock
+        self.cache_ttl = (
+            settings.cache_ttl_seconds if cache_ttl_seconds is None else cache_ttl_seconds
+        )
+        self._cache: dict[str | int, tuple[float, Experiment]] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+    def create_experiment(self, body: dict[str, Any] | ExperimentIn) -> dict[str, Any]:
+        spec = body if isinstance(body, ExperimentIn) else parse(ExperimentIn, body)
+        spec = spec.model_copy(update={"overrides": _normalise_overrides(spec.overrides)})
+        experiment = self.store.create_experiment(
+            spec, salt=assignment.new_salt(), now=self.clock()
+        )
+        return {
+            "id": experiment.id,
+            "name": experiment.name,
+            "status": experiment.status,
+            "message": "Experiment created successfully. Use /start endpoint to begin.",
+        }
+
+    def get_experiment(self, experiment_id: int) -> Experiment:
+        return self.store.get_experiment(experiment_id)
+
+    def list_experiments(
+        self, status: str | None = None, experiment_type: str | None = None
+    ) -> list[dict[str, Any]]:
+        from ab_testing.store import STATUSES
+
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
+        types = ExperimentIn.model_fields["experiment_type"].annotation.__args__  # type: ignore
+        if experiment_type is not None and experiment_type not in types:
+            raise InvalidInput(
+                f"experiment_type must be one of {', '.join(types)}", field="experiment_type"
+            )
+        return [_listed(item) for item in self.store.list_experiments(status, experiment_type)]
+
+    def transition(self, experiment_id: int, action: str, **changes: Any) -> Experiment:
+        allowed_from, target = TRANSITIONS[action]
+        stamp = {"start": "started_at", "stop": "stopped_at"}.get(action)
+        updates = {"status": target, **changes}
+        if stamp:
+            updates[stamp] = self.clock()
+        self.store.update_experiment(experiment_id, allowed_from=allowed_from, changes=updates)
+        self._forget(experiment_id)
+        return self.store.get_experiment(experiment_id)
+
+    def start_experiment(self, experiment_id: int) -> dict[str, Any]:
+        self.transition(experiment_id, "start")
+        return {"message": f"Experiment {experiment_id} started successfully"}
+
+    # ------------------------------------------------------------------ get-variant
+    def get_variant(self, body: dict[str, Any] | GetVariantIn) -> dict[str, Any]:
+        """The unit's variant and why: assigned, existing_assignment, not_in_target,
+        experiment_not_running, override."""
+        request = body if isinstance(body, GetVariantIn) else parse(GetVariantIn, body)
+        experiment = self._experiment(request.experiment_name, request.experiment_id)
+        unit = assignment.unit_key(request.user_id, request.session_id)
+        variant, reason = self._variant_for(experiment, unit, request.session_id)
+        return {
+            "experiment_id": experiment.id,
+            "experiment_name": experiment.name,
+            "unit": unit,
+            "variant": variant_answer(variant) if variant else None,
+            "reason": reason,
+        }
+
+    def get_variant_for_user(
+        self,
+        experiment_name: str,
+        user_id: int | str | None = None,
+        session_id: str | None = None,
+    ) -> dict[str, Any] | None:
+        """The guide's call: the variant (with its ``config``) or None."""
+        answer = self.get_variant(
+            {"experiment_name": experiment_name, "user_id": user_id, "session_id": session_id}
+        )
+        variant: dict[str, Any] | None = answer["variant"]
+        return variant
+
+    def _variant_for(
+        self, experiment: Experiment, unit: str, session_id: str | None
+    ) -> tuple[Variant | None, str]:
+        if experiment.status not in ACCEPTS_RESULTS:
+            return None, "experiment_not_running"
+        pinned = experiment.overrides.get(unit)
+        if pinned is not None:
+            return next(v for v in experiment.variants if v.name == pinned), "override"
+        stored = self.store.get_assignment(experiment.id, unit)
+        if stored is not None:
+            return experiment.variant(int(stored["variant_id"])), "existing_assignment"
+        if experiment.status != "running":
+            return None, "experiment_not_running"
+        if unit.startswith("user:") and session_id is not None:
+            # A visitor who logs in keeps the variant their session already had.
+            aliased = self.store.get_assignment(experiment.id, f"session:{session_id}")
+            if aliased is not None:
+                return self._store_assignment(
+                    experiment, unit, int(aliased["variant_id"]), source="session_alias"
+                )
+        index = assignment.assign(
+            experiment.salt,
+            unit,
+            experiment.target_percentage,
+            [v.traffic_allocation for v in experiment.variants],
+        )
+        if index is None:
+            return None, "not_in_target"
+        return self._store_assignment(experiment, unit, experiment.variants[index].id)
+
+    def _store_assignment(
+        self, experiment: Experiment, unit: str, variant_id: int, source: str = "hash"
+    ) -> tuple[Variant | None, str]:
+        item, created = self.store.create_assignment(
+            experiment.id,
+            unit,
+            variant_id,
+            now=self.clock(),
+            shard=self._shard(unit),
+            source=source,
+        )
+        if created and source == "hash":
+            return experiment.variant(variant_id), "assigned"
+        return experiment.variant(int(item["variant_id"])), "existing_assignment"
+
+    # ------------------------------------------------------------------ record-result
+    def record(self, body: dict[str, Any] | RecordResultIn) -> dict[str, Any]:
+        """Validates, then records exactly once. The answer says whether it counted."""
+        request = body if isinstance(body, RecordResultIn) else parse(RecordResultIn, body)
+        experiment = self._experiment(request.experiment_name, request.experiment_id)
+        spec = experiment.metric_spec(request.metric_name)
+        if spec is None:
+            raise InvalidInput(
+                f"metric {request.metric_name!r} is not declared by experiment "
+                f"{experiment.id}; declared: {', '.join(experiment.declared_metrics)}",
+                field="metric_name",
+                declared_metrics=experiment.declared_metrics,
+            )
+        value = validate_value(spec, request.metric_value)
+        unit = assignment.unit_key(request.user_id, request.session_id)
+        base = {"experiment_id": experiment.id, "metric_name": spec.name, "unit": unit}
+        if experiment.status not in ACCEPTS_RESULTS:
+            return {
+                **base,
+                "recorded": False,
+                "reason": "experiment_not_running",
+                "message": f"experiment {experiment.id} is {experiment.status}; "
+                "results count only while it is running or paused",
+            }
+        if unit in experiment.overrides:
+            return {
+                **base,
+                "recorded": False,
+                "reason": "override",
+                "message": "units pinned by overrides are left out of the analysis",
+            }
+        now = self.clock()
+        key = request.idempotency_key
+        result_id = f"key#{key}" if key else f"auto#{now}#{uuid.uuid4().hex[:16]}"
+        occurred = request.occurred_at.isoformat() if request.occurred_at else None
+        extra = {"recorded_at": now, "occurred_at": occurred, "idempotency_key": key}
+        outcome = self.ledger.record(
+            ResultWrite(experiment.id, unit, spec.name, value, result_id, extra),
+            [v.id for v in experiment.variants],
+            self._shard(unit),
+        )
+        if outcome.status == "no_assignment":
+            return {
+                **base,
+                "recorded": False,
+                "reason": "no_assignment",
+                "message": "this unit has no variant in the experiment (it never asked "
+                "for one, or fell outside target_percentage); its results "
+                "would bias the analysis, so they are not counted",
+            }
+        stored = outcome.item or {}
+        return {
+            **base,
+            "recorded": True,
+            "duplicate": outcome.status == "duplicate",
+            "result_id": result_id,
+            "variant_id": outcome.variant_id
+            if outcome.status == "recorded"
+            else int(stored.get("variant_id", 0)),
+            "metric_value": float(stored.get("metric_value", value)),
+            "recorded_at": stored.get("recorded_at", now),
+        }
+
+    def record_result(
+        self,
+        experiment_name: str,
+        metric_name: str,
+        metric_value: Any,
+        user_id: int | str | None = None,
+        session_id: str | None = None,
+        idempotency_key: str | None = None,
+        occurred_at: str | None = None,
+    ) -> dict[str, Any]:
+        """The guide's call."""
+        return self.record(
+            {
+                "experiment_name": experiment_name,
+                "metric_name": metric_name,
+                "metric_value": metric_value,
+                "user_id": user_id,
+                "session_id": session_id,
+                "idempotency_key": idempotency_key,
+                "occurred_at": occurred_at,
+            }
+        )
+
+    # ------------------------------------------------------------------ plumbing
+    def _experiment(self, name: str | None, experiment_id: int | None) -> Experiment:
+        """The experiment from this instance's memory, fresh for cache_ttl seconds."""
+        key: str | int = experiment_id if experiment_id is not None else f"name:{name}"
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        if experiment_id is None:
+            assert name is not None
+            experiment_id = self.store.experiment_id_by_name(name)
+        experiment = self.store.get_experiment(experiment_id)
+        with self._lock:
+            self._cache[key] = (now + self.cache_ttl, experiment)
+        return experiment
+
+    def _forget(self, experiment_id: int) -> None:
+        with self._lock:
+            for key in [k for k, (_, e) in self._cache.items() if e.id == experiment_id]:
+                del self._cache[key]
+
+    def _shard(self, unit: str) -> int:
+        shards = self.settings.totals_shards
+        if shards == 1:
+            return 0
+        return int.from_bytes(hashlib.sha256(unit.encode()).digest()[:4], "big") % shards
+
+
+def _normalise_overrides(overrides: dict[str, str]) -> dict[str, str]:
+    """Override keys as unit keys: "123" means user 123; "session:abc" stays as it is."""
+    return {
+        k if k.startswith(("user:", "session:")) else f"user:{k}": v for k, v in overrides.items()
+    }
+
+
+def _listed(item: dict[str, Any]) -> dict[str, Any]:
+    keep = (
+        "name",
+        "description",
+        "experiment_type",
+        "status",
+        "primary_metric",
+        "secondary_metrics",
+        "target_percentage",
+        "min_sample_size",
+        "confidence_level",
+        "created_at",
+        "started_at",
+        "stopped_at",
+        "winner_variant_id",
+    )
+    return {"id": int(item["experiment_id"]), **{k: item.get(k) for k in keep}}
+
+
+__all__ = ["ExperimentService", "TRANSITIONS", "ValidationError"]

@@ -1,0 +1,114 @@
+"""Inputs of the analyzer: frozen sufficient statistics, free of scipy and numpy.
+
+The store keeps these as running totals (Decimal in DynamoDB); the service turns them into
+these objects, so an analysis reads O(variants x metrics) items whatever the number of results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+Number = float | int | Decimal
+MetricKind = Literal["binary", "continuous", "count"]
+Direction = Literal["higher", "lower"]
+AnalysisMethod = Literal["fixed_horizon", "sequential"]
+
+
+@dataclass(frozen=True)
+class MetricTotals:
+    """Running totals of one metric in one variant.
+
+    Result level: ``results`` (n), ``total`` (sum y), ``total_sq`` (sum y^2), ``min``, ``max``.
+    Unit level, for the cluster-robust (delta-method) variance of the mean per result, where
+    unit i has its own sum S_i and count m_i: ``units`` (number of units with >= 1 result),
+    ``unit_sum_sq`` (sum S_i^2), ``unit_count_sq`` (sum m_i^2), ``unit_sum_count`` (sum S_i m_i).
+    sum S_i is ``total`` and sum m_i is ``results``.
+    """
+
+    results: int = 0
+    total: Number = 0
+    total_sq: Number = 0
+    min: Number | None = None
+    max: Number | None = None
+    units: int = 0
+    unit_sum_sq: Number = 0
+    unit_count_sq: Number = 0
+    unit_sum_count: Number = 0
+
+    @classmethod
+    def from_units(cls, per_unit_values: Iterable[Sequence[Number]]) -> MetricTotals:
+        """Batch computation from raw values grouped by unit (tests and reconciliation)."""
+        results = units = 0
+        total = total_sq = unit_sum_sq = unit_count_sq = unit_sum_count = Decimal(0)
+        lo: Decimal | None = None
+        hi: Decimal | None = None
+        for values in per_unit_values:
+            ys = [Decimal(str(v)) if not isinstance(v, Decimal) else v for v in values]
+            if not ys:
+                continue
+            s, m = sum(ys, Decimal(0)), len(ys)
+            units += 1
+            results += m
+            total += s
+            total_sq += sum((y * y for y in ys), Decimal(0))
+            unit_sum_sq += s * s
+            unit_count_sq += m * m
+            unit_sum_count += s * m
+            lo = min(ys) if lo is None else min(lo, *ys)
+            hi = max(ys) if hi is None else max(hi, *ys)
+        return cls(
+            results, total, total_sq, lo, hi, units, unit_sum_sq, unit_count_sq, unit_sum_count
+        )
+
+    def __add__(self, other: MetricTotals) -> MetricTotals:
+        """Sum of two shards of the same totals."""
+        lows = [v for v in (self.min, other.min) if v is not None]
+        highs = [v for v in (self.max, other.max) if v is not None]
+        return MetricTotals(
+            results=self.results + other.results,
+            total=Decimal(str(self.total)) + Decimal(str(other.total)),
+            total_sq=Decimal(str(self.total_sq)) + Decimal(str(other.total_sq)),
+            min=min(lows) if lows else None,
+            max=max(highs) if highs else None,
+            units=self.units + other.units,
+            unit_sum_sq=Decimal(str(self.unit_sum_sq)) + Decimal(str(other.unit_sum_sq)),
+            unit_count_sq=Decimal(str(self.unit_count_sq)) + Decimal(str(other.unit_count_sq)),
+            unit_sum_count=Decimal(str(self.unit_sum_count)) + Decimal(str(other.unit_sum_count)),
+        )
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric is: its kind, which direction is better, its bounds, and its role."""
+
+    name: str
+    kind: MetricKind = "continuous"
+    direction: Direction = "higher"
+    lower: float | None = None
+    upper: float | None = None
+    guardrail: bool = False
+
+
+@dataclass(frozen=True)
+class VariantInput:
+    variant_id: int
+    name: str
+    is_control: bool
+    traffic_allocation: float  # percent, the variants of an experiment sum to 100
+    units_assigned: int  # running count of units assigned (for the sample-ratio check)
+    metrics: dict[str, MetricTotals] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AnalysisInput:
+    experiment_id: int
+    primary_metric: MetricSpec
+    variants: Sequence[VariantInput]
+    secondary_metrics: Sequence[MetricSpec] = ()
+    confidence_level: float = 0.95
+    min_sample_size: int = 100
+    minimum_detectable_effect: float = 0.10  # relative, for the power read-out
+    analysis_method: AnalysisMethod = "fixed_horizon"

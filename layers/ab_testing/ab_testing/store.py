@@ -1,0 +1,401 @@
+"""The only module (with ab_testing.ledger) that talks to DynamoDB.
+
+Key design (docs/data-model.md):
+  ab_experiments  pk="experiment#<id>" | "name#<name>" | "counter"; GSI status-index
+  ab_variants     (experiment_id, sk) with sk = "variant#<vid>" | "totals#<vid>#<metric>#<shard>"
+                  | "exposure#<vid>#<shard>": one Query returns everything an analysis needs
+  ab_assignments  (experiment_id, unit): the sticky variant and the unit's running sums
+  ab_results      (experiment_id, result_id): raw results, result_id carries the idempotency key
+  ab_insights     (experiment_id, analysed_at): analyses over time
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ab_testing import dynamo
+from ab_testing.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
+from ab_testing.models import Experiment, ExperimentIn, Variant
+from ab_testing.settings import Settings
+
+STATUSES = ("draft", "running", "paused", "stopped", "archived")
+_COUNTER = {"pk": "counter"}
+_CREATE_ATTEMPTS = 8
+
+
+def experiment_pk(experiment_id: int) -> str:
+    return f"experiment#{experiment_id}"
+
+
+def variant_sk(variant_id: int) -> str:
+    return f"variant#{variant_id:010d}"
+
+
+def totals_sk(variant_id: int, metric: str, shard: int) -> str:
+    return f"totals#{variant_id:010d}#{metric}#{shard:03d}"
+
+
+def exposure_sk(variant_id: int, shard: int) -> str:
+    return f"exposure#{variant_id:010d}#{shard:03d}"
+
+
+class Store:
+    def __init__(self, settings: Settings, client: Any | None = None) -> None:
+        self.settings = settings
+        self.client = client if client is not None else dynamo.client()
+        self.experiments = settings.experiments_table
+        self.variants = settings.variants_table
+        self.assignments = settings.assignments_table
+        self.results = settings.results_table
+        self.insights = settings.insights_table
+
+    # ------------------------------------------------------------------ experiments
+    def create_experiment(self, body: ExperimentIn, *, salt: str, now: str) -> Experiment:
+        """Ids from one counter item and the name lock, in one transaction: all or nothing."""
+        for _ in range(_CREATE_ATTEMPTS):
+            counter = self._get(self.experiments, _COUNTER, consistent=True) or {}
+            last_experiment = int(counter.get("last_experiment_id", 0))
+            last_variant = int(counter.get("last_variant_id", 0))
+            experiment = _new_experiment(body, last_experiment + 1, last_variant, salt, now)
+            try:
+                self.client.transact_write_items(
+                    TransactItems=self._create_items(experiment, counter)
+                )
+                return experiment
+            except self.client.exceptions.TransactionCanceledException as exc:
+                codes = dynamo.cancellation_codes(exc)
+                if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                    raise InvalidInput(
+                        f"an experiment named {body.name!r} already exists", field="name"
+                    ) from exc
+                # Another create took the ids first: read the counter again.
+        raise StoreUnavailable("could not allocate an experiment id, please retry")
+
+    def _create_items(self, experiment: Experiment, counter: dict[str, Any]) -> list[dict]:
+        counter_item = {
+            **_COUNTER,
+            "last_experiment_id": experiment.id,
+            "last_variant_id": experiment.variants[-1].id,
+        }
+        if counter:
+            guard = {
+                "ConditionExpression": "last_experiment_id = :e AND last_variant_id = :v",
+                "ExpressionAttributeValues": dynamo.serialize(
+                    {":e": counter["last_experiment_id"], ":v": counter["last_variant_id"]}
+                ),
+            }
+        else:
+            guard = {"ConditionExpression": "attribute_not_exists(pk)"}
+        not_there = {"ConditionExpression": "attribute_not_exists(pk)"}
+        items: list[dict] = [
+            {
+                "Put": {
+                    "TableName": self.experiments,
+                    "Item": dynamo.serialize(counter_item),
+                    **guard,
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self.experiments,
+                    **not_there,
+                    "Item": dynamo.serialize(
+                        {"pk": f"name#{experiment.name}", "experiment_id": experiment.id}
+                    ),
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self.experiments,
+                    **not_there,
+                    "Item": dynamo.serialize(_experiment_item(experiment)),
+                }
+            },
+        ]
+        for position, variant in enumerate(experiment.variants):
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.variants,
+                        "Item": dynamo.serialize(_variant_item(experiment.id, variant, position)),
+                    }
+                }
+            )
+        return items
+
+    def experiment_id_by_name(self, name: str) -> int:
+        item = self._get(self.experiments, {"pk": f"name#{name}"})
+        if item is None:
+            raise NotFound(f"no experiment named {name!r}", field="experiment_name")
+        return int(item["experiment_id"])
+
+    def get_experiment(self, experiment_id: int) -> Experiment:
+        item = self._get(self.experiments, {"pk": experiment_pk(experiment_id)}, consistent=True)
+        if item is None:
+            raise NotFound(f"experiment {experiment_id} not found", field="id")
+        variants = [
+            _variant_from_item(v)
+            for v in self.query_experiment_items(experiment_id, prefix="variant#")
+        ]
+        return _experiment_from_item(item, variants)
+
+    def list_experiments(self, status: str | None, experiment_type: str | None) -> list[dict]:
+        """Experiments by status through the sparse status index: a Query per status."""
+        found: list[dict] = []
+        for one in [status] if status else list(STATUSES):
+            params: dict[str, Any] = {
+                "TableName": self.experiments,
+                "IndexName": "status-index",
+                "KeyConditionExpression": "#s = :s",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {":s": {"S": one}},
+            }
+            if experiment_type:
+                params["FilterExpression"] = "experiment_type = :t"
+                params["ExpressionAttributeValues"][":t"] = {"S": experiment_type}
+            found.extend(dynamo.plain(i) for i in self._query_all(params))
+        found.sort(key=lambda item: int(item["experiment_id"]))
+        return found
+
+    def update_experiment(
+        self,
+        experiment_id: int,
+        *,
+        allowed_from: tuple[str, ...],
+        changes: dict[str, Any],
+        remove: tuple[str, ...] = (),
+    ) -> None:
+        """Conditional update: applies only while the status is one of allowed_from.
+
+        A change to None removes the attribute.
+        """
+        remove = (*remove, *(k for k, v in changes.items() if v is None))
+        changes = {k: v for k, v in changes.items() if v is not None}
+        names = {f"#k{i}": k for i, k in enumerate(changes)}
+        values = {f":v{i}": v for i, v in enumerate(changes.values())}
+        statuses = {f":from{i}": s for i, s in enumerate(allowed_from)}
+        expression = "SET " + ", ".join(f"#k{i} = :v{i}" for i in range(len(changes)))
+        if remove:
+            names.update({f"#r{i}": k for i, k in enumerate(remove)})
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+        names["#status"] = "status"
+        try:
+            self.client.update_item(
+                TableName=self.experiments,
+                Key=dynamo.serialize({"pk": experiment_pk(experiment_id)}),
+                UpdateExpression=expression,
+                ConditionExpression=f"attribute_exists(pk) AND #status IN ({', '.join(statuses)})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=dynamo.serialize({**values, **statuses}),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            current = self.get_experiment(experiment_id)
+            raise Conflict(
+                f"experiment {experiment_id} is {current.status}; this needs one of: "
+                f"{', '.join(allowed_from)}",
+                status=current.status,
+                allowed_from=list(allowed_from),
+            ) from exc
+
+    def replace_variants(self, experiment: Experiment) -> None:
+        """Writes new variant definitions (allocations); ids and names do not change."""
+        items = [
+            {
+                "Put": {
+                    "TableName": self.variants,
+                    "Item": dynamo.serialize(_variant_item(experiment.id, v, i)),
+                }
+            }
+            for i, v in enumerate(experiment.variants)
+        ]
+        self.client.transact_write_items(TransactItems=items)
+
+    # ------------------------------------------------------------------ assignments
+    def get_assignment(self, experiment_id: int, unit: str) -> dict[str, Any] | None:
+        return self._get(self.assignments, {"experiment_id": experiment_id, "unit": unit})
+
+    def create_assignment(
+        self,
+        experiment_id: int,
+        unit: str,
+        variant_id: int,
+        *,
+        now: str,
+        shard: int,
+        source: str = "hash",
+    ) -> tuple[dict[str, Any], bool]:
+        """The first writer wins; a later writer gets the stored assignment back (sticky)."""
+        item = {
+            "experiment_id": experiment_id,
+            "unit": unit,
+            "variant_id": variant_id,
+            "assigned_at": now,
+            "source": source,
+            "m": {},
+        }
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.assignments,
+                            "Item": dynamo.serialize(item),
+                            "ConditionExpression": "attribute_not_exists(#u)",
+                            "ExpressionAttributeNames": {"#u": "unit"},
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.variants,
+                            "Key": dynamo.serialize(
+                                {
+                                    "experiment_id": experiment_id,
+                                    "sk": exposure_sk(variant_id, shard),
+                                }
+                            ),
+                            "UpdateExpression": "ADD units_assigned :one SET variant_id = :v",
+                            "ExpressionAttributeValues": dynamo.serialize(
+                                {":one": 1, ":v": variant_id}
+                            ),
+                        }
+                    },
+                ]
+            )
+            return item, True
+        except self.client.exceptions.TransactionCanceledException as exc:
+            stored = dynamo.cancellation_item(exc, 0)
+            if stored is not None:
+                return stored, False
+            stored = self._get(
+                self.assignments, {"experiment_id": experiment_id, "unit": unit}, consistent=True
+            )
+            if stored is None:
+                raise StoreUnavailable("assignment write was refused, please retry") from exc
+            return stored, False
+
+    # ------------------------------------------------------------------ reads for analysis
+    def query_experiment_items(self, experiment_id: int, prefix: str = "") -> list[dict]:
+        """Everything of one experiment in ab_variants (definitions, totals, exposures)."""
+        params: dict[str, Any] = {
+            "TableName": self.variants,
+            "KeyConditionExpression": "experiment_id = :e",
+            "ExpressionAttributeValues": dynamo.serialize({":e": experiment_id}),
+            "ConsistentRead": True,
+        }
+        if prefix:
+            params["KeyConditionExpression"] += " AND begins_with(sk, :p)"
+            params["ExpressionAttributeValues"][":p"] = {"S": prefix}
+        return list(self._query_all(params))
+
+    # ------------------------------------------------------------------ insights
+    def put_insight(self, experiment_id: int, analysed_at: str, item: dict[str, Any]) -> None:
+        self.client.put_item(
+            TableName=self.insights,
+            Item=dynamo.serialize(
+                {"experiment_id": experiment_id, "analysed_at": analysed_at, **item}
+            ),
+        )
+
+    def list_insights(
+        self, experiment_id: int, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """Newest first, a page at a time; the cursor is opaque to callers."""
+        params: dict[str, Any] = {
+            "TableName": self.insights,
+            "KeyConditionExpression": "experiment_id = :e",
+            "ExpressionAttributeValues": dynamo.serialize({":e": experiment_id}),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            params["ExclusiveStartKey"] = dynamo.serialize(
+                {"experiment_id": experiment_id, "analysed_at": _decode_cursor(cursor)}
+            )
+        page = self.client.query(**params)
+        items = [dynamo.deserialize(i) for i in page.get("Items", [])]
+        last = page.get("LastEvaluatedKey")
+        next_cursor = _encode_cursor(dynamo.deserialize(last)["analysed_at"]) if last else None
+        return items, next_cursor
+
+    # ------------------------------------------------------------------ plumbing
+    def _get(self, table: str, key: dict[str, Any], consistent: bool = False) -> dict | None:
+        answer = self.client.get_item(
+            TableName=table, Key=dynamo.serialize(key), ConsistentRead=consistent
+        )
+        item = answer.get("Item")
+        return dynamo.deserialize(item) if item else None
+
+    def _query_all(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        while True:
+            page = self.client.query(**params)
+            for item in page.get("Items", []):
+                yield dynamo.deserialize(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            params = {**params, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def _encode_cursor(analysed_at: str) -> str:
+    return base64.urlsafe_b64encode(analysed_at.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput("cursor is not valid", field="cursor") from exc
+
+
+def _new_experiment(
+    body: ExperimentIn, experiment_id: int, last_variant_id: int, salt: str, now: str
+) -> Experiment:
+    variants = [
+        Variant(id=last_variant_id + i + 1, **v.model_dump()) for i, v in enumerate(body.variants)
+    ]
+    data = body.model_dump(exclude={"variants"})
+    return Experiment(id=experiment_id, variants=variants, salt=salt, created_at=now, **data)
+
+
+def _experiment_item(experiment: Experiment) -> dict[str, Any]:
+    data = experiment.model_dump(exclude={"variants", "id"})
+    return {"pk": experiment_pk(experiment.id), "experiment_id": experiment.id, **data}
+
+
+def _experiment_from_item(item: dict[str, Any], variants: list[Variant]) -> Experiment:
+    data = dynamo.plain({k: v for k, v in item.items() if k not in ("pk", "experiment_id")})
+    return Experiment(id=int(item["experiment_id"]), variants=variants, **data)
+
+
+def _variant_item(experiment_id: int, variant: Variant, position: int) -> dict[str, Any]:
+    return {
+        "experiment_id": experiment_id,
+        "sk": variant_sk(variant.id),
+        "variant_id": variant.id,
+        "position": position,
+        "name": variant.name,
+        "description": variant.description,
+        "is_control": variant.is_control,
+        "traffic_allocation": variant.traffic_allocation,
+        # Free-form config is kept verbatim as JSON: no float/Decimal round trip changes it.
+        "config_json": json.dumps(variant.config, separators=(",", ":")),
+    }
+
+
+def _variant_from_item(item: dict[str, Any]) -> Variant:
+    return Variant(
+        id=int(item["variant_id"]),
+        name=item["name"],
+        description=item.get("description", ""),
+        is_control=bool(item["is_control"]),
+        traffic_allocation=float(item["traffic_allocation"]),
+        config=json.loads(item.get("config_json") or "{}"),
+    )
