@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from ab_testing.dynamo import plain
+from ab_testing.errors import InvalidInput
 from ab_testing.http import json_safe
 from ab_testing.ledger import totals_from_item
 from ab_testing.models import Experiment
@@ -126,6 +127,19 @@ class ExperimentAnalysis:
         )
         return {"experiment_id": experiment_id, "analysed_at": analysed_at, **summary}
 
+    def insights(
+        self, experiment_id: int, *, limit: str | None = None, cursor: str | None = None
+    ) -> dict[str, Any]:
+        size = 20 if limit is None else _page_size(limit)
+        self.store.get_experiment(experiment_id)  # a 404 for an unknown experiment
+        items, next_cursor = self.store.list_insights(experiment_id, limit=size, cursor=cursor)
+        insights = []
+        for item in items:
+            entry = {k: plain(v) for k, v in item.items() if k != "analysis_json"}
+            entry["analysis"] = json.loads(item.get("analysis_json") or "null")
+            insights.append(entry)
+        return {"experiment_id": experiment_id, "insights": insights, "next_cursor": next_cursor}
+
     def run_scheduled(self) -> dict[str, Any]:
         """Every running experiment, one at a time: a failure is logged and never stops
         the others."""
@@ -148,13 +162,35 @@ class ExperimentAnalysis:
             "failures": failed,
         }
 
-    def stop(self, experiment_id: int, declare_winner: bool = False) -> dict[str, Any]:
+    def run_reconciliation(self) -> dict[str, Any]:
+        """The daily check: running totals against raw results, for every running experiment."""
+        from ab_testing.reconcile import reconcile
+
+        reports = []
+        for listed in self.store.list_experiments("running", None):
+            report = reconcile(self.store, int(listed["experiment_id"]))
+            if not report["clean"]:
+                logger.error("running totals differ from raw results", extra=report)
+            reports.append(report)
+        return {
+            "reconciled": len(reports),
+            "with_differences": sum(1 for r in reports if not r["clean"]),
+            "reports": reports,
+        }
+
+    def stop(
+        self, experiment_id: int, declare_winner: bool = False, promote: bool = False
+    ) -> dict[str, Any]:
+        """Stops; with declare_winner, stores the analysis's recommended winner (or none, and
+        why); with promote, get-variant serves the winner to every unit from then on."""
         changes: dict[str, Any] = {}
         analysis: dict[str, Any] | None = None
-        if declare_winner:
+        if declare_winner or promote:
             analysis = self.analyze(experiment_id)
-            changes["winner_variant_id"] = analysis["recommended_winner_id"]
+            winner = analysis["recommended_winner_id"]
+            changes["winner_variant_id"] = winner
             changes["winner_reason"] = analysis["recommendation_reason"]
+            changes["promoted"] = bool(promote and winner is not None)
         experiment = self.service.transition(experiment_id, "stop", **changes)
         answer: dict[str, Any] = {
             "message": f"Experiment {experiment_id} stopped successfully",
@@ -165,7 +201,14 @@ class ExperimentAnalysis:
             answer["winner_variant_id"] = experiment.winner_variant_id
             answer["winner_reason"] = experiment.winner_reason
             answer["p_value"] = analysis["p_value"]
+            answer["promoted"] = experiment.promoted
         return answer
+
+
+def _page_size(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise InvalidInput("limit must be an integer from 1 to 100", field="limit")
+    return int(raw)
 
 
 def _days_running(experiment: Experiment, now: str) -> float | None:

@@ -186,8 +186,12 @@ class Experiment(BaseModel):
     created_at: str
     started_at: str | None = None
     stopped_at: str | None = None
+    paused_at: str | None = None
+    archived_at: str | None = None
+    rebalanced_at: str | None = None
     winner_variant_id: int | None = None
     winner_reason: str | None = None
+    promoted: bool = False
 
     def metric_spec(self, name: str) -> MetricSpec | None:
         if name != self.primary_metric and name not in self.secondary_metrics:
@@ -208,6 +212,31 @@ class Experiment(BaseModel):
     @property
     def control(self) -> Variant:
         return next(v for v in self.variants if v.is_control)
+
+
+class AllocationIn(_Strict):
+    id: int | None = None
+    name: str | None = None
+    traffic_allocation: float = Field(ge=0, le=100, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _named(self) -> AllocationIn:
+        if self.id is None and not self.name:
+            raise ValueError("each variant needs its id or name")
+        return self
+
+
+class RebalanceIn(_Strict):
+    """Body of PATCH /api/v1/experiments/{id}: new weights apply to new units only."""
+
+    variants: list[AllocationIn] | None = Field(None, max_length=MAX_VARIANTS)
+    target_percentage: float | None = Field(None, gt=0, le=100, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _something(self) -> RebalanceIn:
+        if self.variants is None and self.target_percentage is None:
+            raise ValueError("give variants (with traffic_allocation) and/or target_percentage")
+        return self
 
 
 class GetVariantIn(_Strict):

@@ -7,6 +7,7 @@ client, or nothing (a store built from the environment: ab_testing.settings.Sett
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 import uuid
@@ -14,13 +15,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from ab_testing import assignment
-from ab_testing.errors import InvalidInput
+from ab_testing.errors import Conflict, DomainError, InvalidInput
 from ab_testing.ledger import Ledger, ResultWrite
 from ab_testing.metrics import validate_value
-from ab_testing.models import Experiment, ExperimentIn, GetVariantIn, RecordResultIn, Variant
+from ab_testing.models import (
+    ALLOCATION_TOLERANCE,
+    AllocationIn,
+    Experiment,
+    ExperimentIn,
+    GetVariantIn,
+    RebalanceIn,
+    RecordResultIn,
+    Variant,
+)
 from ab_testing.settings import Settings, get_settings
 from ab_testing.store import Store
 from ab_testing.validation import parse
@@ -35,6 +43,7 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 # Units that already have a variant keep it (and their results count) while paused.
 ACCEPTS_RESULTS = ("running", "paused")
+MAX_BATCH = 100
 
 
 def utc_now() -> str:
@@ -102,14 +111,73 @@ class ExperimentService:
         return [_listed(item) for item in self.store.list_experiments(status, experiment_type)]
 
     def transition(self, experiment_id: int, action: str, **changes: Any) -> Experiment:
+        """draft -> running <-> paused -> stopped -> archived; anything else is a 409."""
         allowed_from, target = TRANSITIONS[action]
-        stamp = {"start": "started_at", "stop": "stopped_at"}.get(action)
+        stamp = {
+            "start": "started_at",
+            "pause": "paused_at",
+            "stop": "stopped_at",
+            "archive": "archived_at",
+        }.get(action)
         updates = {"status": target, **changes}
         if stamp:
             updates[stamp] = self.clock()
-        self.store.update_experiment(experiment_id, allowed_from=allowed_from, changes=updates)
+        try:
+            self.store.update_experiment(experiment_id, allowed_from=allowed_from, changes=updates)
+        except Conflict as exc:
+            current = str(exc.details.get("status"))
+            possible = [a for a, (froms, _) in TRANSITIONS.items() if current in froms]
+            raise Conflict(
+                f"cannot {action} experiment {experiment_id}: it is {current}. "
+                f"Allowed from {current}: {', '.join(possible) or 'nothing'}",
+                status=current,
+                allowed_transitions=possible,
+            ) from exc
         self._forget(experiment_id)
         return self.store.get_experiment(experiment_id)
+
+    def change_status(self, experiment_id: int, action: str) -> dict[str, Any]:
+        experiment = self.transition(experiment_id, action)
+        past = {
+            "start": "started",
+            "pause": "paused",
+            "resume": "resumed",
+            "stop": "stopped",
+            "archive": "archived",
+        }[action]
+        return {
+            "message": f"Experiment {experiment_id} {past} successfully",
+            "experiment_id": experiment_id,
+            "status": experiment.status,
+        }
+
+    def rebalance(self, experiment_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """New allocations and/or target_percentage; units already assigned keep their
+        variant, only new units follow the new weights."""
+        request = parse(RebalanceIn, body)
+        experiment = self.store.get_experiment(experiment_id)
+        variants = experiment.variants
+        if request.variants is not None:
+            variants = _reallocate(experiment, request.variants)
+        target = request.target_percentage
+        updated = experiment.model_copy(
+            update={
+                "variants": variants,
+                "target_percentage": experiment.target_percentage if target is None else target,
+            }
+        )
+        self.store.rebalance(updated, allowed_from=("draft", "running", "paused"), now=self.clock())
+        self._forget(experiment_id)
+        fresh = self.store.get_experiment(experiment_id)
+        return {
+            "message": f"Experiment {experiment_id} rebalanced",
+            "experiment_id": experiment_id,
+            "target_percentage": fresh.target_percentage,
+            "variants": [
+                {"id": v.id, "name": v.name, "traffic_allocation": v.traffic_allocation}
+                for v in fresh.variants
+            ],
+        }
 
     def start_experiment(self, experiment_id: int) -> dict[str, Any]:
         self.transition(experiment_id, "start")
@@ -147,6 +215,9 @@ class ExperimentService:
     def _variant_for(
         self, experiment: Experiment, unit: str, session_id: str | None
     ) -> tuple[Variant | None, str]:
+        if experiment.promoted and experiment.winner_variant_id is not None:
+            # The guide's "promote winners" step: everyone gets the winner, nothing is stored.
+            return experiment.variant(experiment.winner_variant_id), "winner_promoted"
         if experiment.status not in ACCEPTS_RESULTS:
             return None, "experiment_not_running"
         pinned = experiment.overrides.get(unit)
@@ -275,6 +346,32 @@ class ExperimentService:
             }
         )
 
+    def record_many(self, body: Any) -> dict[str, Any]:
+        """Up to MAX_BATCH results, each validated and recorded on its own."""
+        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+            raise InvalidInput('the body must be {"results": [ ... ]}', field="results")
+        items = body["results"]
+        if not 1 <= len(items) <= MAX_BATCH:
+            raise InvalidInput(
+                f"results must hold 1 to {MAX_BATCH} items, got {len(items)}", field="results"
+            )
+        answers: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            try:
+                answer = self.record(item)
+                code = 201 if answer["recorded"] and not answer.get("duplicate") else 200
+                answers.append({"index": index, "status": code, **answer})
+            except DomainError as exc:
+                answers.append({"index": index, "status": exc.status, **exc.body()})
+        recorded = sum(1 for a in answers if a["status"] == 201)
+        failed = sum(1 for a in answers if a["status"] >= 400)
+        return {
+            "results": answers,
+            "recorded": recorded,
+            "failed": failed,
+            "not_counted": len(answers) - recorded - failed,
+        }
+
     # ------------------------------------------------------------------ plumbing
     def _experiment(self, name: str | None, experiment_id: int | None) -> Experiment:
         """The experiment from this instance's memory, fresh for cache_ttl seconds."""
@@ -304,6 +401,21 @@ class ExperimentService:
         return int.from_bytes(hashlib.sha256(unit.encode()).digest()[:4], "big") % shards
 
 
+def _reallocate(experiment: Experiment, wanted: list[AllocationIn]) -> list[Variant]:
+    by_key = {str(v.id): v for v in experiment.variants} | {v.name: v for v in experiment.variants}
+    shares: dict[int, float] = {}
+    for entry in wanted:
+        variant = by_key.get(str(entry.id) if entry.id is not None else (entry.name or ""))
+        if variant is None:
+            raise InvalidInput(f"unknown variant {entry.id or entry.name!r}", field="variants")
+        shares[variant.id] = entry.traffic_allocation
+    if set(shares) != {v.id for v in experiment.variants}:
+        raise InvalidInput("give a traffic_allocation for every variant", field="variants")
+    if abs(math.fsum(shares.values()) - 100.0) > ALLOCATION_TOLERANCE:
+        raise InvalidInput("traffic_allocation must sum to 100", field="variants")
+    return [v.model_copy(update={"traffic_allocation": shares[v.id]}) for v in experiment.variants]
+
+
 def _normalise_overrides(overrides: dict[str, str]) -> dict[str, str]:
     """Override keys as unit keys: "123" means user 123; "session:abc" stays as it is."""
     return {
@@ -330,4 +442,4 @@ def _listed(item: dict[str, Any]) -> dict[str, Any]:
     return {"id": int(item["experiment_id"]), **{k: item.get(k) for k in keep}}
 
 
-__all__ = ["ExperimentService", "TRANSITIONS", "ValidationError"]
+__all__ = ["ExperimentService", "TRANSITIONS"]

@@ -205,9 +205,24 @@ class Store:
                 allowed_from=list(allowed_from),
             ) from exc
 
-    def replace_variants(self, experiment: Experiment) -> None:
-        """Writes new variant definitions (allocations); ids and names do not change."""
-        items = [
+    def rebalance(self, experiment: Experiment, *, allowed_from: tuple[str, ...], now: str) -> None:
+        """New allocations and target in one transaction, while the status allows it."""
+        statuses = {f":from{i}": s for i, s in enumerate(allowed_from)}
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.experiments,
+                    "Key": dynamo.serialize({"pk": experiment_pk(experiment.id)}),
+                    "UpdateExpression": "SET target_percentage = :t, rebalanced_at = :now",
+                    "ConditionExpression": f"#status IN ({', '.join(statuses)})",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": dynamo.serialize(
+                        {":t": experiment.target_percentage, ":now": now, **statuses}
+                    ),
+                }
+            }
+        ]
+        items += [
             {
                 "Put": {
                     "TableName": self.variants,
@@ -216,7 +231,15 @@ class Store:
             }
             for i, v in enumerate(experiment.variants)
         ]
-        self.client.transact_write_items(TransactItems=items)
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except self.client.exceptions.TransactionCanceledException as exc:
+            current = self.get_experiment(experiment.id)
+            raise Conflict(
+                f"experiment {experiment.id} is {current.status}; a rebalance needs one of: "
+                f"{', '.join(allowed_from)}",
+                status=current.status,
+            ) from exc
 
     # ------------------------------------------------------------------ assignments
     def get_assignment(self, experiment_id: int, unit: str) -> dict[str, Any] | None:

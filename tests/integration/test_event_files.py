@@ -1,0 +1,47 @@
+"""Every handler answers its own events/ file (the events `sam local invoke` uses)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from emulator.events import FakeLambdaContext
+from tests.conftest import guide_experiment, load_event, load_handler
+
+
+def call(name: str, event_name: str | None = None) -> tuple[int, Any]:
+    answer = load_handler(name).handler(load_event(event_name or name), FakeLambdaContext(name))
+    return answer["statusCode"], json.loads(answer["body"])
+
+
+def test_each_handler_answers_its_event_file_in_lifecycle_order(aws: Any) -> None:
+    # Given empty tables, when each event is played in the order a user would
+    # Then each answers as documented
+    status, created = call("create_experiment")
+    assert (status, created["id"]) == (201, 1)
+    assert call("get_experiment")[1]["name"] == guide_experiment()["name"]
+    assert call("rebalance_experiment")[0] == 200
+    assert call("start_experiment")[0] == 200
+    assert call("list_experiments")[1]["count"] == 1
+    assert call("get_variant")[1]["reason"] == "assigned"
+    assert call("record_result")[0] == 201
+    assert call("record_result")[1]["duplicate"] is True  # the same idempotency key
+    assert call("record_results")[1]["recorded"] == 2
+    assert call("analyze_experiment")[1]["current_sample_size"] == 1
+    assert call("experiment_summary")[1]["results_collected"] == 3
+    assert call("pause_experiment")[1]["status"] == "paused"
+    assert call("resume_experiment")[1]["status"] == "running"
+
+    summary = load_handler("scheduled_analysis").handler(
+        load_event("scheduled_analysis"), FakeLambdaContext("scheduled_analysis")
+    )
+    assert (summary["analysed"], summary["failed"]) == (1, 0)
+    report = load_handler("scheduled_analysis").handler(
+        load_event("scheduled_reconciliation"), FakeLambdaContext("scheduled_analysis")
+    )
+    assert report["reconciled"] == 1 and report["with_differences"] == 0
+
+    insights = call("experiment_insights")[1]
+    assert len(insights["insights"]) == 1
+    assert call("stop_experiment")[1]["status"] == "stopped"
+    assert call("archive_experiment")[1]["status"] == "archived"
