@@ -67,7 +67,10 @@ class ExperimentAnalysis:
         )
         return experiment, inp, len(items)
 
-    def analyze(self, experiment_id: int, method: str | None = None) -> dict[str, Any]:
+    def analyze(
+        self, experiment_id: int, method: str | None = None, analyzer: Any = None
+    ) -> dict[str, Any]:
+        """The analysis; ``method`` overrides the experiment's analysis_method."""
         from dataclasses import replace
 
         from ab_testing.stats.analyzer import StatisticalAnalyzer
@@ -75,7 +78,7 @@ class ExperimentAnalysis:
         experiment, inp, _ = self.snapshot(experiment_id)
         if method is not None:
             inp = replace(inp, analysis_method=method)  # type: ignore[arg-type]
-        result: dict[str, Any] = StatisticalAnalyzer().analyze(inp)
+        result: dict[str, Any] = (analyzer or StatisticalAnalyzer()).analyze(inp)
         result["experiment_name"] = experiment.name
         result["status"] = experiment.status
         return result
@@ -161,6 +164,12 @@ class ExperimentAnalysis:
             "experiments": analysed,
             "failures": failed,
         }
+
+    def reconcile(self, experiment_id: int) -> dict[str, Any]:
+        from ab_testing.reconcile import reconcile
+
+        self.store.get_experiment(experiment_id)  # a 404 for an unknown experiment
+        return reconcile(self.store, experiment_id)
 
     def run_reconciliation(self) -> dict[str, Any]:
         """The daily check: running totals against raw results, for every running experiment."""

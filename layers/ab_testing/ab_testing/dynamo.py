@@ -29,12 +29,19 @@ def client(region: str | None = None) -> Any:
     return boto3.client("dynamodb", region_name=region, config=_CONFIG)
 
 
+def plain_decimal(value: Decimal) -> Decimal:
+    """The same number without an exponent (0E-12 -> 0, 1E+2 -> 100, 1.500 -> 1.5)."""
+    return Decimal(format(value.normalize(), "f"))
+
+
 def to_dynamo_value(value: Any) -> Any:
-    """Python values ready for TypeSerializer: floats as exact Decimals."""
+    """Python values ready for TypeSerializer: floats as exact Decimals, no exponents."""
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError("DynamoDB cannot store NaN or Infinity")
-        return Decimal(repr(value))
+        return plain_decimal(Decimal(repr(value)))
+    if isinstance(value, Decimal):
+        return plain_decimal(value)
     if isinstance(value, dict):
         return {k: to_dynamo_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from ab_testing import dynamo
@@ -84,9 +84,12 @@ class Ledger:
                 )
                 return Outcome("recorded", variant_id, write.item)
             except self.client.exceptions.TransactionCanceledException as exc:
-                first = dynamo.cancellation_item(exc, 0)
                 if dynamo.cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
-                    return Outcome("duplicate", variant_id, first or self._result(write))
+                    first = dynamo.cancellation_item(exc, 0) or self._result(write) or {}
+                    # A transport retry of our own committed transaction finds our own item.
+                    mine = first.get("write_token") == write.item.get("write_token")
+                    stored_variant = int(first.get("variant_id", variant_id))
+                    return Outcome("recorded" if mine else "duplicate", stored_variant, first)
             # A concurrent result moved the unit's sums or the extremes: read and try again.
             time.sleep(random.uniform(0, 0.004 * (attempt + 1)))
         raise StoreUnavailable("the result could not be written under contention, please retry")
@@ -129,6 +132,17 @@ class Ledger:
         return assignment, totals
 
     def _items(
+        self,
+        write: ResultWrite,
+        variant_id: int,
+        state: dict[str, Any] | None,
+        totals: dict[str, Any],
+        shard: int,
+    ) -> list[dict[str, Any]]:
+        with localcontext(prec=60):  # exact: inputs have <= 16 digits, results <= 38
+            return self._transaction(write, variant_id, state, totals, shard)
+
+    def _transaction(
         self,
         write: ResultWrite,
         variant_id: int,

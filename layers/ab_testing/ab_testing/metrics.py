@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 from ab_testing.errors import InvalidInput
 from ab_testing.stats.inputs import MetricSpec
@@ -28,8 +28,11 @@ CATALOGUE: dict[str, MetricSpec] = {
     )
 }
 
-# DynamoDB numbers hold 38 significant digits; squares of values beyond this would not fit.
-MAX_ABS_VALUE = 1e15
+# DynamoDB numbers hold 38 significant digits. Values are kept to 6 decimal places and within
+# ±1e9, so a square has at most 30 digits and sums of squares over 10^8 results stay exact.
+MAX_ABS_VALUE = 1e9
+QUANTUM = Decimal("0.000001")
+_EXACT = Context(prec=60)
 
 
 def resolve(name: str, custom: Iterable[MetricSpec] = ()) -> MetricSpec | None:
@@ -61,4 +64,5 @@ def validate_value(spec: MetricSpec, value: object, field: str = "metric_value")
         raise InvalidInput(f"{spec.name} must be >= {spec.lower:g}, got {value}", field=field)
     if spec.upper is not None and number > spec.upper:
         raise InvalidInput(f"{spec.name} must be <= {spec.upper:g}, got {value}", field=field)
-    return value if isinstance(value, Decimal) else Decimal(repr(value))
+    exact = value if isinstance(value, Decimal) else Decimal(repr(value))
+    return exact.quantize(QUANTUM, rounding=ROUND_HALF_EVEN, context=_EXACT)

@@ -295,7 +295,12 @@ class ExperimentService:
         key = request.idempotency_key
         result_id = f"key#{key}" if key else f"auto#{now}#{uuid.uuid4().hex[:16]}"
         occurred = request.occurred_at.isoformat() if request.occurred_at else None
-        extra = {"recorded_at": now, "occurred_at": occurred, "idempotency_key": key}
+        extra = {
+            "recorded_at": now,
+            "occurred_at": occurred,
+            "idempotency_key": key,
+            "write_token": uuid.uuid4().hex,
+        }
         outcome = self.ledger.record(
             ResultWrite(experiment.id, unit, spec.name, value, result_id, extra),
             [v.id for v in experiment.variants],

@@ -255,7 +255,13 @@ class Store:
         shard: int,
         source: str = "hash",
     ) -> tuple[dict[str, Any], bool]:
-        """The first writer wins; a later writer gets the stored assignment back (sticky)."""
+        """The first writer wins; a later writer gets the stored assignment back (sticky).
+
+        A new unit raises its variant's exposure count in the same transaction. A user who
+        inherits their session's variant (source "session_alias") is the same person, so it
+        raises ``aliased_units`` instead and the sample-ratio check counts each person once.
+        """
+        counter = "units_assigned" if source != "session_alias" else "aliased_units"
         item = {
             "experiment_id": experiment_id,
             "unit": unit,
@@ -285,7 +291,7 @@ class Store:
                                     "sk": exposure_sk(variant_id, shard),
                                 }
                             ),
-                            "UpdateExpression": "ADD units_assigned :one SET variant_id = :v",
+                            "UpdateExpression": f"ADD {counter} :one SET variant_id = :v",
                             "ExpressionAttributeValues": dynamo.serialize(
                                 {":one": 1, ":v": variant_id}
                             ),

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Literal
 
 Number = float | int | Decimal
 MetricKind = Literal["binary", "continuous", "count"]
 Direction = Literal["higher", "lower"]
 AnalysisMethod = Literal["fixed_horizon", "sequential"]
+
+# DynamoDB numbers carry up to 38 significant digits; the totals are formed at that precision
+# (Python's default context has 28, which rounds sum(y^2) of values above ~1e13).
+STORE_PRECISION = 38
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,12 @@ class MetricTotals:
     @classmethod
     def from_units(cls, per_unit_values: Iterable[Sequence[Number]]) -> MetricTotals:
         """Batch computation from raw values grouped by unit (tests and reconciliation)."""
+        with localcontext() as ctx:
+            ctx.prec = STORE_PRECISION
+            return cls._from_units(per_unit_values)
+
+    @classmethod
+    def _from_units(cls, per_unit_values: Iterable[Sequence[Number]]) -> MetricTotals:
         results = units = 0
         total = total_sq = unit_sum_sq = unit_count_sq = unit_sum_count = Decimal(0)
         lo: Decimal | None = None
@@ -65,6 +75,11 @@ class MetricTotals:
 
     def __add__(self, other: MetricTotals) -> MetricTotals:
         """Sum of two shards of the same totals."""
+        with localcontext() as ctx:
+            ctx.prec = STORE_PRECISION
+            return self._add(other)
+
+    def _add(self, other: MetricTotals) -> MetricTotals:
         lows = [v for v in (self.min, other.min) if v is not None]
         highs = [v for v in (self.max, other.max) if v is not None]
         return MetricTotals(

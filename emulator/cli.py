@@ -1,0 +1,172 @@
+"""`abtest serve` and `abtest analyze-once`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from emulator.gateway import SCHEDULED_ANALYSIS_PATH
+from emulator.scheduler import to_json
+from emulator.service import Backend, LocalService, Settings
+from emulator.template import REPO_ROOT
+
+log = logging.getLogger("emulator")
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name) or default
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected Name=Value, got {text!r}")
+    return name, value
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--template", default=_env("AB_TEMPLATE"), help=argparse.SUPPRESS)
+    parser.add_argument("--project-root", default=_env("AB_PROJECT_ROOT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--state-file",
+        default=_env("AB_STATE_FILE"),
+        help="JSON file holding the tables' items (default: .local/state.json)",
+    )
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        type=_parameter,
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a template parameter (repeatable), e.g. TablePrefix=dev_",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=_env("AB_LOCAL_API_KEY"),
+        help="require this x-api-key header on every request (env AB_LOCAL_API_KEY)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="abtest", description="Local A/B testing API.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API locally with an embedded DynamoDB")
+    serve.add_argument("--host", default=_env("AB_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(_env("AB_PORT", "8000")))
+    serve.add_argument(
+        "--schedule-interval",
+        type=float,
+        default=float(_env("AB_SCHEDULE_INTERVAL", "300")),
+        help="seconds between scheduled analyses; 0 disables (default 300)",
+    )
+    _common_options(serve)
+
+    once = commands.add_parser("analyze-once", help="run the scheduled analysis once")
+    once.add_argument("--url", default=_env("AB_URL", "http://127.0.0.1:8000"))
+    _common_options(once)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    root = Path(args.project_root) if args.project_root else REPO_ROOT
+    template = Path(args.template) if args.template else root / "template.yaml"
+    return Settings(
+        host=getattr(args, "host", "127.0.0.1"),
+        port=getattr(args, "port", 8000),
+        template=template,
+        project_root=root,
+        state_file=Path(args.state_file) if args.state_file else None,
+        schedule_interval=getattr(args, "schedule_interval", 0.0),
+        api_key=args.api_key or None,
+        parameters=dict(args.parameter),
+    )
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def serve(settings: Settings) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, saving and stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    service = LocalService(settings)
+    service.start()
+    print(f"API:      {service.url}", flush=True)
+    print(f"DynamoDB: {service.dynamo_endpoint}", flush=True)
+    print(f"State:    {settings.state_path}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        service.stop()
+    log.info("state saved to %s", settings.state_path)
+    return 0
+
+
+def _post_to_server(url: str, api_key: str | None) -> str | None:
+    """The server's answer, or None when nothing listens at `url`."""
+    headers = {"x-api-key": api_key} if api_key else {}
+    request = urllib.request.Request(
+        url.rstrip("/") + SCHEDULED_ANALYSIS_PATH, data=b"", method="POST", headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return str(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")
+        raise SystemExit(f"{url} answered {exc.code}: {detail}") from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ConnectionRefusedError):
+            return None
+        raise
+
+
+def analyze_once(settings: Settings, url: str) -> int:
+    answer = _post_to_server(url, settings.api_key)
+    if answer is not None:
+        print(json.dumps(json.loads(answer), indent=2))
+        return 0
+    log.info("no server at %s: running the scheduled analysis against %s", url, settings.state_path)
+    backend = Backend(settings)
+    backend.start()
+    try:
+        result = backend.scheduled_runner().run_once()
+    except Exception:
+        log.exception("the scheduled analysis failed")
+        return 1
+    finally:
+        backend.stop()
+    print(json.dumps(json.loads(to_json(result)), indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging()
+    settings = settings_from(args)
+    if args.command == "serve":
+        return serve(settings)
+    return analyze_once(settings, args.url)

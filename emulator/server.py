@@ -1,0 +1,116 @@
+"""The HTTP side: a ThreadingHTTPServer that hands every request to the Gateway."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from emulator.gateway import Gateway, Request, json_response
+from emulator.lambdas import HttpResponse
+
+log = logging.getLogger("emulator.http")
+
+MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
+NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class ApiHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
+        super().__init__(address, ApiRequestHandler)
+        self.gateway = gateway
+
+
+class ApiRequestHandler(BaseHTTPRequestHandler):
+    server: ApiHTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = "abtest-local"
+
+    def _handle(self) -> None:
+        started = time.perf_counter()
+        response = self._response()
+        self._send(response)
+        elapsed = (time.perf_counter() - started) * 1000
+        log.info("%s %s %d %.1fms", self.command, self.path, response.status, elapsed)
+
+    def _read_body(self) -> bytes | None:
+        """The request body; None when it is larger than API Gateway accepts."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            return None
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _read_chunked(self) -> bytes | None:
+        body = bytearray()
+        while True:
+            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return bytes(body)
+            if len(body) + size > MAX_BODY:
+                return None
+            body += self.rfile.read(size)
+            self.rfile.readline()
+
+    def _response(self) -> HttpResponse:
+        body = self._read_body()
+        if body is None:
+            self.close_connection = True
+            return json_response(413, '{"message":"Request Too Long"}')
+        request = Request(
+            method=self.command,
+            target=self.path,
+            headers=list(self.headers.items()),
+            body=body,
+            source_ip=self.client_address[0],
+        )
+        return self.server.gateway.handle(request)
+
+    def _send(self, response: HttpResponse) -> None:
+        self.send_response(response.status)
+        for name, value in response.headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        body = b"" if response.status in NO_BODY_STATUSES else response.body
+        if response.status not in NO_BODY_STATUSES:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """The one line per request comes from _handle; keep the stdlib's lines quiet."""
+        log.debug(format, *args)
+
+
+class ServerThread:
+    """Serves the API in a background thread until stop()."""
+
+    def __init__(self, host: str, port: int, gateway: Gateway) -> None:
+        self.httpd = ApiHTTPServer((host, port), gateway)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, args=(0.1,), name="api-server", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join()

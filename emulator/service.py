@@ -1,0 +1,145 @@
+"""Wire everything together: embedded DynamoDB + state file, functions, schedule, HTTP API."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emulator.dynamo import (
+    BackgroundSaver,
+    EmbeddedDynamo,
+    StateFile,
+    configure_aws_environment,
+    dynamodb_client,
+)
+from emulator.gateway import Gateway
+from emulator.lambdas import FunctionLoader, add_to_sys_path, apply_environment
+from emulator.scheduler import ScheduledRunner
+from emulator.server import ServerThread
+from emulator.template import (
+    REPO_ROOT,
+    create_tables,
+    function_environment,
+    layer_dirs,
+    load_template,
+    scheduled_functions,
+)
+
+log = logging.getLogger("emulator")
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    template: Path = REPO_ROOT / "template.yaml"
+    project_root: Path = REPO_ROOT
+    state_file: Path | None = None  # None: <project root>/.local/state.json
+    schedule_interval: float = 300.0
+    api_key: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    stage: str = "local"
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_file or Path(self.project_root) / ".local" / "state.json")
+
+
+class Backend:
+    """Embedded DynamoDB with the template's tables, the functions' environment, the state file.
+
+    The environment is in place before any handler module is imported.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.template: dict[str, Any] = load_template(settings.template)
+        self.base_dir = Path(settings.template).resolve().parent
+        self.dynamo = EmbeddedDynamo()
+        self.tables: dict[str, str] = {}
+        self.saver: BackgroundSaver | None = None
+        self.loader = FunctionLoader(self.base_dir)
+
+    @property
+    def endpoint(self) -> str:
+        return self.dynamo.endpoint
+
+    def start(self) -> None:
+        endpoint = self.dynamo.start()
+        configure_aws_environment(endpoint)
+        apply_environment(function_environment(self.template, self.settings.parameters))
+        layers = [self.base_dir / uri for uri in layer_dirs(self.template)]
+        add_to_sys_path([*layers, Path(self.settings.project_root) / "layers" / "ab_testing"])
+        client = dynamodb_client(endpoint)
+        self.tables = create_tables(client, self.template, self.settings.parameters)
+        state = StateFile(self.settings.state_path, client, list(self.tables.values()))
+        loaded = state.load()
+        log.info("loaded %d items from %s", loaded, state.path)
+        self.saver = BackgroundSaver(state)
+        self.saver.start()
+
+    def mark_dirty(self) -> None:
+        if self.saver is not None:
+            self.saver.mark_dirty()
+
+    def scheduled_runner(self) -> ScheduledRunner:
+        functions = scheduled_functions(self.template, self.settings.parameters)
+        return ScheduledRunner(self.loader, self.template, functions, self.mark_dirty)
+
+    def stop(self) -> None:
+        """Save the state one last time, then stop DynamoDB."""
+        if self.saver is not None:
+            self.saver.stop()
+            self.saver = None
+        self.dynamo.stop()
+
+
+class LocalService:
+    """The whole local API: `start()`, then `url` and `dynamo_endpoint`, then `stop()`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.backend = Backend(settings)
+        self.scheduled: ScheduledRunner | None = None
+        self.http: ServerThread | None = None
+
+    @property
+    def url(self) -> str:
+        return self.http.url if self.http else ""
+
+    @property
+    def dynamo_endpoint(self) -> str:
+        return self.backend.endpoint
+
+    def start(self) -> None:
+        self.backend.start()
+        try:
+            self.scheduled = self.backend.scheduled_runner()
+            gateway = Gateway(
+                self.backend.template,
+                self.backend.loader,
+                self.scheduled,
+                api_key=self.settings.api_key,
+                stage=self.settings.stage,
+                on_write=self.backend.mark_dirty,
+            )
+            self.http = ServerThread(self.settings.host, self.settings.port, gateway)
+        except BaseException:
+            self.backend.stop()
+            raise
+        self.http.start()
+        self.scheduled.start(self.settings.schedule_interval)
+
+    def stop(self) -> None:
+        if self.http is not None:
+            self.http.stop()
+        if self.scheduled is not None:
+            self.scheduled.stop()
+        self.backend.stop()
+
+
+def env_default(name: str, default: str) -> str:
+    return os.environ.get(name) or default

@@ -1,0 +1,280 @@
+"""The analyzer: a pure function from sufficient statistics to the JSON-ready analysis answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from . import messages as msg
+from .comparisons import TreatmentResult, compare_treatments, guardrail_checks
+from .decision import Candidate, Decision, DecisionContext, decide
+from .descriptive import summarize
+from .inputs import AnalysisInput, MetricSpec, MetricTotals, VariantInput
+from .power import PowerResult, required_units
+from .report import (
+    comparison_dict,
+    failed_answer,
+    power_dict,
+    srm_dict,
+    stats_dict,
+    to_json_safe,
+)
+from .sequential import optimal_rho
+from .srm import SrmResult, srm_check
+
+__all__ = ["StatisticalAnalyzer", "to_json_safe"]
+
+
+class StatisticalAnalyzer:
+    """Turns an :class:`AnalysisInput` into the analysis answer (see docs/statistics.md).
+
+    ``sequential_t_star`` is the number of units (control + treatment) at which the confidence
+    sequence is tightest; by default twice the experiment's ``min_sample_size``. It is fixed
+    before the data are seen, as the validity of the sequence requires.
+    """
+
+    def __init__(
+        self,
+        *,
+        srm_threshold: float = msg.SRM_THRESHOLD,
+        power: float = msg.DEFAULT_POWER,
+        sequential_t_star: int | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.srm_threshold = srm_threshold
+        self.power = power
+        self.sequential_t_star = sequential_t_star
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    def analyze(self, inp: AnalysisInput) -> dict[str, Any]:
+        """The analysis answer, JSON-ready (no NaN or Infinity); never raises on bad data."""
+        try:
+            answer = _Run(self, inp).answer()
+        except Exception as exc:  # last resort: a well-formed answer rather than a 500
+            answer = self._failed(inp, exc)
+        return to_json_safe(answer)
+
+    def _date(self) -> str:
+        return self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _failed(self, inp: AnalysisInput, exc: Exception) -> dict[str, Any]:
+        return failed_answer(inp, self._date(), exc)
+
+
+class _Run:
+    """One analysis: the intermediate results shared by the steps."""
+
+    def __init__(self, analyzer: StatisticalAnalyzer, inp: AnalysisInput) -> None:
+        self.analyzer = analyzer
+        self.inp = inp
+        self.warnings: list[str] = []
+        conf = inp.confidence_level
+        if not (isinstance(conf, int | float) and 0.0 < conf < 1.0):
+            self.warnings.append(msg.WARN_BAD_CONFIDENCE.format(value=conf))
+            conf = msg.DEFAULT_CONFIDENCE
+        self.confidence = float(conf)
+        self.alpha = 1.0 - self.confidence
+        self.method = inp.analysis_method
+        self.min_sample = max(int(inp.min_sample_size), 0)
+        self.variants: list[VariantInput] = list(inp.variants)
+        self.control, self.treatments = self._split()
+        self.specs = self._specs()
+        self.summaries = {
+            spec.name: {
+                v.variant_id: summarize(v.metrics.get(spec.name) or MetricTotals())
+                for v in self.variants
+            }
+            for spec in self.specs
+        }
+        t_star = analyzer.sequential_t_star or 2 * max(self.min_sample, 1)
+        self.rho = optimal_rho(t_star, self.alpha)
+
+    def _split(self) -> tuple[VariantInput | None, list[VariantInput]]:
+        controls = [v for v in self.variants if v.is_control]
+        if len(controls) > 1:
+            self.warnings.append(
+                msg.WARN_MULTIPLE_CONTROLS.format(variant_id=controls[0].variant_id)
+            )
+        control = controls[0] if controls else None
+        return control, [v for v in self.variants if v is not control]
+
+    def _specs(self) -> list[MetricSpec]:
+        seen = {self.inp.primary_metric.name}
+        specs = [self.inp.primary_metric]
+        for spec in self.inp.secondary_metrics:
+            if spec.name not in seen:
+                seen.add(spec.name)
+                specs.append(spec)
+        return specs
+
+    # --- per metric -------------------------------------------------------------------------
+
+    def _treatment_results(self, spec: MetricSpec) -> list[TreatmentResult]:
+        if self.control is None:
+            return []
+        sums = self.summaries[spec.name]
+        treatments = [(v.variant_id, sums[v.variant_id]) for v in self.treatments]
+        control = sums[self.control.variant_id]
+        return compare_treatments(control, treatments, spec.direction, self.confidence, self.rho)
+
+    def _metric_dict(self, spec: MetricSpec, results: Sequence[TreatmentResult]) -> dict[str, Any]:
+        return {
+            "kind": spec.kind,
+            "direction": spec.direction,
+            "guardrail": spec.guardrail,
+            "variant_stats": {
+                str(vid): stats_dict(s) for vid, s in self.summaries[spec.name].items()
+            },
+            "comparisons": [comparison_dict(r, self.method, self.alpha) for r in results],
+        }
+
+    def _warn_metric(self, spec: MetricSpec, results: Sequence[TreatmentResult]) -> None:
+        for vid, s in self.summaries[spec.name].items():
+            if s.units_missing and s.results > 0:
+                self.warnings.append(
+                    msg.WARN_UNITS_MISSING.format(variant_id=vid, metric=spec.name)
+                )
+        for r in results:
+            code = r.welch.reason
+            if code and code != msg.NO_DATA:
+                detail = msg.REASON_TEXT.get(code, code)
+                self.warnings.append(
+                    msg.WARN_COMPARISON.format(
+                        metric=spec.name, variant_id=r.variant_id, detail=detail
+                    )
+                )
+
+    # --- experiment level -------------------------------------------------------------------
+
+    def _srm(self) -> SrmResult:
+        return srm_check(
+            [v.units_assigned for v in self.variants],
+            [v.traffic_allocation for v in self.variants],
+            self.analyzer.srm_threshold,
+        )
+
+    def _sample_size(self) -> tuple[bool, int, int]:
+        """(sufficient, smallest units, total results) on the primary metric."""
+        sums = self.summaries[self.specs[0].name]
+        units = [sums[v.variant_id].units for v in self.variants]
+        total = sum(sums[v.variant_id].results for v in self.variants)
+        sufficient = bool(units) and self.control is not None and min(units) >= self.min_sample
+        for v in self.variants:
+            if sums[v.variant_id].units < self.min_sample:
+                self.warnings.append(
+                    msg.WARN_SMALL.format(
+                        variant_id=v.variant_id,
+                        units=sums[v.variant_id].units,
+                        metric=self.specs[0].name,
+                        required=self.min_sample,
+                    )
+                )
+        return sufficient, min(units, default=0), total
+
+    def _power(self) -> PowerResult:
+        if self.control is None:
+            return PowerResult(None, msg.NO_CONTROL_DATA)
+        control = self.summaries[self.specs[0].name][self.control.variant_id]
+        res = required_units(
+            control, self.inp.minimum_detectable_effect, self.alpha, self.analyzer.power
+        )
+        if res.reason:
+            detail = msg.REASON_TEXT.get(res.reason, res.reason)
+            self.warnings.append(msg.WARN_POWER.format(detail=detail))
+        return res
+
+    def _decision(
+        self,
+        results: Sequence[TreatmentResult],
+        srm: SrmResult,
+        sample: tuple[bool, int, int],
+        regressions: dict[int, list[str]],
+    ) -> Decision:
+        primary = self.specs[0]
+        sums = self.summaries[primary.name]
+        control = sums[self.control.variant_id] if self.control is not None else None
+        candidates = [
+            Candidate(
+                variant_id=r.variant_id,
+                p_value=r.chosen_p(self.method),
+                difference=r.welch.difference,
+                relative_lift=r.welch.relative_lift,
+                mean=sums[r.variant_id].mean,
+                count=sums[r.variant_id].results,
+                reason=r.welch.reason,
+            )
+            for r in results
+        ]
+        ctx = DecisionContext(
+            metric=primary,
+            confidence_level=self.confidence,
+            control_present=self.control is not None,
+            control_mean=control.mean if control is not None else None,
+            srm=srm,
+            sufficient_sample_size=sample[0],
+            smallest_units=sample[1],
+            min_sample_size=self.min_sample,
+            srm_threshold=self.analyzer.srm_threshold,
+            adjusted=len(results) > 1,
+            has_results=sample[2] > 0,
+            control_reason=control.reason if control is not None else None,
+            guardrail_regressions=regressions,
+        )
+        return (
+            decide(ctx, candidates)
+            if self.variants
+            else Decision(None, None, False, msg.NO_VARIANTS)
+        )
+
+    def answer(self) -> dict[str, Any]:
+        all_results = {spec.name: self._treatment_results(spec) for spec in self.specs}
+        for spec in self.specs:
+            self._warn_metric(spec, all_results[spec.name])
+        srm = self._srm()
+        if srm.flagged:
+            p = msg.format_p(srm.p_value)
+            self.warnings.append(msg.WARN_SRM.format(p=p, threshold=self.analyzer.srm_threshold))
+        sample = self._sample_size()
+        guardrails, regressions = guardrail_checks(
+            self.specs[1:], all_results, self.method, self.alpha
+        )
+        power = self._power()
+        primary = self.specs[0]
+        decision = self._decision(all_results[primary.name], srm, sample, regressions)
+        sums = self.summaries[primary.name]
+        variant_stats = {
+            str(v.variant_id): {
+                **stats_dict(sums[v.variant_id]),
+                "name": v.name,
+                "is_control": v.is_control,
+                "units_assigned": v.units_assigned,
+            }
+            for v in self.variants
+        }
+        ids = [str(v.variant_id) for v in self.variants]
+        return {
+            "experiment_id": self.inp.experiment_id,
+            "analysis_date": self.analyzer._date(),
+            "variant_stats": variant_stats,
+            "p_value": decision.p_value,
+            "is_significant": decision.is_significant,
+            "recommended_winner_id": decision.winner_id,
+            "recommendation_confidence": decision.confidence,
+            "recommendation_reason": decision.reason,
+            "sufficient_sample_size": sample[0],
+            "current_sample_size": sample[2],
+            "required_sample_size": self.inp.min_sample_size,
+            "analysis_method": self.method,
+            "confidence_level": self.confidence,
+            "primary_metric": primary.name,
+            "metrics": {
+                spec.name: self._metric_dict(spec, all_results[spec.name]) for spec in self.specs
+            },
+            "srm": srm_dict(srm, ids, self.analyzer.srm_threshold),
+            "power": power_dict(
+                power, self.inp.minimum_detectable_effect, self.analyzer.power, self.alpha
+            ),
+            "guardrails": guardrails,
+            "warnings": self.warnings,
+        }

@@ -1,0 +1,188 @@
+"""Fixed-horizon comparison of a treatment with the control (Welch's unequal-variance t-test).
+
+The core functions (``welch_satterthwaite_df``, ``welch_test``, ``relative_lift``, ``z_test``)
+are plain arithmetic plus scipy distributions, so they accept floats or numpy arrays; the
+simulations in the test-suite call them on arrays. ``compare`` is the scalar entry point that
+handles degenerate inputs. scipy is imported inside the functions, never at module import.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from .descriptive import Summary
+from .messages import (
+    CONTROL_MEAN_ZERO,
+    NO_CONTROL_DATA,
+    NO_DATA,
+    NUMERIC_OVERFLOW,
+    TOO_FEW_UNITS,
+    ZERO_VARIANCE,
+)
+
+ArrayLike = Any  # a float or a numpy array of floats
+
+
+class WelchResult(NamedTuple):
+    se: ArrayLike
+    df: ArrayLike
+    p_value: ArrayLike
+    ci_low: ArrayLike
+    ci_high: ArrayLike
+    quantile: ArrayLike  # t quantile used for the interval
+
+
+def welch_satterthwaite_df(
+    var_c: ArrayLike, df_c: ArrayLike, var_t: ArrayLike, df_t: ArrayLike
+) -> ArrayLike:
+    """Welch (1947) / Satterthwaite (1946) degrees of freedom.
+
+    nu = (v_c + v_t)^2 / (v_c^2 / df_c + v_t^2 / df_t), with v the variances of the two means and
+    df = units - 1. Written with the weight w = v_c / (v_c + v_t) so that tiny or huge
+    variances neither underflow nor overflow: nu = 1 / (w^2 / df_c + (1 - w)^2 / df_t).
+    """
+    w = var_c / (var_c + var_t)
+    return 1.0 / (w * w / df_c + (1.0 - w) * (1.0 - w) / df_t)
+
+
+def welch_test(
+    diff: ArrayLike,
+    var_c: ArrayLike,
+    df_c: ArrayLike,
+    var_t: ArrayLike,
+    df_t: ArrayLike,
+    confidence_level: float,
+) -> WelchResult:
+    """Two-sided Welch t-test and t interval of ``diff`` = mean_t - mean_c.
+
+    se = sqrt(v_c + v_t); t = diff / se ~ Student t(nu) under H0 (Welch 1947); the p-value is
+    2 * P(T_nu > |t|) and the interval diff +/- t_{nu, (1+c)/2} * se.
+    """
+    from scipy import stats
+
+    se = (var_c + var_t) ** 0.5
+    df = welch_satterthwaite_df(var_c, df_c, var_t, df_t)
+    p_value = 2.0 * stats.t.sf(abs(diff / se), df)
+    q = stats.t.ppf(0.5 + confidence_level / 2.0, df)
+    return WelchResult(se, df, p_value, diff - q * se, diff + q * se, q)
+
+
+def relative_lift(
+    mean_c: ArrayLike, mean_t: ArrayLike, var_c: ArrayLike, var_t: ArrayLike, quantile: ArrayLike
+) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
+    """Relative lift mean_t / mean_c - 1 and its delta-method interval.
+
+    Delta method for a ratio of independent means (e.g. Casella & Berger 2002, sec. 5.5.4):
+    Var(mu_t / mu_c) ~ Var(mu_t) / mu_c^2 + mu_t^2 Var(mu_c) / mu_c^4, so the interval counts
+    the uncertainty of the control mean too.
+    """
+    mc2 = mean_c * mean_c
+    lift = mean_t / mean_c - 1.0
+    var = var_t / mc2 + (mean_t * mean_t) * var_c / (mc2 * mc2)
+    half = quantile * var**0.5
+    return lift, lift - half, lift + half
+
+
+def z_test(diff: ArrayLike, se: ArrayLike, confidence_level: float) -> tuple[Any, Any, Any]:
+    """Large-sample (Wald) z-test and interval: (p_value, ci_low, ci_high).
+
+    p = 2 * (1 - Phi(|diff| / se)), interval diff +/- z_{(1+c)/2} * se. With the unpooled
+    binomial variance p(1 - p) / n per group this is the Wald test of two proportions.
+    """
+    from scipy import stats
+
+    p_value = 2.0 * stats.norm.sf(abs(diff / se))
+    q = stats.norm.ppf(0.5 + confidence_level / 2.0)
+    return p_value, diff - q * se, diff + q * se
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Welch comparison of one treatment with the control on one metric."""
+
+    difference: float | None = None
+    se: float | None = None
+    df: float | None = None
+    p_value: float | None = None
+    ci: tuple[float, float] | None = None
+    relative_lift: float | None = None
+    relative_ci: tuple[float, float] | None = None
+    reason: str | None = None
+
+    @property
+    def tested(self) -> bool:
+        return self.p_value is not None
+
+
+def _finite(*values: float | None) -> bool:
+    return all(v is not None and math.isfinite(v) for v in values)
+
+
+def _untestable_reason(control: Summary, treatment: Summary) -> str | None:
+    if control.mean is None:
+        return NO_CONTROL_DATA if control.reason in (None, NO_DATA) else control.reason
+    if treatment.mean is None:
+        return treatment.reason or NO_DATA
+    if not control.testable:
+        return control.reason or TOO_FEW_UNITS
+    if not treatment.testable:
+        return treatment.reason or TOO_FEW_UNITS
+    return None
+
+
+def _relative(control: Summary, treatment: Summary, quantile: float | None) -> Comparison:
+    """Relative lift with its interval, or the reason it is undefined."""
+    mean_c, mean_t = control.mean, treatment.mean
+    if mean_c is None or mean_t is None:
+        return Comparison()
+    if mean_c == 0:
+        return Comparison(reason=CONTROL_MEAN_ZERO)
+    try:
+        if quantile is None or control.var_mean is None or treatment.var_mean is None:
+            lift = mean_t / mean_c - 1.0
+            return Comparison(relative_lift=lift if math.isfinite(lift) else None)
+        res = relative_lift(mean_c, mean_t, control.var_mean, treatment.var_mean, quantile)
+    except (ZeroDivisionError, OverflowError):  # |control mean| below ~1e-154 or above 1e154
+        return Comparison(reason=NUMERIC_OVERFLOW)
+    lift, lo, hi = (float(x) for x in res)
+    if not _finite(lift):
+        return Comparison(reason=NUMERIC_OVERFLOW)
+    return Comparison(relative_lift=lift, relative_ci=(lo, hi) if _finite(lo, hi) else None)
+
+
+def compare(control: Summary, treatment: Summary, confidence_level: float) -> Comparison:
+    """Welch comparison of ``treatment`` with ``control``; never raises.
+
+    Degenerate data (empty group, fewer than 2 units, no variance, values too large for floats)
+    gives a Comparison with ``reason`` set and the quantities that are still defined.
+    """
+    reason = _untestable_reason(control, treatment)
+    if reason in (NO_DATA, NO_CONTROL_DATA) or control.mean is None or treatment.mean is None:
+        return Comparison(reason=reason)
+    diff = treatment.mean - control.mean
+    if not math.isfinite(diff):
+        return Comparison(reason=NUMERIC_OVERFLOW)
+    rel = _relative(control, treatment, None)
+    partial = Comparison(difference=diff, relative_lift=rel.relative_lift, reason=reason)
+    if reason is not None or control.var_mean is None or treatment.var_mean is None:
+        return partial
+    var_c, var_t = control.var_mean, treatment.var_mean
+    if var_c + var_t <= 0:
+        return Comparison(difference=diff, relative_lift=rel.relative_lift, reason=ZERO_VARIANCE)
+    res = welch_test(diff, var_c, control.df_basis, var_t, treatment.df_basis, confidence_level)
+    se, df, p, lo, hi, q = (float(x) for x in res)
+    if not _finite(se, df, p, lo, hi, q):
+        return Comparison(difference=diff, relative_lift=rel.relative_lift, reason=NUMERIC_OVERFLOW)
+    rel = _relative(control, treatment, q)
+    return Comparison(
+        difference=diff,
+        se=se,
+        df=df,
+        p_value=min(max(p, 0.0), 1.0),
+        ci=(lo, hi),
+        relative_lift=rel.relative_lift,
+        relative_ci=rel.relative_ci,
+        reason=rel.reason,
+    )

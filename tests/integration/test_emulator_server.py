@@ -1,0 +1,381 @@
+"""The local API for real: HTTP server, embedded DynamoDB, state file, schedule and CLI.
+
+Each test uses a fake project under tmp_path: a tiny template, a fake layer and fake handlers.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator.cli import main
+from emulator.service import LocalService, Settings
+from emulator.template import REPO_ROOT
+
+TEMPLATE = """
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  TablePrefix:
+    Type: String
+    Default: "fake_"
+Globals:
+  Function:
+    Handler: app.handler
+    Timeout: 5
+    Environment:
+      Variables:
+        ITEMS_TABLE: !Ref ItemsTable
+        GREETING: !Sub "hello-${AWS::Region}"
+Resources:
+  SharedLayer:
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      ContentUri: layers/shared/
+  Api:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: test
+      GatewayResponses:
+        MISSING_AUTHENTICATION_TOKEN:
+          StatusCode: "404"
+          ResponseTemplates:
+            application/json: '{"error": "not_found"}'
+  EchoFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/echo/
+      Layers: [!Ref SharedLayer]
+      Events:
+        Put:
+          Type: Api
+          Properties: {RestApiId: !Ref Api, Path: /items, Method: POST}
+        Get:
+          Type: Api
+          Properties: {RestApiId: !Ref Api, Path: "/items/{id}", Method: GET}
+  AnalysisFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/analysis/
+      Events:
+        Nightly:
+          Type: Schedule
+          Properties: {Schedule: rate(1 day)}
+  ItemsTable:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      TableName: !Sub "${TablePrefix}items"
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions:
+        - {AttributeName: pk, AttributeType: S}
+      KeySchema:
+        - {AttributeName: pk, KeyType: HASH}
+"""
+
+LAYER = """
+def layer_tag():
+    return "from-the-layer"
+"""
+
+ECHO = """
+import json
+import os
+
+import boto3
+from emulator_fake_layer import layer_tag
+
+_db = boto3.client("dynamodb")
+
+
+def handler(event, context):
+    table = os.environ["ITEMS_TABLE"]
+    if event["httpMethod"] == "POST":
+        item = json.loads(event["body"])
+        _db.put_item(TableName=table, Item={"pk": {"S": item["id"]}, "v": {"S": item["v"]}})
+        return {"statusCode": 201, "body": json.dumps({"stored": item["id"]})}
+    key = {"pk": {"S": event["pathParameters"]["id"]}}
+    found = _db.get_item(TableName=table, Key=key).get("Item")
+    body = {
+        "event": event,
+        "item": found,
+        "layer": layer_tag(),
+        "greeting": os.environ["GREETING"],
+        "function": context.function_name,
+    }
+    return {"statusCode": 200 if found else 404, "body": json.dumps(body)}
+"""
+
+ANALYSIS = """
+import os
+
+import boto3
+
+_db = boto3.client("dynamodb")
+
+
+def handler(event, context):
+    table = os.environ["ITEMS_TABLE"]
+    count = _db.scan(TableName=table, Select="COUNT")["Count"]
+    _db.put_item(TableName=table, Item={"pk": {"S": "analysis"}, "v": {"S": str(count)}})
+    return {"items_seen": count, "source": event["source"]}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    files = {
+        "template.yaml": TEMPLATE,
+        "layers/shared/emulator_fake_layer.py": LAYER,
+        "functions/echo/app.py": ECHO,
+        "functions/analysis/app.py": ANALYSIS,
+    }
+    for relative, text in files.items():
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def isolated_process_state() -> Iterator[None]:
+    """The emulator sets os.environ and sys.path for its handlers: undo that after each test."""
+    environ, path = dict(os.environ), list(sys.path)
+    modules = set(sys.modules)
+    yield
+    os.environ.clear()
+    os.environ.update(environ)
+    sys.path[:] = path
+    for name in set(sys.modules) - modules:
+        if name.startswith(("abtest_fn_", "emulator_fake_layer")):
+            del sys.modules[name]
+
+
+def settings_for(project: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "port": 0,
+        "template": project / "template.yaml",
+        "project_root": project,
+        "state_file": project / "state" / "state.json",
+        "schedule_interval": 0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def call(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw, status, got = response.read(), response.status, dict(response.headers)
+    except urllib.error.HTTPError as error:
+        raw, status, got = error.read(), error.code, dict(error.headers)
+    return status, got, json.loads(raw) if raw else None
+
+
+@pytest.fixture
+def service(project: Path) -> Iterator[LocalService]:
+    running = LocalService(settings_for(project))
+    running.start()
+    yield running
+    running.stop()
+
+
+def test_http_round_trip_through_a_handler(service: LocalService) -> None:
+    # Given the local API running the fake project
+    # When an item is created, then read back with a query string and a trailing slash
+    created = call("POST", f"{service.url}/items", {"id": "a b", "v": "42"})
+    status, headers, body = call("GET", f"{service.url}/items/a%20b/?x=1&x=2")
+    # Then the handler wrote to and read from the embedded table
+    assert created[0] == 201 and created[2] == {"stored": "a b"}
+    assert status == 200
+    assert body["item"] == {"pk": {"S": "a b"}, "v": {"S": "42"}}
+    # And it got an API Gateway event, its layer and its environment
+    event = body["event"]
+    assert event["resource"] == "/items/{id}"
+    assert event["path"] == "/items/a%20b/"
+    assert event["pathParameters"] == {"id": "a b"}
+    assert event["multiValueQueryStringParameters"] == {"x": ["1", "2"]}
+    assert event["requestContext"]["path"] == "/local/items/a%20b/"
+    assert body["layer"] == "from-the-layer"
+    assert body["greeting"] == "hello-us-east-1"
+    assert body["function"] == "EchoFunction"
+    assert headers["Content-Type"] == "application/json"
+
+
+def test_unknown_route_gets_the_templates_gateway_response(service: LocalService) -> None:
+    # Given the running API / When an unknown route and an undefined method are requested
+    unknown = call("GET", f"{service.url}/nothing/here")
+    wrong_method = call("DELETE", f"{service.url}/items/1")
+    # Then both get the template's MISSING_AUTHENTICATION_TOKEN response
+    assert unknown[0] == wrong_method[0] == 404
+    assert unknown[2] == {"error": "not_found"}
+
+
+def test_chunked_body_and_head_request(service: LocalService) -> None:
+    # Given the running API and a raw HTTP/1.1 connection
+    host, port = service.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        # When an item is sent with a chunked body, then HEAD asks for it on the same connection
+        chunks = iter([b'{"id": "chunk', b'ed", "v": "ok"}'])
+        connection.request("POST", "/items", body=chunks, encode_chunked=True)
+        posted = connection.getresponse()
+        posted_body = json.loads(posted.read())
+        connection.request("HEAD", "/items/chunked")
+        head = connection.getresponse()
+        head_body = head.read()
+    finally:
+        connection.close()
+    # Then the whole body reached the handler, and HEAD answered like GET without a body
+    assert (posted.status, posted_body) == (201, {"stored": "chunked"})
+    assert head.status == 200
+    assert head_body == b""
+    assert int(head.headers["Content-Length"]) > 0
+
+
+def test_state_survives_a_restart(project: Path) -> None:
+    # Given a running API with an item written
+    first = LocalService(settings_for(project))
+    first.start()
+    try:
+        assert call("POST", f"{first.url}/items", {"id": "keep", "v": "me"})[0] == 201
+        # When the background saver has had time to run
+        state_file = project / "state" / "state.json"
+        deadline = time.monotonic() + 10
+        while "keep" not in (state_file.read_text() if state_file.exists() else ""):
+            assert time.monotonic() < deadline, "the saver never wrote the item"
+            time.sleep(0.1)
+    finally:
+        first.stop()
+    # When a new server starts on the same state file
+    second = LocalService(settings_for(project))
+    second.start()
+    try:
+        status, _, body = call("GET", f"{second.url}/items/keep")
+    finally:
+        second.stop()
+    # Then the item is there again
+    assert status == 200
+    assert body["item"]["v"] == {"S": "me"}
+
+
+def test_scheduled_analysis_route_and_timer(project: Path) -> None:
+    # Given an API whose schedule runs every 0.3 s
+    running = LocalService(settings_for(project, schedule_interval=0.3))
+    running.start()
+    try:
+        # When the internal route is called
+        status, _, result = call("POST", f"{running.url}/_local/scheduled-analysis")
+        # Then the handler's return value comes back
+        assert status == 200
+        assert result["source"] == "aws.events"
+        # And the timer runs it too (it writes an "analysis" item)
+        deadline = time.monotonic() + 10
+        while call("GET", f"{running.url}/items/analysis")[0] != 200:
+            assert time.monotonic() < deadline, "the scheduled handler never ran"
+            time.sleep(0.1)
+    finally:
+        running.stop()
+
+
+def test_local_api_key(project: Path) -> None:
+    # Given an API started with a local API key
+    running = LocalService(settings_for(project, api_key="k3y"))
+    running.start()
+    try:
+        # When requests come without and with the key
+        without = call("GET", f"{running.url}/items/x")
+        with_key = call("GET", f"{running.url}/items/x", headers={"x-api-key": "k3y"})
+    finally:
+        running.stop()
+    # Then only the one with the key reaches the handler
+    assert without[0] == 403 and without[2] == {"message": "Forbidden"}
+    assert with_key[0] == 404 and with_key[2]["item"] is None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_analyze_once_with_and_without_a_server(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a state file with two items, saved by a server that has stopped
+    options = ["--template", str(project / "template.yaml"), "--project-root", str(project)]
+    options += ["--state-file", str(project / "state" / "state.json")]
+    running = LocalService(settings_for(project))
+    running.start()
+    call("POST", f"{running.url}/items", {"id": "1", "v": "a"})
+    call("POST", f"{running.url}/items", {"id": "2", "v": "b"})
+    # When analyze-once asks the running server
+    assert main(["analyze-once", "--url", running.url, *options]) == 0
+    via_server = json.loads(capsys.readouterr().out)
+    running.stop()
+    # And when it runs with nothing listening
+    assert main(["analyze-once", "--url", f"http://127.0.0.1:{free_port()}", *options]) == 0
+    embedded = json.loads(capsys.readouterr().out)
+    # Then both ran the scheduled handler on the saved items
+    assert via_server == {"items_seen": 2, "source": "aws.events"}
+    assert embedded == {"items_seen": 3, "source": "aws.events"}  # 2 items + the first analysis
+
+
+def read_lines(stream: Any, lines: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.put(line)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_serve_subprocess_saves_and_exits_cleanly_on_signal(project: Path, signum: int) -> None:
+    # Given `python -m emulator serve` running the fake project in a subprocess
+    state_file = project / "state" / "state.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "serve", "--port", "0", "--schedule-interval", "0"]
+        + ["--template", str(project / "template.yaml"), "--project-root", str(project)]
+        + ["--state-file", str(state_file)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stdout is not None
+    threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True).start()
+    try:
+        first = lines.get(timeout=60)
+        assert first.startswith("API:"), first
+        api = first.split()[1]
+        assert call("POST", f"{api}/items", {"id": "sig", "v": "nal"})[0] == 201
+        # When the signal arrives
+        process.send_signal(signum)
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    # Then the process exits with 0 and the state file holds the item
+    assert code == 0
+    saved = json.loads(state_file.read_text())
+    assert saved["tables"]["fake_items"][0]["pk"] == {"S": "sig"}

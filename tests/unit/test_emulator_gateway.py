@@ -1,0 +1,221 @@
+"""The gateway between HTTP and handlers, with fake functions and no network."""
+
+from __future__ import annotations
+
+import base64
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator.gateway import Gateway, Request
+from emulator.lambdas import FunctionLoader
+from emulator.scheduler import ScheduledRunner
+from emulator.template import scheduled_functions
+
+ECHO = """
+import json
+
+def handler(event, context):
+    return {
+        "statusCode": 200,
+        "headers": {"X-Function": context.function_name},
+        "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]},
+        "body": json.dumps(event),
+    }
+"""
+
+BROKEN = """
+def handler(event, context):
+    raise RuntimeError("boom")
+"""
+
+BINARY = """
+import base64
+
+def handler(event, context):
+    return {"statusCode": 201, "headers": {"Content-Type": "image/png"},
+            "body": base64.b64encode(b"\\x89PNG").decode(), "isBase64Encoded": True}
+"""
+
+SCHEDULED = """
+def handler(event, context):
+    return {"detail_type": event["detail-type"], "analysed": 3}
+"""
+
+
+def make_template(with_gateway_response: bool) -> dict[str, Any]:
+    def function(code: str, path: str | None, method: str = "GET") -> dict[str, Any]:
+        events: dict[str, Any] = {}
+        if path is not None:
+            events["E"] = {"Type": "Api", "Properties": {"Path": path, "Method": method}}
+        return {
+            "Type": "AWS::Serverless::Function",
+            "Properties": {"CodeUri": f"functions/{code}/", "Events": events},
+        }
+
+    resources: dict[str, Any] = {
+        "Echo": function("echo", "/items/{id}"),
+        "EchoPost": function("echo", "/items/{id}", "POST"),
+        "Special": function("echo", "/items/special"),
+        "Broken": function("broken", "/broken"),
+        "Binary": function("binary", "/binary"),
+        "Analysis": {
+            "Type": "AWS::Serverless::Function",
+            "Properties": {
+                "CodeUri": "functions/scheduled/",
+                "Events": {"S": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 hour)"}}},
+            },
+        },
+    }
+    if with_gateway_response:
+        resources["Api"] = {
+            "Type": "AWS::Serverless::Api",
+            "Properties": {
+                "GatewayResponses": {
+                    "MISSING_AUTHENTICATION_TOKEN": {
+                        "StatusCode": "404",
+                        "ResponseTemplates": {"application/json": '{"error": "not_found"}'},
+                    }
+                }
+            },
+        }
+    return {"Globals": {"Function": {"Handler": "app.handler"}}, "Resources": resources}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for name, code in {
+        "echo": ECHO,
+        "broken": BROKEN,
+        "binary": BINARY,
+        "scheduled": SCHEDULED,
+    }.items():
+        directory = tmp_path / "functions" / name
+        directory.mkdir(parents=True)
+        (directory / "app.py").write_text(textwrap.dedent(code), encoding="utf-8")
+    return tmp_path
+
+
+def make_gateway(project: Path, *, gateway_response: bool = True, **kwargs: Any) -> Gateway:
+    template = make_template(gateway_response)
+    loader = FunctionLoader(project)
+    runner = ScheduledRunner(loader, template, scheduled_functions(template))
+    return Gateway(template, loader, runner, **kwargs)
+
+
+def body_of(response: Any) -> Any:
+    return json.loads(response.body)
+
+
+def test_request_reaches_the_handler_as_a_proxy_event(project: Path) -> None:
+    # Given a gateway in front of an echo function
+    gateway = make_gateway(project)
+    # When a GET with a query string and an encoded id is sent
+    response = gateway.handle(
+        Request("GET", "/items/a%20b/?x=1&x=2", headers=[("Host", "localhost")])
+    )
+    # Then the handler got the event API Gateway would send, and its response comes back
+    assert response.status == 200
+    event = body_of(response)
+    assert event["resource"] == "/items/{id}"
+    assert event["path"] == "/items/a%20b/"
+    assert event["pathParameters"] == {"id": "a b"}
+    assert event["multiValueQueryStringParameters"] == {"x": ["1", "2"]}
+    headers = response.headers
+    assert ("X-Function", "Echo") in headers
+    assert ("Set-Cookie", "a=1") in headers and ("Set-Cookie", "b=2") in headers
+    assert any(name == "x-amzn-RequestId" for name, _ in headers)
+
+
+def test_static_route_wins_and_bodies_pass_through(project: Path) -> None:
+    # Given the gateway / When the static resource and a POST with a body are requested
+    special = make_gateway(project).handle(Request("GET", "/items/special"))
+    posted = make_gateway(project).handle(Request("POST", "/items/7", body=b'{"a": 1}'))
+    # Then the static route answered, and the body arrived as text
+    assert body_of(special)["resource"] == "/items/special"
+    assert body_of(posted)["body"] == '{"a": 1}'
+    assert body_of(posted)["isBase64Encoded"] is False
+
+
+def test_unknown_route_uses_the_templates_gateway_response(project: Path) -> None:
+    # Given a template with a MISSING_AUTHENTICATION_TOKEN response
+    gateway = make_gateway(project)
+    # When an unknown path and an undefined method are requested
+    unknown = gateway.handle(Request("GET", "/nowhere"))
+    wrong_method = gateway.handle(Request("DELETE", "/items/1"))
+    # Then both get the template's status and body
+    for response in (unknown, wrong_method):
+        assert response.status == 404
+        assert body_of(response) == {"error": "not_found"}
+
+
+def test_unknown_route_without_gateway_response_is_api_gateways_403(project: Path) -> None:
+    # Given a template without gateway responses / When an unknown path is requested
+    response = make_gateway(project, gateway_response=False).handle(Request("GET", "/nowhere"))
+    # Then API Gateway's own answer comes back
+    assert response.status == 403
+    assert response.body == b'{"message":"Missing Authentication Token"}'
+
+
+def test_handler_exception_is_a_502(project: Path) -> None:
+    # Given a function that raises / When it is called
+    response = make_gateway(project).handle(Request("GET", "/broken"))
+    # Then the client sees API Gateway's 502
+    assert response.status == 502
+    assert body_of(response) == {"message": "Internal server error"}
+
+
+def test_base64_response_is_decoded(project: Path) -> None:
+    # Given a function answering a base64-encoded body / When it is called
+    response = make_gateway(project).handle(Request("GET", "/binary"))
+    # Then the client gets the raw bytes
+    assert response.status == 201
+    assert response.body == base64.b64decode(base64.b64encode(b"\x89PNG"))
+    assert ("Content-Type", "image/png") in response.headers
+
+
+def test_api_key_is_required_when_configured(project: Path) -> None:
+    # Given a gateway with a local API key
+    gateway = make_gateway(project, api_key="s3cret")
+    # When requests come without, with a wrong and with the right x-api-key
+    missing = gateway.handle(Request("GET", "/items/1"))
+    wrong = gateway.handle(Request("GET", "/items/1", headers=[("X-Api-Key", "nope")]))
+    right = gateway.handle(Request("GET", "/items/1", headers=[("x-api-key", "s3cret")]))
+    # Then only the right key gets through
+    assert (missing.status, body_of(missing)) == (403, {"message": "Forbidden"})
+    assert wrong.status == 403
+    assert right.status == 200
+
+
+def test_head_and_options(project: Path) -> None:
+    # Given the gateway / When HEAD and OPTIONS are sent to a GET+POST resource
+    gateway = make_gateway(project)
+    head = gateway.handle(Request("HEAD", "/items/1"))
+    options = gateway.handle(Request("OPTIONS", "/items/1"))
+    # Then HEAD is answered by the GET route and OPTIONS lists the methods
+    assert head.status == 200
+    assert options.status == 204
+    assert ("Allow", "GET, POST, OPTIONS") in options.headers
+    assert gateway.handle(Request("OPTIONS", "/nowhere")).status == 404
+
+
+def test_writes_are_reported_and_reads_are_not(project: Path) -> None:
+    # Given a gateway counting the write notifications
+    writes: list[str] = []
+    gateway = make_gateway(project, on_write=lambda: writes.append("w"))
+    # When a GET then a POST are served
+    gateway.handle(Request("GET", "/items/1"))
+    gateway.handle(Request("POST", "/items/1", body=b"{}"))
+    # Then only the POST counted
+    assert writes == ["w"]
+
+
+def test_internal_route_runs_the_scheduled_function(project: Path) -> None:
+    # Given the gateway / When the internal scheduled-analysis route is called
+    response = make_gateway(project).handle(Request("POST", "/_local/scheduled-analysis"))
+    # Then the handler's return value comes back as JSON
+    assert response.status == 200
+    assert body_of(response) == {"detail_type": "Scheduled Event", "analysed": 3}
