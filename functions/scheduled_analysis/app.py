@@ -1,20 +1,22 @@
-"""EventBridge schedules — analyse every running experiment and write ab_insights; with
-``{"reconcile": true}`` (the daily rule), check running totals against raw results."""
+"""EventBridge schedules — analyse every running experiment, write ab_insights, emit metrics,
+apply auto-stop; with ``{"reconcile": true}`` (the daily rule), check running totals."""
 
 from typing import Any
 
 from ab_testing.observability import logger
 from ab_testing.runtime import analysis
+from ab_testing.scheduled import ScheduledAnalysis
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    job = ScheduledAnalysis(analysis())
     if (event or {}).get("reconcile"):
-        report = analysis().run_reconciliation()
+        report = job.reconcile_all()
         logger.info(
             "reconciliation done", extra={k: report[k] for k in ("reconciled", "with_differences")}
         )
         return report
-    summary = analysis().run_scheduled()
+    summary = job.run()
     logger.info(
         "scheduled analysis done", extra={k: summary[k] for k in ("analysed", "failed", "skipped")}
     )

@@ -13,10 +13,8 @@ from typing import Any
 
 from ab_testing.dynamo import plain
 from ab_testing.errors import InvalidInput
-from ab_testing.http import json_safe
 from ab_testing.ledger import totals_from_item
 from ab_testing.models import Experiment
-from ab_testing.observability import logger
 from ab_testing.service import ExperimentService
 from ab_testing.stats.inputs import AnalysisInput, MetricTotals, VariantInput
 
@@ -107,28 +105,13 @@ class ExperimentAnalysis:
             "status": experiment.status,
             "experiment_type": experiment.experiment_type,
             "primary_metric": experiment.primary_metric,
-            "days_running": _days_running(experiment, self.service.clock()),
+            "days_running": days_running(experiment, self.service.clock()),
             "users_assigned": sum(v["units_assigned"] for v in variants),
             "results_collected": sum(v["results_collected"] for v in variants),
             "variants": variants,
             "winner_variant_id": experiment.winner_variant_id,
             "latest_insight": _headline(latest[0]) if latest else None,
         }
-
-    def write_insight(self, experiment_id: int) -> dict[str, Any]:
-        """Analyses with the sequential method (safe to look at every hour) and stores it."""
-        result = self.analyze(experiment_id, method="sequential")
-        analysed_at = self.service.clock()
-        summary = headline(result)
-        self.store.put_insight(
-            experiment_id,
-            analysed_at,
-            {
-                **summary,
-                "analysis_json": json.dumps(json_safe(result), separators=(",", ":")),
-            },
-        )
-        return {"experiment_id": experiment_id, "analysed_at": analysed_at, **summary}
 
     def insights(
         self, experiment_id: int, *, limit: str | None = None, cursor: str | None = None
@@ -143,49 +126,11 @@ class ExperimentAnalysis:
             insights.append(entry)
         return {"experiment_id": experiment_id, "insights": insights, "next_cursor": next_cursor}
 
-    def run_scheduled(self) -> dict[str, Any]:
-        """Every running experiment, one at a time: a failure is logged and never stops
-        the others."""
-        analysed: list[dict[str, Any]] = []
-        failed: list[dict[str, Any]] = []
-        for listed in self.store.list_experiments("running", None):
-            experiment_id = int(listed["experiment_id"])
-            try:
-                analysed.append(self.write_insight(experiment_id))
-            except Exception as exc:  # one broken experiment must not stop the run
-                logger.exception(
-                    "scheduled analysis failed", extra={"experiment_id": experiment_id}
-                )
-                failed.append({"experiment_id": experiment_id, "error": str(exc)})
-        return {
-            "analysed": len(analysed),
-            "failed": len(failed),
-            "skipped": 0,
-            "experiments": analysed,
-            "failures": failed,
-        }
-
     def reconcile(self, experiment_id: int) -> dict[str, Any]:
         from ab_testing.reconcile import reconcile
 
         self.store.get_experiment(experiment_id)  # a 404 for an unknown experiment
         return reconcile(self.store, experiment_id)
-
-    def run_reconciliation(self) -> dict[str, Any]:
-        """The daily check: running totals against raw results, for every running experiment."""
-        from ab_testing.reconcile import reconcile
-
-        reports = []
-        for listed in self.store.list_experiments("running", None):
-            report = reconcile(self.store, int(listed["experiment_id"]))
-            if not report["clean"]:
-                logger.error("running totals differ from raw results", extra=report)
-            reports.append(report)
-        return {
-            "reconciled": len(reports),
-            "with_differences": sum(1 for r in reports if not r["clean"]),
-            "reports": reports,
-        }
 
     def stop(
         self, experiment_id: int, declare_winner: bool = False, promote: bool = False
@@ -220,7 +165,7 @@ def _page_size(raw: str) -> int:
     return int(raw)
 
 
-def _days_running(experiment: Experiment, now: str) -> float | None:
+def days_running(experiment: Experiment, now: str) -> float | None:
     if experiment.started_at is None:
         return None
     end = experiment.stopped_at or now
@@ -243,24 +188,3 @@ def _headline(item: dict[str, Any]) -> dict[str, Any]:
         "srm_flagged",
     )
     return {k: plain(item.get(k)) for k in keep}
-
-
-def headline(result: dict[str, Any]) -> dict[str, Any]:
-    """The few figures worth following over time, taken from a full analysis."""
-    lift = None
-    primary = result.get("metrics", {}).get(result.get("primary_metric", ""), {})
-    comparisons = primary.get("comparisons") or []
-    winner = result.get("recommended_winner_id")
-    chosen = next((c for c in comparisons if c.get("variant_id") == winner), None) or (
-        comparisons[0] if comparisons else None
-    )
-    if chosen is not None:
-        lift = chosen.get("relative_lift")
-    return {
-        "p_value": result.get("p_value"),
-        "is_significant": result.get("is_significant"),
-        "relative_lift": lift,
-        "recommended_winner_id": winner,
-        "recommendation_reason": result.get("recommendation_reason"),
-        "srm_flagged": (result.get("srm") or {}).get("flagged"),
-    }

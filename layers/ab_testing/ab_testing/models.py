@@ -79,7 +79,18 @@ class ExperimentIn(_Strict):
     confidence_level: float = Field(0.95, gt=0, lt=1, allow_inf_nan=False)
     minimum_detectable_effect: float = Field(0.10, gt=0, le=10, allow_inf_nan=False)
     analysis_method: AnalysisMethod = "fixed_horizon"
+    auto_stop: bool = False
+    min_duration_days: float = Field(7.0, ge=0, le=3650, allow_inf_nan=False)
+    max_duration_days: float | None = Field(None, gt=0, le=3650, allow_inf_nan=False)
     overrides: dict[UnitId, Name] = Field(default_factory=dict, max_length=1000)
+
+    @field_validator("max_duration_days")
+    @classmethod
+    def _max_after_min(cls, value: float | None, info: ValidationInfo) -> float | None:
+        least = info.data.get("min_duration_days", 0)
+        if value is not None and value < least:
+            raise ValueError(f"must be at least min_duration_days ({least:g})")
+        return value
 
     @field_validator("metrics")
     @classmethod
@@ -181,6 +192,9 @@ class Experiment(BaseModel):
     confidence_level: float = 0.95
     minimum_detectable_effect: float = 0.10
     analysis_method: AnalysisMethod = "fixed_horizon"
+    auto_stop: bool = False
+    min_duration_days: float = 7.0
+    max_duration_days: float | None = None
     overrides: dict[str, str] = Field(default_factory=dict)
     salt: str
     created_at: str
@@ -192,6 +206,7 @@ class Experiment(BaseModel):
     winner_variant_id: int | None = None
     winner_reason: str | None = None
     promoted: bool = False
+    stop_reason: str | None = None
 
     def metric_spec(self, name: str) -> MetricSpec | None:
         if name != self.primary_metric and name not in self.secondary_metrics:
