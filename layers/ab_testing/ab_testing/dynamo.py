@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 
-_serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 # Standard retry mode backs off on throttling; the service adds its own loop for contention.
@@ -29,32 +27,52 @@ def client(region: str | None = None) -> Any:
     return boto3.client("dynamodb", region_name=region, config=_CONFIG)
 
 
-def plain_decimal(value: Decimal) -> Decimal:
-    """The same number without an exponent (0E-12 -> 0, 1E+2 -> 100, 1.500 -> 1.5)."""
-    return Decimal(format(value.normalize(), "f"))
+MAX_DIGITS = 38  # DynamoDB's precision
 
 
-def to_dynamo_value(value: Any) -> Any:
-    """Python values ready for TypeSerializer: floats as exact Decimals, no exponents."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError("DynamoDB cannot store NaN or Infinity")
-        return plain_decimal(Decimal(repr(value)))
-    if isinstance(value, Decimal):
-        return plain_decimal(value)
+def number_text(value: int | float | Decimal) -> str:
+    """A number as DynamoDB text: exact, never in exponent form (9E-8 -> 0.00000009).
+
+    boto3's serializer writes str(Decimal), which switches to exponent form for small and
+    large values; DynamoDB Local and moto then fail arithmetic on them, so numbers are
+    written here in plain positional form.
+    """
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a number")
+    if isinstance(value, int):
+        return str(value)
+    number = Decimal(repr(value)) if isinstance(value, float) else value
+    if not number.is_finite():
+        raise ValueError("DynamoDB cannot store NaN or Infinity")
+    number = number.normalize()
+    if len(number.as_tuple().digits) > MAX_DIGITS:
+        raise ValueError(f"{value} has more than {MAX_DIGITS} significant digits")
+    text = format(number, "f")
+    return text if text not in ("-0",) else "0"
+
+
+def serialize_value(value: Any) -> dict[str, Any]:
+    """One Python value as DynamoDB JSON."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float | Decimal):
+        return {"N": number_text(value)}
+    if isinstance(value, str):
+        return {"S": value}
     if isinstance(value, dict):
-        return {k: to_dynamo_value(v) for k, v in value.items()}
+        return {"M": {str(k): serialize_value(v) for k, v in value.items()}}
     if isinstance(value, list | tuple):
-        return [to_dynamo_value(v) for v in value]
-    return value
+        return {"L": [serialize_value(v) for v in value]}
+    if isinstance(value, bytes):
+        return {"B": value}
+    raise TypeError(f"cannot store a {type(value).__name__} in DynamoDB")
 
 
 def serialize(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(to_dynamo_value(v)) for k, v in item.items() if v is not None}
-
-
-def serialize_value(value: Any) -> Any:
-    return _serializer.serialize(to_dynamo_value(value))
+    """An item as DynamoDB JSON; attributes set to None are left out."""
+    return {k: serialize_value(v) for k, v in item.items() if v is not None}
 
 
 def deserialize(item: dict[str, Any]) -> dict[str, Any]:

@@ -10,15 +10,13 @@ import hashlib
 import math
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from ab_testing import assignment
-from ab_testing.errors import Conflict, DomainError, InvalidInput
-from ab_testing.ledger import Ledger, ResultWrite
-from ab_testing.metrics import validate_value
+from ab_testing.errors import Conflict, InvalidInput
+from ab_testing.ledger import Ledger
 from ab_testing.models import (
     ALLOCATION_TOLERANCE,
     AllocationIn,
@@ -26,9 +24,9 @@ from ab_testing.models import (
     ExperimentIn,
     GetVariantIn,
     RebalanceIn,
-    RecordResultIn,
     Variant,
 )
+from ab_testing.results import ACCEPTS_RESULTS, ResultRecording
 from ab_testing.settings import Settings, get_settings
 from ab_testing.store import Store
 from ab_testing.validation import parse
@@ -41,9 +39,6 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "stop": (("running", "paused"), "stopped"),
     "archive": (("stopped",), "archived"),
 }
-# Units that already have a variant keep it (and their results count) while paused.
-ACCEPTS_RESULTS = ("running", "paused")
-MAX_BATCH = 100
 
 
 def utc_now() -> str:
@@ -59,7 +54,7 @@ def variant_answer(variant: Variant) -> dict[str, Any]:
     }
 
 
-class ExperimentService:
+class ExperimentService(ResultRecording):
     def __init__(
         self,
         db: Any = None,
@@ -259,123 +254,6 @@ class ExperimentService:
         if created and source == "hash":
             return experiment.variant(variant_id), "assigned"
         return experiment.variant(int(item["variant_id"])), "existing_assignment"
-
-    # ------------------------------------------------------------------ record-result
-    def record(self, body: dict[str, Any] | RecordResultIn) -> dict[str, Any]:
-        """Validates, then records exactly once. The answer says whether it counted."""
-        request = body if isinstance(body, RecordResultIn) else parse(RecordResultIn, body)
-        experiment = self._experiment(request.experiment_name, request.experiment_id)
-        spec = experiment.metric_spec(request.metric_name)
-        if spec is None:
-            raise InvalidInput(
-                f"metric {request.metric_name!r} is not declared by experiment "
-                f"{experiment.id}; declared: {', '.join(experiment.declared_metrics)}",
-                field="metric_name",
-                declared_metrics=experiment.declared_metrics,
-            )
-        value = validate_value(spec, request.metric_value)
-        unit = assignment.unit_key(request.user_id, request.session_id)
-        base = {"experiment_id": experiment.id, "metric_name": spec.name, "unit": unit}
-        if experiment.status not in ACCEPTS_RESULTS:
-            return {
-                **base,
-                "recorded": False,
-                "reason": "experiment_not_running",
-                "message": f"experiment {experiment.id} is {experiment.status}; "
-                "results count only while it is running or paused",
-            }
-        if unit in experiment.overrides:
-            return {
-                **base,
-                "recorded": False,
-                "reason": "override",
-                "message": "units pinned by overrides are left out of the analysis",
-            }
-        now = self.clock()
-        key = request.idempotency_key
-        result_id = f"key#{key}" if key else f"auto#{now}#{uuid.uuid4().hex[:16]}"
-        occurred = request.occurred_at.isoformat() if request.occurred_at else None
-        extra = {
-            "recorded_at": now,
-            "occurred_at": occurred,
-            "idempotency_key": key,
-            "write_token": uuid.uuid4().hex,
-        }
-        outcome = self.ledger.record(
-            ResultWrite(experiment.id, unit, spec.name, value, result_id, extra),
-            [v.id for v in experiment.variants],
-            self._shard(unit),
-        )
-        if outcome.status == "no_assignment":
-            return {
-                **base,
-                "recorded": False,
-                "reason": "no_assignment",
-                "message": "this unit has no variant in the experiment (it never asked "
-                "for one, or fell outside target_percentage); its results "
-                "would bias the analysis, so they are not counted",
-            }
-        stored = outcome.item or {}
-        return {
-            **base,
-            "recorded": True,
-            "duplicate": outcome.status == "duplicate",
-            "result_id": result_id,
-            "variant_id": outcome.variant_id
-            if outcome.status == "recorded"
-            else int(stored.get("variant_id", 0)),
-            "metric_value": float(stored.get("metric_value", value)),
-            "recorded_at": stored.get("recorded_at", now),
-        }
-
-    def record_result(
-        self,
-        experiment_name: str,
-        metric_name: str,
-        metric_value: Any,
-        user_id: int | str | None = None,
-        session_id: str | None = None,
-        idempotency_key: str | None = None,
-        occurred_at: str | None = None,
-    ) -> dict[str, Any]:
-        """The guide's call."""
-        return self.record(
-            {
-                "experiment_name": experiment_name,
-                "metric_name": metric_name,
-                "metric_value": metric_value,
-                "user_id": user_id,
-                "session_id": session_id,
-                "idempotency_key": idempotency_key,
-                "occurred_at": occurred_at,
-            }
-        )
-
-    def record_many(self, body: Any) -> dict[str, Any]:
-        """Up to MAX_BATCH results, each validated and recorded on its own."""
-        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
-            raise InvalidInput('the body must be {"results": [ ... ]}', field="results")
-        items = body["results"]
-        if not 1 <= len(items) <= MAX_BATCH:
-            raise InvalidInput(
-                f"results must hold 1 to {MAX_BATCH} items, got {len(items)}", field="results"
-            )
-        answers: list[dict[str, Any]] = []
-        for index, item in enumerate(items):
-            try:
-                answer = self.record(item)
-                code = 201 if answer["recorded"] and not answer.get("duplicate") else 200
-                answers.append({"index": index, "status": code, **answer})
-            except DomainError as exc:
-                answers.append({"index": index, "status": exc.status, **exc.body()})
-        recorded = sum(1 for a in answers if a["status"] == 201)
-        failed = sum(1 for a in answers if a["status"] >= 400)
-        return {
-            "results": answers,
-            "recorded": recorded,
-            "failed": failed,
-            "not_counted": len(answers) - recorded - failed,
-        }
 
     # ------------------------------------------------------------------ plumbing
     def _experiment(self, name: str | None, experiment_id: int | None) -> Experiment:

@@ -1,0 +1,152 @@
+"""Recording results: validate, then count exactly once (ab_testing.ledger does the writes).
+
+A mixin of ExperimentService, kept apart so each module stays small; it uses the service's
+experiment cache, clock, ledger and shard choice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from ab_testing import assignment
+from ab_testing.errors import DomainError, InvalidInput
+from ab_testing.ledger import ResultWrite
+from ab_testing.metrics import validate_value
+from ab_testing.models import RecordResultIn
+from ab_testing.validation import parse
+
+if TYPE_CHECKING:
+    from ab_testing.ledger import Ledger
+    from ab_testing.models import Experiment
+
+# Units that already have a variant keep it (and their results count) while paused.
+ACCEPTS_RESULTS = ("running", "paused")
+MAX_BATCH = 100
+
+
+class ResultRecording:
+    ledger: Ledger
+    clock: Any
+
+    def _experiment(self, name: str | None, experiment_id: int | None) -> Experiment:
+        raise NotImplementedError
+
+    def _shard(self, unit: str) -> int:
+        raise NotImplementedError
+
+    def record(self, body: dict[str, Any] | RecordResultIn) -> dict[str, Any]:
+        """Validates, then records exactly once. The answer says whether it counted."""
+        request = body if isinstance(body, RecordResultIn) else parse(RecordResultIn, body)
+        experiment = self._experiment(request.experiment_name, request.experiment_id)
+        spec = experiment.metric_spec(request.metric_name)
+        if spec is None:
+            raise InvalidInput(
+                f"metric {request.metric_name!r} is not declared by experiment "
+                f"{experiment.id}; declared: {', '.join(experiment.declared_metrics)}",
+                field="metric_name",
+                declared_metrics=experiment.declared_metrics,
+            )
+        value = validate_value(spec, request.metric_value)
+        unit = assignment.unit_key(request.user_id, request.session_id)
+        base = {"experiment_id": experiment.id, "metric_name": spec.name, "unit": unit}
+        if experiment.status not in ACCEPTS_RESULTS:
+            return {
+                **base,
+                "recorded": False,
+                "reason": "experiment_not_running",
+                "message": f"experiment {experiment.id} is {experiment.status}; "
+                "results count only while it is running or paused",
+            }
+        if unit in experiment.overrides:
+            return {
+                **base,
+                "recorded": False,
+                "reason": "override",
+                "message": "units pinned by overrides are left out of the analysis",
+            }
+        now = self.clock()
+        key = request.idempotency_key
+        result_id = f"key#{key}" if key else f"auto#{now}#{uuid.uuid4().hex[:16]}"
+        occurred = request.occurred_at.isoformat() if request.occurred_at else None
+        extra = {
+            "recorded_at": now,
+            "occurred_at": occurred,
+            "idempotency_key": key,
+            "write_token": uuid.uuid4().hex,
+        }
+        outcome = self.ledger.record(
+            ResultWrite(experiment.id, unit, spec.name, value, result_id, extra),
+            [v.id for v in experiment.variants],
+            self._shard(unit),
+        )
+        if outcome.status == "no_assignment":
+            return {
+                **base,
+                "recorded": False,
+                "reason": "no_assignment",
+                "message": "this unit has no variant in the experiment (it never asked "
+                "for one, or fell outside target_percentage); its results "
+                "would bias the analysis, so they are not counted",
+            }
+        stored = outcome.item or {}
+        return {
+            **base,
+            "recorded": True,
+            "duplicate": outcome.status == "duplicate",
+            "result_id": result_id,
+            "variant_id": outcome.variant_id
+            if outcome.status == "recorded"
+            else int(stored.get("variant_id", 0)),
+            "metric_value": float(stored.get("metric_value", value)),
+            "recorded_at": stored.get("recorded_at", now),
+        }
+
+    def record_result(
+        self,
+        experiment_name: str,
+        metric_name: str,
+        metric_value: Any,
+        user_id: int | str | None = None,
+        session_id: str | None = None,
+        idempotency_key: str | None = None,
+        occurred_at: str | None = None,
+    ) -> dict[str, Any]:
+        """The guide's call."""
+        return self.record(
+            {
+                "experiment_name": experiment_name,
+                "metric_name": metric_name,
+                "metric_value": metric_value,
+                "user_id": user_id,
+                "session_id": session_id,
+                "idempotency_key": idempotency_key,
+                "occurred_at": occurred_at,
+            }
+        )
+
+    def record_many(self, body: Any) -> dict[str, Any]:
+        """Up to MAX_BATCH results, each validated and recorded on its own."""
+        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+            raise InvalidInput('the body must be {"results": [ ... ]}', field="results")
+        items = body["results"]
+        if not 1 <= len(items) <= MAX_BATCH:
+            raise InvalidInput(
+                f"results must hold 1 to {MAX_BATCH} items, got {len(items)}", field="results"
+            )
+        answers: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            try:
+                answer = self.record(item)
+                code = 201 if answer["recorded"] and not answer.get("duplicate") else 200
+                answers.append({"index": index, "status": code, **answer})
+            except DomainError as exc:
+                answers.append({"index": index, "status": exc.status, **exc.body()})
+        recorded = sum(1 for a in answers if a["status"] == 201)
+        failed = sum(1 for a in answers if a["status"] >= 400)
+        return {
+            "results": answers,
+            "recorded": recorded,
+            "failed": failed,
+            "not_counted": len(answers) - recorded - failed,
+        }
