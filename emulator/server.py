@@ -61,7 +61,11 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             self.rfile.readline()
 
     def _response(self) -> HttpResponse:
-        body = self._read_body()
+        try:
+            body = self._read_body()
+        except ValueError:  # a Content-Length or chunk size that is not a number
+            self.close_connection = True
+            return json_response(400, '{"message":"Bad Request: invalid body length"}')
         if body is None:
             self.close_connection = True
             return json_response(413, '{"message":"Request Too Long"}')

@@ -7,6 +7,7 @@ ab_testing.stats and load scipy lazily, so nothing here is imported on the hot p
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
@@ -49,6 +50,11 @@ class ExperimentAnalysis:
                 is_control=v.is_control,
                 traffic_allocation=v.traffic_allocation,
                 units_assigned=exposures[v.id],
+                srm_units=(
+                    exposures[v.id] - experiment.srm_baseline.get(str(v.id), 0)
+                    if experiment.srm_baseline
+                    else None
+                ),
                 metrics={s.name: totals[(v.id, s.name)] for s in specs},
             )
             for v in experiment.variants
@@ -160,7 +166,7 @@ class ExperimentAnalysis:
 
 
 def _page_size(raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+    if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= 100:
         raise InvalidInput("limit must be an integer from 1 to 100", field="limit")
     return int(raw)
 

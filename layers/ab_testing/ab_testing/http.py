@@ -18,9 +18,9 @@ from typing import Any
 from ab_testing.errors import DomainError, InvalidInput
 from ab_testing.observability import logger
 
-_ID = re.compile(r"^[0-9]{1,15}$")
-_TRUE = {"true", "1", "yes"}
-_FALSE = {"false", "0", "no", ""}
+_ID = re.compile(r"^[1-9][0-9]{0,14}$")
+_TRUE = {"true", "1", "yes", ""}  # a bare ?declare_winner means yes
+_FALSE = {"false", "0", "no"}
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 Answer = dict[str, Any] | list[Any] | tuple[int, Any]
@@ -47,6 +47,8 @@ class ApiRequest:
         return value if value not in (None, "") else None
 
     def flag(self, name: str) -> bool:
+        if name not in self.query_parameters:
+            return False
         raw = (self.query_parameters.get(name) or "").strip().lower()
         if raw in _TRUE:
             return True
@@ -64,13 +66,22 @@ class ApiRequest:
             except (binascii.Error, UnicodeDecodeError) as exc:
                 raise InvalidInput("the body is not valid base64 UTF-8", field="body") from exc
         try:
-            return json.loads(body, parse_constant=_reject_constant)
+            return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+        except RecursionError as exc:
+            raise InvalidInput("the JSON body is nested too deeply", field="body") from exc
         except (json.JSONDecodeError, ValueError) as exc:
             raise InvalidInput(f"malformed JSON: {exc}", field="body") from exc
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is too large for a number")
+    return number
 
 
 def json_safe(value: Any) -> Any:

@@ -17,7 +17,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from ab_testing import dynamo
-from ab_testing.errors import StoreUnavailable
+from ab_testing.errors import InvalidInput, StoreUnavailable
 from ab_testing.stats.inputs import MetricTotals
 from ab_testing.store import Store, totals_sk
 
@@ -84,7 +84,10 @@ class Ledger:
                 )
                 return Outcome("recorded", variant_id, write.item)
             except self.client.exceptions.TransactionCanceledException as exc:
-                if dynamo.cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+                codes = dynamo.cancellation_codes(exc)
+                if set(codes) - {"None", "ConditionalCheckFailed", "TransactionConflict"}:
+                    raise  # a refusal that no retry can fix (a validation error): let it show
+                if codes[:1] == ["ConditionalCheckFailed"]:
                     first = dynamo.cancellation_item(exc, 0) or self._result(write) or {}
                     # A transport retry of our own committed transaction finds our own item.
                     mine = first.get("write_token") == write.item.get("write_token")
@@ -163,6 +166,7 @@ class Ledger:
             ":unit_count_sq": 2 * old_count + 1,
             ":unit_sum_count": new_sum * new_count - old_sum * old_count,
         }
+        _check_precision(write.metric, totals, deltas)
         totals_update, totals_condition, totals_values = _extremes(totals, y)
         totals_values.update(deltas)
         totals_values.update({":v": variant_id, ":m": write.metric})
@@ -245,6 +249,18 @@ class Ledger:
                 "ExpressionAttributeValues": dynamo.serialize({":e": experiment_id}),
             }
         )
+
+
+def _check_precision(metric: str, totals: dict[str, Any], deltas: dict[str, Any]) -> None:
+    """DynamoDB refuses a number of more than 38 significant digits: say so before writing."""
+    for field in TOTALS_FIELDS:
+        new = Decimal(totals.get(field, 0)) + Decimal(deltas[f":{field}"])
+        if len(new.normalize().as_tuple().digits) > dynamo.MAX_DIGITS:
+            raise InvalidInput(
+                f"recording this value would take the running totals of {metric} beyond "
+                f"{dynamo.MAX_DIGITS} significant digits; record it with fewer decimals",
+                field="metric_value",
+            )
 
 
 def _extremes(totals: dict[str, Any], y: Decimal) -> tuple[str, str, dict[str, Any]]:

@@ -47,6 +47,8 @@ def validate_value(spec: MetricSpec, value: object, field: str = "metric_value")
     """The value as an exact Decimal, or InvalidInput naming the problem."""
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise InvalidInput(f"{field} must be a number, got {type(value).__name__}", field=field)
+    if isinstance(value, int) and abs(value) > MAX_ABS_VALUE:
+        raise InvalidInput(f"{field} must be within ±{MAX_ABS_VALUE:g}", field=field)
     number = float(value)
     if not math.isfinite(number):
         raise InvalidInput(f"{field} must be a finite number, got {value}", field=field)

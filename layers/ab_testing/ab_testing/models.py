@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -26,10 +28,30 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 MetricName = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 ]
-UnitId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-
 MAX_VARIANTS = 20
 ALLOCATION_TOLERANCE = 1e-6
+MAX_UNIT_BYTES = 512  # a unit is part of a DynamoDB sort key (at most 1,024 bytes)
+MAX_CONFIG_BYTES = 64 * 1024  # an experiment and its variants must fit DynamoDB's 400 KB items
+MAX_INTEGER_ID = 10**15 - 1
+
+
+def _unit_bytes(value: str) -> str:
+    if len(value.encode("utf-8")) > MAX_UNIT_BYTES:
+        raise ValueError(f"must be at most {MAX_UNIT_BYTES} bytes in UTF-8")
+    return value
+
+
+def _storable(value: float) -> float:
+    """Numbers DynamoDB stores exactly: 0, or a magnitude between 1e-9 and 1e15."""
+    if value != 0 and not 1e-9 <= abs(value) <= 1e15:
+        raise ValueError("must be 0 or have a magnitude between 1e-9 and 1e15")
+    return value
+
+
+UnitId = Annotated[str, StringConstraints(min_length=1), AfterValidator(_unit_bytes)]
+UserNumber = Annotated[int, Field(ge=-MAX_INTEGER_ID, le=MAX_INTEGER_ID)]
+ExperimentId = Annotated[int, Field(ge=1, le=MAX_INTEGER_ID)]
+Storable = Annotated[float, AfterValidator(_storable)]
 
 
 class _Strict(BaseModel):
@@ -38,10 +60,17 @@ class _Strict(BaseModel):
 
 class VariantIn(_Strict):
     name: Name
-    description: str = ""
+    description: str = Field("", max_length=2000)
     is_control: bool = False
-    traffic_allocation: float = Field(ge=0, le=100, allow_inf_nan=False)
+    traffic_allocation: Storable = Field(ge=0, le=100, allow_inf_nan=False)
     config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("config")
+    @classmethod
+    def _config_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value, separators=(",", ":")).encode()) > MAX_CONFIG_BYTES:
+            raise ValueError(f"config must be at most {MAX_CONFIG_BYTES // 1024} KB as JSON")
+        return value
 
 
 class MetricDefinition(_Strict):
@@ -50,8 +79,14 @@ class MetricDefinition(_Strict):
     name: MetricName
     kind: Literal["binary", "continuous", "count"] = "continuous"
     direction: Literal["higher", "lower"] = "higher"
-    lower: float | None = Field(None, allow_inf_nan=False)
-    upper: float | None = Field(None, allow_inf_nan=False)
+    lower: Storable | None = Field(None, allow_inf_nan=False)
+    upper: Storable | None = Field(None, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered_bounds(self) -> MetricDefinition:
+        if self.lower is not None and self.upper is not None and self.lower >= self.upper:
+            raise ValueError(f"lower ({self.lower:g}) must be below upper ({self.upper:g})")
+        return self
 
     def spec(self, guardrail: bool = False) -> MetricSpec:
         lower, upper = self.lower, self.upper
@@ -74,14 +109,14 @@ class ExperimentIn(_Strict):
     secondary_metrics: list[MetricName] = Field(default_factory=list, max_length=20)
     guardrail_metrics: list[MetricName] = Field(default_factory=list, max_length=20)
     variants: list[VariantIn] = Field(max_length=MAX_VARIANTS)
-    target_percentage: float = Field(100.0, gt=0, le=100, allow_inf_nan=False)
+    target_percentage: Storable = Field(100.0, gt=0, le=100, allow_inf_nan=False)
     min_sample_size: int = Field(100, ge=2, le=100_000_000)
-    confidence_level: float = Field(0.95, gt=0, lt=1, allow_inf_nan=False)
-    minimum_detectable_effect: float = Field(0.10, gt=0, le=10, allow_inf_nan=False)
+    confidence_level: Storable = Field(0.95, gt=0, lt=1, allow_inf_nan=False)
+    minimum_detectable_effect: Storable = Field(0.10, gt=0, le=10, allow_inf_nan=False)
     analysis_method: AnalysisMethod = "fixed_horizon"
     auto_stop: bool = False
-    min_duration_days: float = Field(7.0, ge=0, le=3650, allow_inf_nan=False)
-    max_duration_days: float | None = Field(None, gt=0, le=3650, allow_inf_nan=False)
+    min_duration_days: Storable = Field(7.0, ge=0, le=3650, allow_inf_nan=False)
+    max_duration_days: Storable | None = Field(None, gt=0, le=3650, allow_inf_nan=False)
     overrides: dict[UnitId, Name] = Field(default_factory=dict, max_length=1000)
 
     @field_validator("max_duration_days")
@@ -136,10 +171,20 @@ class ExperimentIn(_Strict):
     @classmethod
     def _overrides_name_variants(cls, value: dict[str, str], info: ValidationInfo) -> dict:
         names = {v.name for v in info.data.get("variants", [])}
+        units: dict[str, str] = {}
         for unit, variant in value.items():
             if variant not in names:
                 raise ValueError(f"{unit!r} is pinned to an unknown variant {variant!r}")
+            key = unit_override_key(unit)
+            if key in units:
+                raise ValueError(f"{units[key]!r} and {unit!r} name the same unit")
+            units[key] = unit
         return value
+
+
+def unit_override_key(unit: str) -> str:
+    """Override keys as unit keys: "123" means user 123; "session:abc" stays as it is."""
+    return unit if unit.startswith(("user:", "session:")) else f"user:{unit}"
 
 
 def _check_known(name: str, declared: list[MetricDefinition]) -> None:
@@ -207,6 +252,8 @@ class Experiment(BaseModel):
     winner_reason: str | None = None
     promoted: bool = False
     stop_reason: str | None = None
+    # Units per variant id when the allocation last changed (see ExperimentService.rebalance).
+    srm_baseline: dict[str, int] = Field(default_factory=dict)
 
     def metric_spec(self, name: str) -> MetricSpec | None:
         if name != self.primary_metric and name not in self.secondary_metrics:
@@ -232,7 +279,7 @@ class Experiment(BaseModel):
 class AllocationIn(_Strict):
     id: int | None = None
     name: str | None = None
-    traffic_allocation: float = Field(ge=0, le=100, allow_inf_nan=False)
+    traffic_allocation: Storable = Field(ge=0, le=100, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _named(self) -> AllocationIn:
@@ -245,71 +292,55 @@ class RebalanceIn(_Strict):
     """Body of PATCH /api/v1/experiments/{id}: new weights apply to new units only."""
 
     variants: list[AllocationIn] | None = Field(None, max_length=MAX_VARIANTS)
-    target_percentage: float | None = Field(None, gt=0, le=100, allow_inf_nan=False)
+    target_percentage: Storable | None = Field(None, gt=0, le=100, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _something(self) -> RebalanceIn:
         if self.variants is None and self.target_percentage is None:
             raise ValueError("give variants (with traffic_allocation) and/or target_percentage")
+        named = [str(v.id) if v.id is not None else f"name:{v.name}" for v in self.variants or []]
+        if len(set(named)) != len(named):
+            raise ValueError("each variant may appear only once")
         return self
 
 
-class GetVariantIn(_Strict):
-    """Body of POST /api/v1/experiments/get-variant."""
+class _UnitRequest(_Strict):
+    """What get-variant and record-result share: which experiment, which unit."""
 
     experiment_name: Name | None = None
-    experiment_id: int | None = Field(None, ge=1)
-    user_id: int | UnitId | None = None
+    experiment_id: ExperimentId | None = None
+    user_id: UserNumber | UnitId | None = None
     session_id: UnitId | None = None
 
     @field_validator("user_id", mode="before")
     @classmethod
     def _user_id_kind(cls, value: object) -> object:
-        return _no_bool(value)
+        if isinstance(value, bool | float):
+            raise ValueError("user_id must be an integer or a string")
+        return value
 
     @model_validator(mode="after")
-    def _check(self) -> GetVariantIn:
-        _check_experiment_ref(self.experiment_name, self.experiment_id)
-        _check_unit(self.user_id, self.session_id)
+    def _check(self) -> _UnitRequest:
+        if self.experiment_name is None and self.experiment_id is None:
+            raise ValueError("give experiment_name (or experiment_id)")
+        if self.user_id is None and self.session_id is None:
+            raise ValueError("give user_id or, for anonymous traffic, session_id")
         return self
 
 
-class RecordResultIn(_Strict):
-    """Body of POST /api/v1/experiments/record-result."""
+class GetVariantIn(_UnitRequest):
+    """Body of POST /api/v1/experiments/get-variant."""
 
-    experiment_name: Name | None = None
-    experiment_id: int | None = Field(None, ge=1)
+
+class RecordResultIn(_UnitRequest):
+    """Body of POST /api/v1/experiments/record-result.
+
+    The idempotency key is scoped to the unit and the metric: one request id can serve as
+    the key of every metric recorded for it.
+    """
+
     metric_name: MetricName
     # Left as Any: metrics.validate_value names the exact problem (string, NaN, bound...).
     metric_value: Any
-    user_id: int | UnitId | None = None
-    session_id: UnitId | None = None
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     occurred_at: AwareDatetime | None = None
-
-    @field_validator("user_id", mode="before")
-    @classmethod
-    def _user_id_kind(cls, value: object) -> object:
-        return _no_bool(value)
-
-    @model_validator(mode="after")
-    def _check(self) -> RecordResultIn:
-        _check_experiment_ref(self.experiment_name, self.experiment_id)
-        _check_unit(self.user_id, self.session_id)
-        return self
-
-
-def _check_experiment_ref(name: str | None, experiment_id: int | None) -> None:
-    if name is None and experiment_id is None:
-        raise ValueError("give experiment_name (or experiment_id)")
-
-
-def _no_bool(value: object) -> object:
-    if isinstance(value, bool | float):
-        raise ValueError("user_id must be an integer or a string")
-    return value
-
-
-def _check_unit(user_id: object, session_id: object) -> None:
-    if user_id is None and session_id is None:
-        raise ValueError("give user_id or, for anonymous traffic, session_id")

@@ -71,4 +71,4 @@ def _number(value: Any) -> Decimal | None:
 
 
 def _show(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else format(value, "f")

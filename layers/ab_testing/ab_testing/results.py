@@ -14,6 +14,7 @@ from ab_testing.errors import DomainError, InvalidInput
 from ab_testing.ledger import ResultWrite
 from ab_testing.metrics import validate_value
 from ab_testing.models import RecordResultIn
+from ab_testing.observability import logger
 from ab_testing.validation import parse
 
 if TYPE_CHECKING:
@@ -67,7 +68,8 @@ class ResultRecording:
             }
         now = self.clock()
         key = request.idempotency_key
-        result_id = f"key#{key}" if key else f"auto#{now}#{uuid.uuid4().hex[:16]}"
+        # The key is scoped to (unit, metric): one request id can key all its metrics.
+        result_id = f"key#{spec.name}#{unit}#{key}" if key else f"auto#{now}#{uuid.uuid4().hex}"
         occurred = request.occurred_at.isoformat() if request.occurred_at else None
         extra = {
             "recorded_at": now,
@@ -142,6 +144,16 @@ class ResultRecording:
                 answers.append({"index": index, "status": code, **answer})
             except DomainError as exc:
                 answers.append({"index": index, "status": exc.status, **exc.body()})
+            except Exception:  # an unexpected failure must not hide which items were stored
+                logger.exception("batch item failed", extra={"index": index})
+                answers.append(
+                    {
+                        "index": index,
+                        "status": 500,
+                        "error": "internal_error",
+                        "message": "this item failed unexpectedly; it has been logged",
+                    }
+                )
         recorded = sum(1 for a in answers if a["status"] == 201)
         failed = sum(1 for a in answers if a["status"] >= 400)
         return {

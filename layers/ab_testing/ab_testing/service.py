@@ -25,6 +25,7 @@ from ab_testing.models import (
     GetVariantIn,
     RebalanceIn,
     Variant,
+    unit_override_key,
 )
 from ab_testing.results import ACCEPTS_RESULTS, ResultRecording
 from ab_testing.settings import Settings, get_settings
@@ -161,7 +162,17 @@ class ExperimentService(ResultRecording):
                 "target_percentage": experiment.target_percentage if target is None else target,
             }
         )
-        self.store.rebalance(updated, allowed_from=("draft", "running", "paused"), now=self.clock())
+        # The sample-ratio check must compare later units with the new weights only.
+        baseline: dict[str, int] = {}
+        for item in self.store.query_experiment_items(experiment_id, prefix="exposure#"):
+            vid = str(int(item["variant_id"]))
+            baseline[vid] = baseline.get(vid, 0) + int(item.get("units_assigned", 0))
+        self.store.rebalance(
+            updated,
+            allowed_from=("draft", "running", "paused"),
+            now=self.clock(),
+            srm_baseline=baseline,
+        )
         self._forget(experiment_id)
         fresh = self.store.get_experiment(experiment_id)
         return {
@@ -259,6 +270,8 @@ class ExperimentService(ResultRecording):
     def _experiment(self, name: str | None, experiment_id: int | None) -> Experiment:
         """The experiment from this instance's memory, fresh for cache_ttl seconds."""
         key: str | int = experiment_id if experiment_id is not None else f"name:{name}"
+        if experiment_id is not None and name is not None:
+            key = f"{experiment_id}:{name}"
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
@@ -268,6 +281,11 @@ class ExperimentService(ResultRecording):
             assert name is not None
             experiment_id = self.store.experiment_id_by_name(name)
         experiment = self.store.get_experiment(experiment_id)
+        if name is not None and experiment.name != name:
+            raise InvalidInput(
+                f"experiment {experiment_id} is named {experiment.name!r}, not {name!r}",
+                field="experiment_name",
+            )
         with self._lock:
             self._cache[key] = (now + self.cache_ttl, experiment)
         return experiment
@@ -291,6 +309,8 @@ def _reallocate(experiment: Experiment, wanted: list[AllocationIn]) -> list[Vari
         variant = by_key.get(str(entry.id) if entry.id is not None else (entry.name or ""))
         if variant is None:
             raise InvalidInput(f"unknown variant {entry.id or entry.name!r}", field="variants")
+        if variant.id in shares:
+            raise InvalidInput(f"variant {variant.name!r} is listed twice", field="variants")
         shares[variant.id] = entry.traffic_allocation
     if set(shares) != {v.id for v in experiment.variants}:
         raise InvalidInput("give a traffic_allocation for every variant", field="variants")
@@ -300,10 +320,7 @@ def _reallocate(experiment: Experiment, wanted: list[AllocationIn]) -> list[Vari
 
 
 def _normalise_overrides(overrides: dict[str, str]) -> dict[str, str]:
-    """Override keys as unit keys: "123" means user 123; "session:abc" stays as it is."""
-    return {
-        k if k.startswith(("user:", "session:")) else f"user:{k}": v for k, v in overrides.items()
-    }
+    return {unit_override_key(k): v for k, v in overrides.items()}
 
 
 def _listed(item: dict[str, Any]) -> dict[str, Any]:

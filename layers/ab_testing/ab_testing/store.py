@@ -14,6 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
+import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +30,7 @@ from ab_testing.settings import Settings
 STATUSES = ("draft", "running", "paused", "stopped", "archived")
 _COUNTER = {"pk": "counter"}
 _CREATE_ATTEMPTS = 8
+_ASSIGN_ATTEMPTS = 5
 
 
 def experiment_pk(experiment_id: int) -> str:
@@ -74,6 +78,8 @@ class Store:
                     raise InvalidInput(
                         f"an experiment named {body.name!r} already exists", field="name"
                     ) from exc
+                if codes[:1] not in (["ConditionalCheckFailed"], ["TransactionConflict"]):
+                    raise  # not a race for the counter: retrying would not help
                 # Another create took the ids first: read the counter again.
         raise StoreUnavailable("could not allocate an experiment id, please retry")
 
@@ -130,7 +136,7 @@ class Store:
         return items
 
     def experiment_id_by_name(self, name: str) -> int:
-        item = self._get(self.experiments, {"pk": f"name#{name}"})
+        item = self._get(self.experiments, {"pk": f"name#{name}"}, consistent=True)
         if item is None:
             raise NotFound(f"no experiment named {name!r}", field="experiment_name")
         return int(item["experiment_id"])
@@ -169,13 +175,12 @@ class Store:
         *,
         allowed_from: tuple[str, ...],
         changes: dict[str, Any],
-        remove: tuple[str, ...] = (),
     ) -> None:
         """Conditional update: applies only while the status is one of allowed_from.
 
         A change to None removes the attribute.
         """
-        remove = (*remove, *(k for k, v in changes.items() if v is None))
+        remove = tuple(k for k, v in changes.items() if v is None)
         changes = {k: v for k, v in changes.items() if v is not None}
         names = {f"#k{i}": k for i, k in enumerate(changes)}
         values = {f":v{i}": v for i, v in enumerate(changes.values())}
@@ -205,7 +210,14 @@ class Store:
                 allowed_from=list(allowed_from),
             ) from exc
 
-    def rebalance(self, experiment: Experiment, *, allowed_from: tuple[str, ...], now: str) -> None:
+    def rebalance(
+        self,
+        experiment: Experiment,
+        *,
+        allowed_from: tuple[str, ...],
+        now: str,
+        srm_baseline: dict[str, int],
+    ) -> None:
         """New allocations and target in one transaction, while the status allows it."""
         statuses = {f":from{i}": s for i, s in enumerate(allowed_from)}
         items: list[dict[str, Any]] = [
@@ -213,11 +225,18 @@ class Store:
                 "Update": {
                     "TableName": self.experiments,
                     "Key": dynamo.serialize({"pk": experiment_pk(experiment.id)}),
-                    "UpdateExpression": "SET target_percentage = :t, rebalanced_at = :now",
+                    "UpdateExpression": (
+                        "SET target_percentage = :t, rebalanced_at = :now, srm_baseline = :b"
+                    ),
                     "ConditionExpression": f"#status IN ({', '.join(statuses)})",
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": dynamo.serialize(
-                        {":t": experiment.target_percentage, ":now": now, **statuses}
+                        {
+                            ":t": experiment.target_percentage,
+                            ":now": now,
+                            ":b": srm_baseline,
+                            **statuses,
+                        }
                     ),
                 }
             }
@@ -234,6 +253,8 @@ class Store:
         try:
             self.client.transact_write_items(TransactItems=items)
         except self.client.exceptions.TransactionCanceledException as exc:
+            if dynamo.cancellation_codes(exc)[:1] != ["ConditionalCheckFailed"]:
+                raise StoreUnavailable("the rebalance could not be written, please retry") from exc
             current = self.get_experiment(experiment.id)
             raise Conflict(
                 f"experiment {experiment.id} is {current.status}; a rebalance needs one of: "
@@ -270,46 +291,40 @@ class Store:
             "source": source,
             "m": {},
         }
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.assignments,
-                            "Item": dynamo.serialize(item),
-                            "ConditionExpression": "attribute_not_exists(#u)",
-                            "ExpressionAttributeNames": {"#u": "unit"},
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.variants,
-                            "Key": dynamo.serialize(
-                                {
-                                    "experiment_id": experiment_id,
-                                    "sk": exposure_sk(variant_id, shard),
-                                }
-                            ),
-                            "UpdateExpression": f"ADD {counter} :one SET variant_id = :v",
-                            "ExpressionAttributeValues": dynamo.serialize(
-                                {":one": 1, ":v": variant_id}
-                            ),
-                        }
-                    },
-                ]
-            )
-            return item, True
-        except self.client.exceptions.TransactionCanceledException as exc:
-            stored = dynamo.cancellation_item(exc, 0)
-            if stored is not None:
-                return stored, False
-            stored = self._get(
-                self.assignments, {"experiment_id": experiment_id, "unit": unit}, consistent=True
-            )
-            if stored is None:
-                raise StoreUnavailable("assignment write was refused, please retry") from exc
-            return stored, False
+        key = {"experiment_id": experiment_id, "unit": unit}
+        exposure = {"experiment_id": experiment_id, "sk": exposure_sk(variant_id, shard)}
+        transaction = [
+            {
+                "Put": {
+                    "TableName": self.assignments,
+                    "Item": dynamo.serialize(item),
+                    "ConditionExpression": "attribute_not_exists(#u)",
+                    "ExpressionAttributeNames": {"#u": "unit"},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.variants,
+                    "Key": dynamo.serialize(exposure),
+                    "UpdateExpression": f"ADD {counter} :one SET variant_id = :v",
+                    "ExpressionAttributeValues": dynamo.serialize({":one": 1, ":v": variant_id}),
+                }
+            },
+        ]
+        for attempt in range(_ASSIGN_ATTEMPTS):
+            try:
+                self.client.transact_write_items(TransactItems=transaction)
+                return item, True
+            except self.client.exceptions.TransactionCanceledException as exc:
+                stored = dynamo.cancellation_item(exc, 0)
+                if stored is None and "ConditionalCheckFailed" in dynamo.cancellation_codes(exc):
+                    stored = self._get(self.assignments, key, consistent=True)
+                if stored is not None:
+                    return stored, False
+            # A conflicting transaction on the exposure item (a busy variant): back off.
+            time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+        raise StoreUnavailable("the assignment could not be written under contention, retry")
 
     # ------------------------------------------------------------------ reads for analysis
     def query_experiment_items(self, experiment_id: int, prefix: str = "") -> list[dict]:
@@ -377,11 +392,18 @@ def _encode_cursor(analysed_at: str) -> str:
     return base64.urlsafe_b64encode(analysed_at.encode()).decode()
 
 
+_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T[0-9:.]{1,20}Z$")
+
+
 def _decode_cursor(cursor: str) -> str:
+    """The analysed_at a page ended on; anything else is refused before it reaches DynamoDB."""
     try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
+        stamp = base64.urlsafe_b64decode(cursor.encode()).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidInput("cursor is not valid", field="cursor") from exc
+    if len(cursor) > 64 or not _STAMP.match(stamp):
+        raise InvalidInput("cursor is not valid", field="cursor")
+    return stamp
 
 
 def _new_experiment(

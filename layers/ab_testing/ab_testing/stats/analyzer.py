@@ -149,7 +149,7 @@ class _Run:
 
     def _srm(self) -> SrmResult:
         return srm_check(
-            [v.units_assigned for v in self.variants],
+            [v.units_assigned if v.srm_units is None else v.srm_units for v in self.variants],
             [v.traffic_allocation for v in self.variants],
             self.analyzer.srm_threshold,
         )

@@ -113,8 +113,11 @@ class VariantInput:
     name: str
     is_control: bool
     traffic_allocation: float  # percent, the variants of an experiment sum to 100
-    units_assigned: int  # running count of units assigned (for the sample-ratio check)
+    units_assigned: int  # running count of units assigned
     metrics: dict[str, MetricTotals] = field(default_factory=dict)
+    # Units assigned under the current allocation (since the last rebalance), for the
+    # sample-ratio check; None means all of units_assigned.
+    srm_units: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,211 @@
+"""Odd and hostile input: always a 4xx that names the problem, never a 500, nothing stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import guide_experiment, invoke
+
+NAME = guide_experiment()["name"]
+CREATE = ("create_experiment", "POST", "/api/v1/experiments/")
+
+
+def started(**changes: Any) -> int:
+    status, created = invoke(*CREATE, body=guide_experiment(**changes))
+    assert status == 201, created
+    experiment_id = str(created["id"])
+    assert invoke("start_experiment", "POST", "/x", path_parameters={"id": experiment_id})[0] == 200
+    return int(experiment_id)
+
+
+def get_variant(**body: Any) -> tuple[int, Any]:
+    return invoke("get_variant", "POST", "/api/v1/experiments/get-variant", body=body)
+
+
+def record(**body: Any) -> tuple[int, Any]:
+    return invoke("record_result", "POST", "/api/v1/experiments/record-result", body=body)
+
+
+def stored(aws: Any, table: str) -> int:
+    return int(aws.scan(TableName=table)["Count"])
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {
+            "variants": [
+                dict(v, traffic_allocation=1e-300 if v["is_control"] else 100)
+                for v in guide_experiment()["variants"]
+            ]
+        },
+        {
+            "variants": [
+                dict(v, config={"blob": "x" * 70_000}) for v in guide_experiment()["variants"]
+            ]
+        },
+        {"variants": [dict(v, description="d" * 2001) for v in guide_experiment()["variants"]]},
+        {
+            "metrics": [{"name": "quality", "lower": 5, "upper": 1}],
+            "secondary_metrics": ["quality"],
+        },
+        {"overrides": {"123": "Control", "user:123": "Control"}},
+        {"confidence_level": 1e-300},
+        {"max_duration_days": 3, "min_duration_days": 7},
+    ],
+)
+def test_create_refuses_what_dynamodb_could_not_store(aws: Any, changes: dict[str, Any]) -> None:
+    status, answer = invoke(*CREATE, body=guide_experiment(**changes))
+    assert status == 400, answer
+    assert answer["error"] == "validation_error"
+    assert stored(aws, "ab_experiments") == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["[" * 100_000 + "]" * 100_000, '{"a": 1e400}', '{"name": "x", "config": {"v": -1e999}}'],
+)
+def test_bodies_that_json_cannot_hold_are_a_400(aws: Any, raw: str) -> None:
+    status, answer = invoke(*CREATE, raw_body=raw)
+    assert (status, answer["field"]) == (400, "body")
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        {"user_id": 10**20},
+        {"user_id": True},
+        {"user_id": 1.5},
+        {"session_id": "😀" * 200},
+        {"user_id": "u" * 600},
+    ],
+)
+def test_units_that_cannot_be_keys_are_a_400(aws: Any, unit: dict[str, Any]) -> None:
+    started()
+    status, answer = get_variant(experiment_name=NAME, **unit)
+    assert status == 400, answer
+    assert stored(aws, "ab_assignments") == 0
+
+
+def test_metric_values_beyond_float_range_are_a_400_also_in_a_batch(aws: Any) -> None:
+    # Given an assigned user
+    experiment_id = started()
+    get_variant(experiment_id=experiment_id, user_id=1)
+    huge = {
+        "experiment_id": experiment_id,
+        "user_id": 1,
+        "metric_name": "token_usage",
+        "metric_value": 10**400,
+    }
+    # When a value too large for a float arrives alone and in a batch beside a good one
+    secondary = guide_experiment()["secondary_metrics"]
+    assert "token_usage" not in secondary  # undeclared is refused first, so declare it
+    experiment_id = started(name="tokens", secondary_metrics=["token_usage"])
+    get_variant(experiment_id=experiment_id, user_id=1)
+    huge["experiment_id"] = experiment_id
+    status, answer = record(**huge)
+    good = dict(huge, metric_value=1200)
+    _, batch = invoke("record_results", "POST", "/x", body={"results": [good, huge]})
+    # Then both answers name the value; only the good item was stored
+    assert (status, answer["field"]) == (400, "metric_value")
+    assert [item["status"] for item in batch["results"]] == [201, 400]
+    assert stored(aws, "ab_results") == 1
+
+
+def test_one_request_id_keys_every_metric_it_records(aws: Any) -> None:
+    experiment_id = started()
+    get_variant(experiment_id=experiment_id, user_id=1)
+    get_variant(experiment_id=experiment_id, user_id=2)
+    common = {"experiment_id": experiment_id, "idempotency_key": "req-1"}
+    first = record(**common, user_id=1, metric_name="resolution_rate", metric_value=1)
+    second = record(**common, user_id=1, metric_name="satisfaction_score", metric_value=4.5)
+    other_user = record(**common, user_id=2, metric_name="resolution_rate", metric_value=0)
+    repeat = record(**common, user_id=1, metric_name="satisfaction_score", metric_value=4.5)
+    assert [a[0] for a in (first, second, other_user, repeat)] == [201, 201, 201, 200]
+    assert repeat[1]["duplicate"] is True and repeat[1]["metric_value"] == 4.5
+    assert stored(aws, "ab_results") == 3
+
+
+def test_experiment_name_and_id_must_agree(aws: Any) -> None:
+    experiment_id = started()
+    status, answer = get_variant(experiment_id=experiment_id, experiment_name="another", user_id=1)
+    assert (status, answer["field"]) == (400, "experiment_name")
+    assert get_variant(experiment_id=experiment_id, experiment_name=NAME, user_id=1)[0] == 200
+
+
+def test_query_and_path_oddities(aws: Any) -> None:
+    experiment_id = str(started())
+    insights = ("experiment_insights", "GET", "/x")
+    for limit in ("²", "١", "0", "101", "-1"):
+        status, answer = invoke(
+            *insights, path_parameters={"id": experiment_id}, query={"limit": limit}
+        )
+        assert (status, answer["field"]) == (400, "limit"), limit
+    for cursor in ("!!!", "a" * 2000, "bm90LWEtc3RhbXA"):
+        status, answer = invoke(
+            *insights, path_parameters={"id": experiment_id}, query={"cursor": cursor}
+        )
+        assert (status, answer["field"]) == (400, "cursor"), cursor
+    assert invoke("get_experiment", "GET", "/x", path_parameters={"id": "0"})[0] == 400
+    # a bare ?declare_winner counts as yes
+    status, answer = invoke(
+        "stop_experiment",
+        "POST",
+        "/x",
+        path_parameters={"id": experiment_id},
+        query={"declare_winner": ""},
+    )
+    assert status == 200 and "winner_reason" in answer
+
+
+def test_rebalance_refuses_a_variant_listed_twice(aws: Any) -> None:
+    experiment_id = str(started())
+    body = {
+        "variants": [
+            {"id": 1, "traffic_allocation": 50},
+            {"name": "Control", "traffic_allocation": 60},
+            {"id": 2, "traffic_allocation": 40},
+        ]
+    }
+    status, answer = invoke(
+        "rebalance_experiment", "PATCH", "/x", path_parameters={"id": experiment_id}, body=body
+    )
+    assert status == 400
+    body = {"variants": [{"id": 1, "traffic_allocation": 50}, {"id": 1, "traffic_allocation": 50}]}
+    assert (
+        invoke(
+            "rebalance_experiment", "PATCH", "/x", path_parameters={"id": experiment_id}, body=body
+        )[0]
+        == 400
+    )
+
+
+def test_sample_ratio_check_follows_a_rebalance(aws: Any) -> None:
+    # Given 200 units at 50/50, then a rebalance to 90/10 and 200 more units
+    experiment_id = started()
+    for unit in range(200):
+        get_variant(experiment_id=experiment_id, user_id=unit)
+    status, _ = invoke(
+        "rebalance_experiment",
+        "PATCH",
+        "/x",
+        path_parameters={"id": str(experiment_id)},
+        body={
+            "variants": [
+                {"name": "Control", "traffic_allocation": 90},
+                {"name": "Treatment - Few Shot Examples", "traffic_allocation": 10},
+            ]
+        },
+    )
+    assert status == 200
+    for unit in range(200, 400):
+        get_variant(experiment_id=experiment_id, user_id=unit)
+    # When it is analysed
+    _, analysis = invoke(
+        "analyze_experiment", "GET", "/x", path_parameters={"id": str(experiment_id)}
+    )
+    # Then the check compares the later units with the new weights: no mismatch
+    assert analysis["srm"]["flagged"] is False
+    assert sum(analysis["srm"]["observed"].values()) == 200
