@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from ab_testing.analysis import ExperimentAnalysis
+from ab_testing.records import totals_sk
 from ab_testing.scheduled import ScheduledAnalysis
 from ab_testing.service import TRANSITIONS, ExperimentService
 from ab_testing.settings import Settings
-from ab_testing.store import Store, totals_sk
+from ab_testing.store import Store
 from emulator.events import FakeLambdaContext
 from tests.conftest import guide_experiment, invoke, load_event, load_handler
 

@@ -18,8 +18,9 @@ from typing import Any
 
 from ab_testing import dynamo
 from ab_testing.errors import InvalidInput, StoreUnavailable
+from ab_testing.records import totals_sk
 from ab_testing.stats.inputs import MetricTotals
-from ab_testing.store import Store, totals_sk
+from ab_testing.store import Store
 
 _ATTEMPTS = 12
 TOTALS_FIELDS = (

@@ -11,42 +11,23 @@ Key design (docs/data-model.md):
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import random
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ab_testing import dynamo
+from ab_testing import dynamo, records
 from ab_testing.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
-from ab_testing.models import Experiment, ExperimentIn, Variant
+from ab_testing.models import Experiment, ExperimentIn
+from ab_testing.records import experiment_pk, exposure_sk
 from ab_testing.settings import Settings
 
 STATUSES = ("draft", "running", "paused", "stopped", "archived")
 _COUNTER = {"pk": "counter"}
 _CREATE_ATTEMPTS = 8
 _ASSIGN_ATTEMPTS = 5
-
-
-def experiment_pk(experiment_id: int) -> str:
-    return f"experiment#{experiment_id}"
-
-
-def variant_sk(variant_id: int) -> str:
-    return f"variant#{variant_id:010d}"
-
-
-def totals_sk(variant_id: int, metric: str, shard: int) -> str:
-    return f"totals#{variant_id:010d}#{metric}#{shard:03d}"
-
-
-def exposure_sk(variant_id: int, shard: int) -> str:
-    return f"exposure#{variant_id:010d}#{shard:03d}"
 
 
 class Store:
@@ -66,7 +47,7 @@ class Store:
             counter = self._get(self.experiments, _COUNTER, consistent=True) or {}
             last_experiment = int(counter.get("last_experiment_id", 0))
             last_variant = int(counter.get("last_variant_id", 0))
-            experiment = _new_experiment(body, last_experiment + 1, last_variant, salt, now)
+            experiment = records.new_experiment(body, last_experiment + 1, last_variant, salt, now)
             try:
                 self.client.transact_write_items(
                     TransactItems=self._create_items(experiment, counter)
@@ -120,7 +101,7 @@ class Store:
                 "Put": {
                     "TableName": self.experiments,
                     **not_there,
-                    "Item": dynamo.serialize(_experiment_item(experiment)),
+                    "Item": dynamo.serialize(records.experiment_item(experiment)),
                 }
             },
         ]
@@ -129,7 +110,9 @@ class Store:
                 {
                     "Put": {
                         "TableName": self.variants,
-                        "Item": dynamo.serialize(_variant_item(experiment.id, variant, position)),
+                        "Item": dynamo.serialize(
+                            records.variant_item(experiment.id, variant, position)
+                        ),
                     }
                 }
             )
@@ -146,10 +129,10 @@ class Store:
         if item is None:
             raise NotFound(f"experiment {experiment_id} not found", field="id")
         variants = [
-            _variant_from_item(v)
+            records.variant_from_item(v)
             for v in self.query_experiment_items(experiment_id, prefix="variant#")
         ]
-        return _experiment_from_item(item, variants)
+        return records.experiment_from_item(item, variants)
 
     def list_experiments(self, status: str | None, experiment_type: str | None) -> list[dict]:
         """Experiments by status through the sparse status index: a Query per status."""
@@ -245,7 +228,7 @@ class Store:
             {
                 "Put": {
                     "TableName": self.variants,
-                    "Item": dynamo.serialize(_variant_item(experiment.id, v, i)),
+                    "Item": dynamo.serialize(records.variant_item(experiment.id, v, i)),
                 }
             }
             for i, v in enumerate(experiment.variants)
@@ -362,12 +345,14 @@ class Store:
         }
         if cursor:
             params["ExclusiveStartKey"] = dynamo.serialize(
-                {"experiment_id": experiment_id, "analysed_at": _decode_cursor(cursor)}
+                {"experiment_id": experiment_id, "analysed_at": records.decode_cursor(cursor)}
             )
         page = self.client.query(**params)
         items = [dynamo.deserialize(i) for i in page.get("Items", [])]
         last = page.get("LastEvaluatedKey")
-        next_cursor = _encode_cursor(dynamo.deserialize(last)["analysed_at"]) if last else None
+        next_cursor = (
+            records.encode_cursor(dynamo.deserialize(last)["analysed_at"]) if last else None
+        )
         return items, next_cursor
 
     # ------------------------------------------------------------------ plumbing
@@ -386,67 +371,3 @@ class Store:
             if "LastEvaluatedKey" not in page:
                 return
             params = {**params, "ExclusiveStartKey": page["LastEvaluatedKey"]}
-
-
-def _encode_cursor(analysed_at: str) -> str:
-    return base64.urlsafe_b64encode(analysed_at.encode()).decode()
-
-
-_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T[0-9:.]{1,20}Z$")
-
-
-def _decode_cursor(cursor: str) -> str:
-    """The analysed_at a page ended on; anything else is refused before it reaches DynamoDB."""
-    try:
-        stamp = base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInput("cursor is not valid", field="cursor") from exc
-    if len(cursor) > 64 or not _STAMP.match(stamp):
-        raise InvalidInput("cursor is not valid", field="cursor")
-    return stamp
-
-
-def _new_experiment(
-    body: ExperimentIn, experiment_id: int, last_variant_id: int, salt: str, now: str
-) -> Experiment:
-    variants = [
-        Variant(id=last_variant_id + i + 1, **v.model_dump()) for i, v in enumerate(body.variants)
-    ]
-    data = body.model_dump(exclude={"variants"})
-    return Experiment(id=experiment_id, variants=variants, salt=salt, created_at=now, **data)
-
-
-def _experiment_item(experiment: Experiment) -> dict[str, Any]:
-    data = experiment.model_dump(exclude={"variants", "id"})
-    return {"pk": experiment_pk(experiment.id), "experiment_id": experiment.id, **data}
-
-
-def _experiment_from_item(item: dict[str, Any], variants: list[Variant]) -> Experiment:
-    data = dynamo.plain({k: v for k, v in item.items() if k not in ("pk", "experiment_id")})
-    return Experiment(id=int(item["experiment_id"]), variants=variants, **data)
-
-
-def _variant_item(experiment_id: int, variant: Variant, position: int) -> dict[str, Any]:
-    return {
-        "experiment_id": experiment_id,
-        "sk": variant_sk(variant.id),
-        "variant_id": variant.id,
-        "position": position,
-        "name": variant.name,
-        "description": variant.description,
-        "is_control": variant.is_control,
-        "traffic_allocation": variant.traffic_allocation,
-        # Free-form config is kept verbatim as JSON: no float/Decimal round trip changes it.
-        "config_json": json.dumps(variant.config, separators=(",", ":")),
-    }
-
-
-def _variant_from_item(item: dict[str, Any]) -> Variant:
-    return Variant(
-        id=int(item["variant_id"]),
-        name=item["name"],
-        description=item.get("description", ""),
-        is_control=bool(item["is_control"]),
-        traffic_allocation=float(item["traffic_allocation"]),
-        config=json.loads(item.get("config_json") or "{}"),
-    )

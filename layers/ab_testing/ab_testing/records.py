@@ -1,0 +1,93 @@
+"""How domain records map to DynamoDB items and keys (the layout is in docs/data-model.md)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from ab_testing import dynamo
+from ab_testing.errors import InvalidInput
+from ab_testing.models import Experiment, ExperimentIn, Variant
+
+
+def experiment_pk(experiment_id: int) -> str:
+    return f"experiment#{experiment_id}"
+
+
+def variant_sk(variant_id: int) -> str:
+    return f"variant#{variant_id:010d}"
+
+
+def totals_sk(variant_id: int, metric: str, shard: int) -> str:
+    return f"totals#{variant_id:010d}#{metric}#{shard:03d}"
+
+
+def exposure_sk(variant_id: int, shard: int) -> str:
+    return f"exposure#{variant_id:010d}#{shard:03d}"
+
+
+def encode_cursor(analysed_at: str) -> str:
+    return base64.urlsafe_b64encode(analysed_at.encode()).decode()
+
+
+_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T[0-9:.]{1,20}Z$")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The analysed_at a page ended on; anything else is refused before it reaches DynamoDB."""
+    try:
+        stamp = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput("cursor is not valid", field="cursor") from exc
+    if len(cursor) > 64 or not _STAMP.match(stamp):
+        raise InvalidInput("cursor is not valid", field="cursor")
+    return stamp
+
+
+def new_experiment(
+    body: ExperimentIn, experiment_id: int, last_variant_id: int, salt: str, now: str
+) -> Experiment:
+    variants = [
+        Variant(id=last_variant_id + i + 1, **v.model_dump()) for i, v in enumerate(body.variants)
+    ]
+    data = body.model_dump(exclude={"variants"})
+    return Experiment(id=experiment_id, variants=variants, salt=salt, created_at=now, **data)
+
+
+def experiment_item(experiment: Experiment) -> dict[str, Any]:
+    data = experiment.model_dump(exclude={"variants", "id"})
+    return {"pk": experiment_pk(experiment.id), "experiment_id": experiment.id, **data}
+
+
+def experiment_from_item(item: dict[str, Any], variants: list[Variant]) -> Experiment:
+    data = dynamo.plain({k: v for k, v in item.items() if k not in ("pk", "experiment_id")})
+    return Experiment(id=int(item["experiment_id"]), variants=variants, **data)
+
+
+def variant_item(experiment_id: int, variant: Variant, position: int) -> dict[str, Any]:
+    return {
+        "experiment_id": experiment_id,
+        "sk": variant_sk(variant.id),
+        "variant_id": variant.id,
+        "position": position,
+        "name": variant.name,
+        "description": variant.description,
+        "is_control": variant.is_control,
+        "traffic_allocation": variant.traffic_allocation,
+        # Free-form config is kept verbatim as JSON: no float/Decimal round trip changes it.
+        "config_json": json.dumps(variant.config, separators=(",", ":")),
+    }
+
+
+def variant_from_item(item: dict[str, Any]) -> Variant:
+    return Variant(
+        id=int(item["variant_id"]),
+        name=item["name"],
+        description=item.get("description", ""),
+        is_control=bool(item["is_control"]),
+        traffic_allocation=float(item["traffic_allocation"]),
+        config=json.loads(item.get("config_json") or "{}"),
+    )
