@@ -10,23 +10,13 @@ from typing import Any
 
 import pytest
 
+from ab_testing.reconcile import FIELDS
 from tests.conftest import guide_experiment, invoke
 
 NAME = "Lead Qualification Prompt Test"
 DECLARED = ["resolution_rate", "satisfaction_score", "response_time", "response_accuracy"]
 RECORD = "/api/v1/experiments/record-result"
 RECORD_MANY = "/api/v1/experiments/record-results"
-FIELDS = (
-    "results",
-    "total",
-    "total_sq",
-    "min",
-    "max",
-    "units",
-    "unit_sum_sq",
-    "unit_count_sq",
-    "unit_sum_count",
-)
 
 
 # ---------------------------------------------------------------------- helpers

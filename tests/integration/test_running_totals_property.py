@@ -9,21 +9,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ab_testing.reconcile import FIELDS
 from tests.conftest import guide_experiment
 
 USERS = 6
 KEYS = ["k0", "k1", "k2", "k3"]
-FIELDS = (
-    "results",
-    "total",
-    "total_sq",
-    "min",
-    "max",
-    "units",
-    "unit_sum_sq",
-    "unit_count_sq",
-    "unit_sum_count",
-)
 
 binary = st.tuples(st.just("resolution_rate"), st.sampled_from([0, 1]))
 # satisfaction_score in [0, 5], in steps of 0.001 (as floats, the way clients send them)

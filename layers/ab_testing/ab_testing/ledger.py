@@ -77,12 +77,10 @@ class Ledger:
                 return Outcome("no_assignment", None, None)
             variant_id = int(assignment["variant_id"])
             state = (assignment.get("m") or {}).get(write.metric)
+            with localcontext(prec=60):  # exact: inputs have <= 16 digits, results <= 38
+                items = self._items(write, variant_id, state, totals.get(variant_id, {}), shard)
             try:
-                self.client.transact_write_items(
-                    TransactItems=self._items(
-                        write, variant_id, state, totals.get(variant_id, {}), shard
-                    )
-                )
+                self.client.transact_write_items(TransactItems=items)
                 return Outcome("recorded", variant_id, write.item)
             except self.client.exceptions.TransactionCanceledException as exc:
                 codes = dynamo.cancellation_codes(exc)
@@ -136,17 +134,6 @@ class Ledger:
         return assignment, totals
 
     def _items(
-        self,
-        write: ResultWrite,
-        variant_id: int,
-        state: dict[str, Any] | None,
-        totals: dict[str, Any],
-        shard: int,
-    ) -> list[dict[str, Any]]:
-        with localcontext(prec=60):  # exact: inputs have <= 16 digits, results <= 38
-            return self._transaction(write, variant_id, state, totals, shard)
-
-    def _transaction(
         self,
         write: ResultWrite,
         variant_id: int,
