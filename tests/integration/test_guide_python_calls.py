@@ -1,0 +1,60 @@
+"""The guide's Python calls, written as the guide writes them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import GUIDE_EXPERIMENT
+
+
+def test_guide_python_calls_with_a_boto3_client_as_db(aws: Any) -> None:
+    # Given the guide's experiment, created and started through the service
+    from ab_testing.experiment_service import ExperimentService
+    from ab_testing.statistical_analyzer import StatisticalAnalyzer
+
+    db = aws  # a boto3 DynamoDB client: the service uses the tables named by the settings
+    service = ExperimentService(db)
+    experiment_id = service.create_experiment(GUIDE_EXPERIMENT)["id"]
+    service.start_experiment(experiment_id)
+
+    # When the guide's step 3 and step 4 run
+    variant = service.get_variant_for_user(
+        experiment_name="Lead Qualification Prompt Test",
+        user_id=123,
+        session_id=None,  # Or provide session_id for anonymous users
+    )
+    assert variant is not None
+    system_prompt = variant["config"]["system_prompt"]
+    include_examples = variant["config"].get("include_examples", False)
+    service.record_result(
+        experiment_name="Lead Qualification Prompt Test",
+        metric_name="resolution_rate",
+        metric_value=1.0,  # 1.0 = resolved, 0.0 = not resolved
+        user_id=123,
+        session_id=None,
+    )
+    service.record_result(
+        experiment_name="Lead Qualification Prompt Test",
+        metric_name="satisfaction_score",
+        metric_value=4.5,  # 0-5 scale
+        user_id=123,
+        session_id=None,
+    )
+
+    # Then the variant is the guide's config and the analysis counts the results
+    assert system_prompt.startswith("You are an AI assistant")
+    assert include_examples is (not variant["is_control"])
+    analysis = StatisticalAnalyzer(db).analyze_experiment(experiment_id)
+    assert analysis["current_sample_size"] == 1
+    assert analysis["variant_stats"][str(variant["id"])]["mean"] == 1.0
+    assert analysis["metrics"]["satisfaction_score"]["kind"] == "continuous"
+
+
+def test_a_unit_outside_the_experiment_gets_none(aws: Any) -> None:
+    from ab_testing.experiment_service import ExperimentService
+
+    service = ExperimentService(aws)
+    body = dict(GUIDE_EXPERIMENT, name="Small", target_percentage=1.0)
+    service.start_experiment(service.create_experiment(body)["id"])
+    answers = [service.get_variant_for_user(experiment_name="Small", user_id=u) for u in range(50)]
+    assert None in answers  # with 1% coverage most of 50 users are outside
