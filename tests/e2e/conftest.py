@@ -29,8 +29,11 @@ def free_port() -> int:
 class LocalApi:
     """`abtest serve` as a user runs it (python -m emulator serve), stopped with Ctrl-C."""
 
-    def __init__(self, state_file: Path, port: int | None = None) -> None:
+    def __init__(
+        self, state_file: Path, port: int | None = None, schedule_interval: float = 0
+    ) -> None:
         self.state_file = state_file
+        self.schedule_interval = schedule_interval
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -38,7 +41,7 @@ class LocalApi:
         self.log_path = state_file.with_suffix(f".{self.port}.log")
 
     def start(self) -> LocalApi:
-        env = {**os.environ, "AB_SCHEDULE_INTERVAL": "0"}
+        env = {**os.environ, "AB_SCHEDULE_INTERVAL": str(self.schedule_interval)}
         env.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
