@@ -27,8 +27,7 @@ class ExperimentAnalysis:
 
     def snapshot(self, experiment_id: int) -> tuple[Experiment, AnalysisInput, int]:
         """The experiment, the analyzer's input, and how many DynamoDB items it took."""
-        experiment = self.store.get_experiment(experiment_id)
-        items = self.store.query_experiment_items(experiment_id)
+        experiment, items = self.store.experiment_with_items(experiment_id)
         totals: dict[tuple[int, str], MetricTotals] = defaultdict(MetricTotals)
         exposures: dict[int, int] = defaultdict(int)
         for item in items:

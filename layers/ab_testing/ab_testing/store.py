@@ -125,14 +125,19 @@ class Store:
         return int(item["experiment_id"])
 
     def get_experiment(self, experiment_id: int) -> Experiment:
+        return self.experiment_with_items(experiment_id, prefix="variant#")[0]
+
+    def experiment_with_items(
+        self, experiment_id: int, prefix: str = ""
+    ) -> tuple[Experiment, list[dict[str, Any]]]:
+        """The experiment and its ab_variants items (all of them by default): one GetItem and
+        one Query, which is everything an analysis reads."""
         item = self._get(self.experiments, {"pk": experiment_pk(experiment_id)}, consistent=True)
         if item is None:
             raise NotFound(f"experiment {experiment_id} not found", field="id")
-        variants = [
-            records.variant_from_item(v)
-            for v in self.query_experiment_items(experiment_id, prefix="variant#")
-        ]
-        return records.experiment_from_item(item, variants)
+        items = self.query_experiment_items(experiment_id, prefix=prefix)
+        variants = [records.variant_from_item(i) for i in items if i["sk"].startswith("variant#")]
+        return records.experiment_from_item(item, variants), items
 
     def list_experiments(self, status: str | None, experiment_type: str | None) -> list[dict]:
         """Experiments by status through the sparse status index: a Query per status."""
