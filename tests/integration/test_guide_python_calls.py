@@ -58,3 +58,14 @@ def test_a_unit_outside_the_experiment_gets_none(aws: Any) -> None:
     service.start_experiment(service.create_experiment(body)["id"])
     answers = [service.get_variant_for_user(experiment_name="Small", user_id=u) for u in range(50)]
     assert None in answers  # with 1% coverage most of 50 users are outside
+
+
+def test_a_boto3_resource_works_as_db_too(aws: Any) -> None:
+    import boto3
+
+    from ab_testing.experiment_service import ExperimentService
+
+    service = ExperimentService(boto3.resource("dynamodb", region_name="us-east-1"))
+    service.start_experiment(service.create_experiment(GUIDE_EXPERIMENT)["id"])
+    variant = service.get_variant_for_user(experiment_name=GUIDE_EXPERIMENT["name"], user_id=7)
+    assert variant is not None and "config" in variant

@@ -30,6 +30,10 @@ def client(region: str | None = None) -> Any:
 MAX_DIGITS = 38  # DynamoDB's precision
 
 
+def plain_client(region: str | None, endpoint_url: str | None) -> Any:
+    return boto3.client("dynamodb", region_name=region, endpoint_url=endpoint_url, config=_CONFIG)
+
+
 def number_text(value: int | float | Decimal) -> str:
     """A number as DynamoDB text: exact, never in exponent form (9E-8 -> 0.00000009).
 

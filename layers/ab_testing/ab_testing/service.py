@@ -1,7 +1,7 @@
 """ExperimentService: lifecycle, assignment and results, as the product guide calls them.
 
 ``ExperimentService(db)`` takes ``db`` as an ``ab_testing.store.Store``, a boto3 DynamoDB
-client, or nothing (a store built from the environment: ab_testing.settings.Settings).
+client or resource, or nothing (a store built from the environment: ab_testing.settings).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ab_testing import assignment
+from ab_testing import assignment, dynamo
 from ab_testing.errors import Conflict, InvalidInput
 from ab_testing.ledger import Ledger
 from ab_testing.models import (
@@ -65,6 +65,11 @@ class ExperimentService(ResultRecording):
         cache_ttl_seconds: float | None = None,
     ) -> None:
         settings = settings or (db.settings if isinstance(db, Store) else get_settings())
+        if db is not None and not isinstance(db, Store) and hasattr(db, "Table"):
+            # A boto3 DynamoDB resource: its own client converts values itself, so take a
+            # plain client for the same region and endpoint.
+            meta = db.meta.client.meta
+            db = dynamo.plain_client(meta.region_name, meta.endpoint_url)
         self.store = db if isinstance(db, Store) else Store(settings, client=db)
         self.ledger = Ledger(self.store)
         self.settings = settings
