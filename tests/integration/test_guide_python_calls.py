@@ -69,3 +69,30 @@ def test_a_boto3_resource_works_as_db_too(aws: Any) -> None:
     service.start_experiment(service.create_experiment(GUIDE_EXPERIMENT)["id"])
     variant = service.get_variant_for_user(experiment_name=GUIDE_EXPERIMENT["name"], user_id=7)
     assert variant is not None and "config" in variant
+
+
+def test_a_result_from_a_user_who_just_logged_in_counts_for_the_session_variant(aws: Any) -> None:
+    # Given an anonymous session with a variant, paused afterwards
+    from ab_testing.experiment_service import ExperimentService
+
+    service = ExperimentService(aws, cache_ttl_seconds=0)
+    experiment_id = service.create_experiment(GUIDE_EXPERIMENT)["id"]
+    service.start_experiment(experiment_id)
+    name = GUIDE_EXPERIMENT["name"]
+    session_variant = service.get_variant_for_user(experiment_name=name, session_id="s-1")
+    service.change_status(experiment_id, "pause")
+
+    # When the visitor logs in and a result arrives with both ids (no get-variant in between)
+    answer = service.record_result(
+        experiment_name=name,
+        metric_name="resolution_rate",
+        metric_value=1,
+        user_id="u-1",
+        session_id="s-1",
+    )
+
+    # Then it counts, in the session's variant, and the user keeps that variant
+    assert answer["recorded"] is True
+    assert session_variant is not None and answer["variant_id"] == session_variant["id"]
+    again = service.get_variant_for_user(experiment_name=name, user_id="u-1", session_id="s-1")
+    assert again == session_variant

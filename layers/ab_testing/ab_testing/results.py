@@ -36,6 +36,9 @@ class ResultRecording:
     def _shard(self, unit: str) -> int:
         raise NotImplementedError
 
+    def _alias_from_session(self, experiment: Experiment, unit: str, session_id: str | None) -> Any:
+        raise NotImplementedError
+
     def record(self, body: dict[str, Any] | RecordResultIn) -> dict[str, Any]:
         """Validates, then records exactly once. The answer says whether it counted."""
         request = body if isinstance(body, RecordResultIn) else parse(RecordResultIn, body)
@@ -77,11 +80,14 @@ class ResultRecording:
             "idempotency_key": key,
             "write_token": uuid.uuid4().hex,
         }
-        outcome = self.ledger.record(
-            ResultWrite(experiment.id, unit, spec.name, value, result_id, extra),
-            [v.id for v in experiment.variants],
-            self._shard(unit),
-        )
+        write = ResultWrite(experiment.id, unit, spec.name, value, result_id, extra)
+        variant_ids = [v.id for v in experiment.variants]
+        outcome = self.ledger.record(write, variant_ids, self._shard(unit))
+        if outcome.status == "no_assignment" and self._alias_from_session(
+            experiment, unit, request.session_id
+        ):
+            # A user who just logged in: their session's variant is now theirs; count it.
+            outcome = self.ledger.record(write, variant_ids, self._shard(unit))
         if outcome.status == "no_assignment":
             return {
                 **base,

@@ -237,15 +237,11 @@ class ExperimentService(ResultRecording):
         stored = self.store.get_assignment(experiment.id, unit)
         if stored is not None:
             return experiment.variant(int(stored["variant_id"])), "existing_assignment"
+        aliased = self._alias_from_session(experiment, unit, session_id)
+        if aliased is not None:
+            return aliased  # the same person as an assigned session: allowed while paused too
         if experiment.status != "running":
             return None, "experiment_not_running"
-        if unit.startswith("user:") and session_id is not None:
-            # A visitor who logs in keeps the variant their session already had.
-            aliased = self.store.get_assignment(experiment.id, f"session:{session_id}")
-            if aliased is not None:
-                return self._store_assignment(
-                    experiment, unit, int(aliased["variant_id"]), source="session_alias"
-                )
         index = assignment.assign(
             experiment.salt,
             unit,
@@ -255,6 +251,22 @@ class ExperimentService(ResultRecording):
         if index is None:
             return None, "not_in_target"
         return self._store_assignment(experiment, unit, experiment.variants[index].id)
+
+    def _alias_from_session(
+        self, experiment: Experiment, unit: str, session_id: str | None
+    ) -> tuple[Variant | None, str] | None:
+        """A visitor who logs in keeps the variant their session already had (stored as the
+        user's assignment on first sight); None when there is no session variant to keep."""
+        if not unit.startswith("user:") or session_id is None:
+            return None
+        if experiment.status not in ACCEPTS_RESULTS:
+            return None
+        stored = self.store.get_assignment(experiment.id, f"session:{session_id}")
+        if stored is None:
+            return None
+        return self._store_assignment(
+            experiment, unit, int(stored["variant_id"]), source="session_alias"
+        )
 
     def _store_assignment(
         self, experiment: Experiment, unit: str, variant_id: int, source: str = "hash"
