@@ -13,49 +13,34 @@ makes (counted with botocore's ``before-call.dynamodb`` hook) and its median wal
 moto backs up every table a TransactWriteItems touches with a deep copy (to roll back on
 failure), which makes each write O(size of ab_results) and 50,000 writes hours long. The
 loading phase therefore uses the project's ``emulator.moto_transactions`` (item-level backups,
-same semantics); if that module is missing, it falls back to skipping moto's table copy, which
-is safe here because a single writer with fresh result ids never has a transaction cancelled.
-The calls-per-result figure is taken before either patch, on unmodified moto, and the final
-reconciliation proves the totals equal the raw results.
+same semantics). The calls-per-result figure is taken before that patch, on unmodified moto,
+and the final reconciliation proves the totals equal the raw results.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import random
+import statistics
 import sys
-from pathlib import Path
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "layers" / "ab_testing"), str(ROOT)]
+import _local  # noqa: F401  (first: sys.path and fake AWS credentials)
+import boto3
+from moto import mock_aws
 
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import copy  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-import types  # noqa: E402
-from collections import Counter  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from typing import Any  # noqa: E402
-
-# Never reach real AWS from a benchmark.
-os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
-os.environ["AWS_ACCESS_KEY_ID"] = "testing"
-os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
-os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
-os.environ.pop("AWS_PROFILE", None)
-
-import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
-
-from ab_testing.analysis import ExperimentAnalysis  # noqa: E402
-from ab_testing.reconcile import reconcile  # noqa: E402
-from ab_testing.service import ExperimentService  # noqa: E402
-from ab_testing.settings import Settings  # noqa: E402
-from ab_testing.store import Store  # noqa: E402
-from emulator.template import create_tables  # noqa: E402
-from tests.conftest import guide_experiment  # noqa: E402
+from ab_testing.analysis import ExperimentAnalysis
+from ab_testing.reconcile import reconcile
+from ab_testing.service import ExperimentService
+from ab_testing.settings import Settings
+from ab_testing.store import Store
+from emulator import moto_transactions
+from emulator.template import create_tables
+from tests.conftest import guide_experiment
 
 CHECKPOINTS = (1_000, 5_000, 10_000, 25_000, 50_000)
 CALLS_SAMPLE = 500
@@ -77,32 +62,6 @@ class CallCounter:
         seen: Counter[str] = Counter()
         yield seen
         seen.update(self.calls)
-
-
-@contextlib.contextmanager
-def fast_moto_transactions() -> Iterator[str]:
-    """Transactions whose cost does not grow with the tables (see the module docstring)."""
-    try:
-        from emulator import moto_transactions
-    except ImportError:
-        moto_transactions = None
-    if moto_transactions is not None:
-        moto_transactions.apply()  # idempotent, process-wide, semantics unchanged
-        yield "emulator.moto_transactions (item-level rollback)"
-        return
-
-    import moto.dynamodb.models as models
-    from moto.dynamodb.models.table import Table
-
-    def deepcopy(value: Any, memo: Any = None) -> Any:
-        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
-
-    original = models.copy
-    models.copy = types.SimpleNamespace(deepcopy=deepcopy)  # type: ignore[assignment]
-    try:
-        yield "no table backups (single writer, no cancelled transactions)"
-    finally:
-        models.copy = original
 
 
 def random_result(rng: random.Random, experiment_id: int, units: int) -> dict[str, Any]:
@@ -209,17 +168,17 @@ def main(argv: list[str] | None = None) -> int:
         recorded = CALLS_SAMPLE
         measured: dict[int, dict[str, Any]] = {}
         load_started = time.perf_counter()
-        with fast_moto_transactions() as how:
-            print(f"loading with fast moto transactions: {how}", flush=True)
-            for checkpoint in checkpoints:
-                while recorded < checkpoint:
-                    service.record(random_result(rng, experiment_id, args.units))
-                    recorded += 1
-                    if recorded % 5_000 == 0:
-                        rate = (recorded - CALLS_SAMPLE) / (time.perf_counter() - load_started)
-                        print(f"  ... {recorded:,} results ({rate:.0f}/s)", file=sys.stderr)
-                measured[checkpoint] = measure(analysis, counter, experiment_id, args.repeats)
-                show(checkpoint, measured[checkpoint])
+        moto_transactions.apply()  # item-level rollback: same semantics, flat cost
+        print("loading with emulator.moto_transactions (item-level rollback)", flush=True)
+        for checkpoint in checkpoints:
+            while recorded < checkpoint:
+                service.record(random_result(rng, experiment_id, args.units))
+                recorded += 1
+                if recorded % 5_000 == 0:
+                    rate = (recorded - CALLS_SAMPLE) / (time.perf_counter() - load_started)
+                    print(f"  ... {recorded:,} results ({rate:.0f}/s)", file=sys.stderr)
+            measured[checkpoint] = measure(analysis, counter, experiment_id, args.repeats)
+            show(checkpoint, measured[checkpoint])
 
         first, last = measured[checkpoints[0]], measured[checkpoints[-1]]
         label = f"{checkpoints[-1] // 1000}k/{checkpoints[0] // 1000}k"

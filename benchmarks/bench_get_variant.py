@@ -10,29 +10,19 @@ boto3 and the service's own Python; they are not DynamoDB latencies.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import statistics
+import subprocess
 import sys
-from pathlib import Path
+import time
+from collections import Counter
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "layers" / "ab_testing"), str(ROOT)]
-
-# Never reach real AWS from the benchmark.
-os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
-os.environ["AWS_ACCESS_KEY_ID"] = "testing"
-os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
-os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
-os.environ.pop("AWS_PROFILE", None)
-
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from types import ModuleType  # noqa: E402
-from typing import Any  # noqa: E402
+from _local import ROOT  # first: sys.path and fake AWS credentials
 
 CALLS = 200
 IMPORT_RUNS = 5

@@ -11,25 +11,19 @@ seeded replications.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-for path in (ROOT / "layers" / "ab_testing", ROOT):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+import _local  # noqa: F401  (first: sys.path and fake AWS credentials)
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from ab_testing.stats import (  # noqa: E402
+from ab_testing.stats import (
     AnalysisInput,
     MetricSpec,
     MetricTotals,
     StatisticalAnalyzer,
     VariantInput,
 )
-from tests.unit.stats_helpers import simulate_coverage, simulate_looks  # noqa: E402
+from tests.unit.stats_helpers import simulate_coverage, simulate_looks
 
 METRICS = [
     MetricSpec("quality_score"),

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
 from ab_testing.dynamo import plain
 from ab_testing.errors import InvalidInput
-from ab_testing.ledger import totals_from_item
 from ab_testing.models import Experiment
+from ab_testing.records import summed_exposures, summed_totals
 from ab_testing.service import ExperimentService
-from ab_testing.stats.inputs import AnalysisInput, MetricTotals, VariantInput
+from ab_testing.stats.inputs import AnalysisInput, VariantInput
 
 
 class ExperimentAnalysis:
@@ -28,15 +27,7 @@ class ExperimentAnalysis:
     def snapshot(self, experiment_id: int) -> tuple[Experiment, AnalysisInput, int]:
         """The experiment, the analyzer's input, and how many DynamoDB items it took."""
         experiment, items = self.store.experiment_with_items(experiment_id)
-        totals: dict[tuple[int, str], MetricTotals] = defaultdict(MetricTotals)
-        exposures: dict[int, int] = defaultdict(int)
-        for item in items:
-            sk = item["sk"]
-            if sk.startswith("totals#"):
-                key = (int(item["variant_id"]), str(item["metric"]))
-                totals[key] = totals[key] + totals_from_item(item)
-            elif sk.startswith("exposure#"):
-                exposures[int(item["variant_id"])] += int(item.get("units_assigned", 0))
+        totals, exposures = summed_totals(items), summed_exposures(items)
         specs = [
             s
             for s in (experiment.metric_spec(m) for m in experiment.declared_metrics)
@@ -74,6 +65,12 @@ class ExperimentAnalysis:
         self, experiment_id: int, method: str | None = None, analyzer: Any = None
     ) -> dict[str, Any]:
         """The analysis; ``method`` overrides the experiment's analysis_method."""
+        return self.experiment_and_analysis(experiment_id, method, analyzer)[1]
+
+    def experiment_and_analysis(
+        self, experiment_id: int, method: str | None = None, analyzer: Any = None
+    ) -> tuple[Experiment, dict[str, Any]]:
+        """The experiment as read for the analysis, and the analysis (one read of each)."""
         from dataclasses import replace
 
         from ab_testing.stats.analyzer import StatisticalAnalyzer
@@ -84,7 +81,7 @@ class ExperimentAnalysis:
         result: dict[str, Any] = (analyzer or StatisticalAnalyzer()).analyze(inp)
         result["experiment_name"] = experiment.name
         result["status"] = experiment.status
-        return result
+        return experiment, result
 
     def summary(self, experiment_id: int) -> dict[str, Any]:
         """Units assigned and results collected per variant (the guide's monitoring query)."""

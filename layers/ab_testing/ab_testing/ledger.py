@@ -19,7 +19,6 @@ from typing import Any
 from ab_testing import dynamo
 from ab_testing.errors import InvalidInput, StoreUnavailable
 from ab_testing.records import totals_sk
-from ab_testing.stats.inputs import MetricTotals
 from ab_testing.store import Store
 
 _ATTEMPTS = 12
@@ -49,20 +48,6 @@ class Outcome:
     status: str  # "recorded" | "duplicate" | "no_assignment"
     variant_id: int | None
     item: dict[str, Any] | None  # the stored result (for duplicates: the first one)
-
-
-def totals_from_item(item: dict[str, Any]) -> MetricTotals:
-    return MetricTotals(
-        results=int(item.get("results", 0)),
-        total=item.get("total", Decimal(0)),
-        total_sq=item.get("total_sq", Decimal(0)),
-        min=item.get("min_y"),
-        max=item.get("max_y"),
-        units=int(item.get("units", 0)),
-        unit_sum_sq=item.get("unit_sum_sq", Decimal(0)),
-        unit_count_sq=item.get("unit_count_sq", Decimal(0)),
-        unit_sum_count=item.get("unit_sum_count", Decimal(0)),
-    )
 
 
 class Ledger:
@@ -222,7 +207,7 @@ class Ledger:
         ]
 
     def _result(self, write: ResultWrite) -> dict[str, Any] | None:
-        return self.store._get(
+        return self.store.get_item(
             self.store.results,
             {"experiment_id": write.experiment_id, "result_id": write.result_id},
             True,
@@ -230,7 +215,7 @@ class Ledger:
 
     def raw_results(self, experiment_id: int) -> Iterator[dict[str, Any]]:
         """Every raw result of an experiment (a Query, for reconciliation and export)."""
-        return self.store._query_all(
+        return self.store.query_all(
             {
                 "TableName": self.store.results,
                 "KeyConditionExpression": "experiment_id = :e",

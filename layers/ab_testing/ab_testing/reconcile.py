@@ -10,7 +10,8 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from ab_testing.ledger import Ledger, totals_from_item
+from ab_testing.ledger import Ledger
+from ab_testing.records import summed_totals
 from ab_testing.stats.inputs import MetricTotals
 from ab_testing.store import Store
 
@@ -37,10 +38,7 @@ def reconcile(store: Store, experiment_id: int) -> dict[str, Any]:
         raw[key][str(item["unit"])].append(Decimal(item["metric_value"]))
     expected = {key: MetricTotals.from_units(units.values()) for key, units in raw.items()}
 
-    stored: dict[tuple[int, str], MetricTotals] = defaultdict(MetricTotals)
-    for item in store.query_experiment_items(experiment_id, prefix="totals#"):
-        key = (int(item["variant_id"]), str(item["metric"]))
-        stored[key] = stored[key] + totals_from_item(item)
+    stored = summed_totals(store.query_experiment_items(experiment_id, prefix="totals#"))
 
     differences = []
     for key in sorted(set(expected) | set(stored)):

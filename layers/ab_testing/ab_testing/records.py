@@ -6,11 +6,14 @@ import base64
 import binascii
 import json
 import re
+from collections import defaultdict
+from decimal import Decimal
 from typing import Any
 
 from ab_testing import dynamo
 from ab_testing.errors import InvalidInput
 from ab_testing.models import Experiment, ExperimentIn, Variant
+from ab_testing.stats.inputs import MetricTotals
 
 
 def experiment_pk(experiment_id: int) -> str:
@@ -67,12 +70,11 @@ def experiment_from_item(item: dict[str, Any], variants: list[Variant]) -> Exper
     return Experiment(id=int(item["experiment_id"]), variants=variants, **data)
 
 
-def variant_item(experiment_id: int, variant: Variant, position: int) -> dict[str, Any]:
+def variant_item(experiment_id: int, variant: Variant) -> dict[str, Any]:
     return {
         "experiment_id": experiment_id,
         "sk": variant_sk(variant.id),
         "variant_id": variant.id,
-        "position": position,
         "name": variant.name,
         "description": variant.description,
         "is_control": variant.is_control,
@@ -91,3 +93,36 @@ def variant_from_item(item: dict[str, Any]) -> Variant:
         traffic_allocation=float(item["traffic_allocation"]),
         config=json.loads(item.get("config_json") or "{}"),
     )
+
+
+def totals_from_item(item: dict[str, Any]) -> MetricTotals:
+    return MetricTotals(
+        results=int(item.get("results", 0)),
+        total=item.get("total", Decimal(0)),
+        total_sq=item.get("total_sq", Decimal(0)),
+        min=item.get("min_y"),
+        max=item.get("max_y"),
+        units=int(item.get("units", 0)),
+        unit_sum_sq=item.get("unit_sum_sq", Decimal(0)),
+        unit_count_sq=item.get("unit_count_sq", Decimal(0)),
+        unit_sum_count=item.get("unit_sum_count", Decimal(0)),
+    )
+
+
+def summed_totals(items: list[dict[str, Any]]) -> dict[tuple[int, str], MetricTotals]:
+    """Running totals per (variant id, metric), shards added up (other items ignored)."""
+    totals: dict[tuple[int, str], MetricTotals] = defaultdict(MetricTotals)
+    for item in items:
+        if item["sk"].startswith("totals#"):
+            key = (int(item["variant_id"]), str(item["metric"]))
+            totals[key] = totals[key] + totals_from_item(item)
+    return totals
+
+
+def summed_exposures(items: list[dict[str, Any]]) -> dict[int, int]:
+    """Units assigned per variant id, shards added up (other items ignored)."""
+    exposures: dict[int, int] = defaultdict(int)
+    for item in items:
+        if item["sk"].startswith("exposure#"):
+            exposures[int(item["variant_id"])] += int(item.get("units_assigned", 0))
+    return exposures

@@ -95,8 +95,7 @@ class ScheduledAnalysis:
         }
 
     def analyse_one(self, experiment_id: int) -> dict[str, Any] | None:
-        experiment = self.store.get_experiment(experiment_id)
-        result = self.analysis.analyze(experiment_id, method="sequential")
+        experiment, result = self.analysis.experiment_and_analysis(experiment_id, "sequential")
         units = sum(int(v.get("units_assigned") or 0) for v in result["variant_stats"].values())
         if units == 0:
             return None
@@ -128,7 +127,7 @@ class ScheduledAnalysis:
                 "analysis_json": json.dumps(json_safe(result), separators=(",", ":")),
             },
         )
-        self._emit(experiment_id, result, summary)
+        self._emit(experiment_id, units, result, summary)
         return {
             "experiment_id": experiment_id,
             "analysed_at": now,
@@ -136,13 +135,13 @@ class ScheduledAnalysis:
             "stop_reason": stop_reason,
         }
 
-    def _emit(self, experiment_id: int, result: dict[str, Any], summary: dict[str, Any]) -> None:
+    def _emit(
+        self, experiment_id: int, units: int, result: dict[str, Any], summary: dict[str, Any]
+    ) -> None:
         """One embedded-metric-format record per experiment, with experiment_id as dimension."""
         stats = result["variant_stats"].values()
         self.metrics.add_dimension("experiment_id", str(experiment_id))
-        self.metrics.add_metric(
-            "UnitsAssigned", MetricUnit.Count, sum(int(v.get("units_assigned") or 0) for v in stats)
-        )
+        self.metrics.add_metric("UnitsAssigned", MetricUnit.Count, units)
         self.metrics.add_metric(
             "ResultsRecorded", MetricUnit.Count, sum(int(v.get("count") or 0) for v in stats)
         )

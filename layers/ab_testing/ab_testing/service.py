@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple, get_args
 
 from ab_testing import assignment, dynamo
 from ab_testing.errors import Conflict, InvalidInput
@@ -22,23 +22,33 @@ from ab_testing.models import (
     AllocationIn,
     Experiment,
     ExperimentIn,
+    ExperimentType,
     GetVariantIn,
     RebalanceIn,
     Variant,
     unit_override_key,
 )
+from ab_testing.records import summed_exposures
 from ab_testing.results import ACCEPTS_RESULTS, ResultRecording
 from ab_testing.settings import Settings, get_settings
-from ab_testing.store import Store
+from ab_testing.store import STATUSES, Store
 from ab_testing.validation import parse
 
-# Lifecycle: action -> (statuses it may start from, status it leads to).
-TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
-    "start": (("draft",), "running"),
-    "pause": (("running",), "paused"),
-    "resume": (("paused",), "running"),
-    "stop": (("running", "paused"), "stopped"),
-    "archive": (("stopped",), "archived"),
+
+class Transition(NamedTuple):
+    allowed_from: tuple[str, ...]
+    target: str
+    stamp: str | None  # the experiment attribute that records when it happened
+    past: str  # for the answer: "Experiment 1 paused successfully"
+
+
+# The lifecycle, in one place: draft -> running <-> paused -> stopped -> archived.
+TRANSITIONS: dict[str, Transition] = {
+    "start": Transition(("draft",), "running", "started_at", "started"),
+    "pause": Transition(("running",), "paused", "paused_at", "paused"),
+    "resume": Transition(("paused",), "running", None, "resumed"),
+    "stop": Transition(("running", "paused"), "stopped", "stopped_at", "stopped"),
+    "archive": Transition(("stopped",), "archived", "archived_at", "archived"),
 }
 
 
@@ -100,11 +110,9 @@ class ExperimentService(ResultRecording):
     def list_experiments(
         self, status: str | None = None, experiment_type: str | None = None
     ) -> list[dict[str, Any]]:
-        from ab_testing.store import STATUSES
-
         if status is not None and status not in STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
-        types = ExperimentIn.model_fields["experiment_type"].annotation.__args__  # type: ignore
+        types = get_args(ExperimentType)
         if experiment_type is not None and experiment_type not in types:
             raise InvalidInput(
                 f"experiment_type must be one of {', '.join(types)}", field="experiment_type"
@@ -113,21 +121,17 @@ class ExperimentService(ResultRecording):
 
     def transition(self, experiment_id: int, action: str, **changes: Any) -> Experiment:
         """draft -> running <-> paused -> stopped -> archived; anything else is a 409."""
-        allowed_from, target = TRANSITIONS[action]
-        stamp = {
-            "start": "started_at",
-            "pause": "paused_at",
-            "stop": "stopped_at",
-            "archive": "archived_at",
-        }.get(action)
-        updates = {"status": target, **changes}
-        if stamp:
-            updates[stamp] = self.clock()
+        step = TRANSITIONS[action]
+        updates = {"status": step.target, **changes}
+        if step.stamp:
+            updates[step.stamp] = self.clock()
         try:
-            self.store.update_experiment(experiment_id, allowed_from=allowed_from, changes=updates)
+            self.store.update_experiment(
+                experiment_id, allowed_from=step.allowed_from, changes=updates
+            )
         except Conflict as exc:
             current = str(exc.details.get("status"))
-            possible = [a for a, (froms, _) in TRANSITIONS.items() if current in froms]
+            possible = [a for a, t in TRANSITIONS.items() if current in t.allowed_from]
             raise Conflict(
                 f"cannot {action} experiment {experiment_id}: it is {current}. "
                 f"Allowed from {current}: {', '.join(possible) or 'nothing'}",
@@ -139,15 +143,8 @@ class ExperimentService(ResultRecording):
 
     def change_status(self, experiment_id: int, action: str) -> dict[str, Any]:
         experiment = self.transition(experiment_id, action)
-        past = {
-            "start": "started",
-            "pause": "paused",
-            "resume": "resumed",
-            "stop": "stopped",
-            "archive": "archived",
-        }[action]
         return {
-            "message": f"Experiment {experiment_id} {past} successfully",
+            "message": f"Experiment {experiment_id} {TRANSITIONS[action].past} successfully",
             "experiment_id": experiment_id,
             "status": experiment.status,
         }
@@ -168,10 +165,10 @@ class ExperimentService(ResultRecording):
             }
         )
         # The sample-ratio check must compare later units with the new weights only.
-        baseline: dict[str, int] = {}
-        for item in self.store.query_experiment_items(experiment_id, prefix="exposure#"):
-            vid = str(int(item["variant_id"]))
-            baseline[vid] = baseline.get(vid, 0) + int(item.get("units_assigned", 0))
+        exposures = summed_exposures(
+            self.store.query_experiment_items(experiment_id, prefix="exposure#")
+        )
+        baseline = {str(vid): units for vid, units in exposures.items()}
         self.store.rebalance(
             updated,
             allowed_from=("draft", "running", "paused"),

@@ -14,17 +14,17 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, get_args
 
 from botocore.exceptions import ClientError
 
 from ab_testing import dynamo, records
 from ab_testing.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
-from ab_testing.models import Experiment, ExperimentIn
+from ab_testing.models import Experiment, ExperimentIn, Status
 from ab_testing.records import experiment_pk, exposure_sk
 from ab_testing.settings import Settings
 
-STATUSES = ("draft", "running", "paused", "stopped", "archived")
+STATUSES: tuple[str, ...] = get_args(Status)
 _COUNTER = {"pk": "counter"}
 _CREATE_ATTEMPTS = 8
 _ASSIGN_ATTEMPTS = 5
@@ -44,7 +44,7 @@ class Store:
     def create_experiment(self, body: ExperimentIn, *, salt: str, now: str) -> Experiment:
         """Ids from one counter item and the name lock, in one transaction: all or nothing."""
         for _ in range(_CREATE_ATTEMPTS):
-            counter = self._get(self.experiments, _COUNTER, consistent=True) or {}
+            counter = self.get_item(self.experiments, _COUNTER, consistent=True) or {}
             last_experiment = int(counter.get("last_experiment_id", 0))
             last_variant = int(counter.get("last_variant_id", 0))
             experiment = records.new_experiment(body, last_experiment + 1, last_variant, salt, now)
@@ -105,21 +105,19 @@ class Store:
                 }
             },
         ]
-        for position, variant in enumerate(experiment.variants):
+        for variant in experiment.variants:
             items.append(
                 {
                     "Put": {
                         "TableName": self.variants,
-                        "Item": dynamo.serialize(
-                            records.variant_item(experiment.id, variant, position)
-                        ),
+                        "Item": dynamo.serialize(records.variant_item(experiment.id, variant)),
                     }
                 }
             )
         return items
 
     def experiment_id_by_name(self, name: str) -> int:
-        item = self._get(self.experiments, {"pk": f"name#{name}"}, consistent=True)
+        item = self.get_item(self.experiments, {"pk": f"name#{name}"}, consistent=True)
         if item is None:
             raise NotFound(f"no experiment named {name!r}", field="experiment_name")
         return int(item["experiment_id"])
@@ -132,7 +130,9 @@ class Store:
     ) -> tuple[Experiment, list[dict[str, Any]]]:
         """The experiment and its ab_variants items (all of them by default): one GetItem and
         one Query, which is everything an analysis reads."""
-        item = self._get(self.experiments, {"pk": experiment_pk(experiment_id)}, consistent=True)
+        item = self.get_item(
+            self.experiments, {"pk": experiment_pk(experiment_id)}, consistent=True
+        )
         if item is None:
             raise NotFound(f"experiment {experiment_id} not found", field="id")
         items = self.query_experiment_items(experiment_id, prefix=prefix)
@@ -153,7 +153,7 @@ class Store:
             if experiment_type:
                 params["FilterExpression"] = "experiment_type = :t"
                 params["ExpressionAttributeValues"][":t"] = {"S": experiment_type}
-            found.extend(dynamo.plain(i) for i in self._query_all(params))
+            found.extend(dynamo.plain(i) for i in self.query_all(params))
         found.sort(key=lambda item: int(item["experiment_id"]))
         return found
 
@@ -233,10 +233,10 @@ class Store:
             {
                 "Put": {
                     "TableName": self.variants,
-                    "Item": dynamo.serialize(records.variant_item(experiment.id, v, i)),
+                    "Item": dynamo.serialize(records.variant_item(experiment.id, v)),
                 }
             }
-            for i, v in enumerate(experiment.variants)
+            for v in experiment.variants
         ]
         try:
             self.client.transact_write_items(TransactItems=items)
@@ -252,7 +252,7 @@ class Store:
 
     # ------------------------------------------------------------------ assignments
     def get_assignment(self, experiment_id: int, unit: str) -> dict[str, Any] | None:
-        return self._get(self.assignments, {"experiment_id": experiment_id, "unit": unit})
+        return self.get_item(self.assignments, {"experiment_id": experiment_id, "unit": unit})
 
     def create_assignment(
         self,
@@ -307,7 +307,7 @@ class Store:
             except self.client.exceptions.TransactionCanceledException as exc:
                 stored = dynamo.cancellation_item(exc, 0)
                 if stored is None and "ConditionalCheckFailed" in dynamo.cancellation_codes(exc):
-                    stored = self._get(self.assignments, key, consistent=True)
+                    stored = self.get_item(self.assignments, key, consistent=True)
                 if stored is not None:
                     return stored, False
             # A conflicting transaction on the exposure item (a busy variant): back off.
@@ -326,7 +326,7 @@ class Store:
         if prefix:
             params["KeyConditionExpression"] += " AND begins_with(sk, :p)"
             params["ExpressionAttributeValues"][":p"] = {"S": prefix}
-        return list(self._query_all(params))
+        return list(self.query_all(params))
 
     # ------------------------------------------------------------------ insights
     def put_insight(self, experiment_id: int, analysed_at: str, item: dict[str, Any]) -> None:
@@ -361,14 +361,14 @@ class Store:
         return items, next_cursor
 
     # ------------------------------------------------------------------ plumbing
-    def _get(self, table: str, key: dict[str, Any], consistent: bool = False) -> dict | None:
+    def get_item(self, table: str, key: dict[str, Any], consistent: bool = False) -> dict | None:
         answer = self.client.get_item(
             TableName=table, Key=dynamo.serialize(key), ConsistentRead=consistent
         )
         item = answer.get("Item")
         return dynamo.deserialize(item) if item else None
 
-    def _query_all(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def query_all(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         while True:
             page = self.client.query(**params)
             for item in page.get("Items", []):
