@@ -12,6 +12,7 @@ import json
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +24,17 @@ _TRUE = {"true", "1", "yes", ""}  # a bare ?declare_winner means yes
 _FALSE = {"false", "0", "no"}
 JSON_HEADERS = {"Content-Type": "application/json"}
 
-Answer = dict[str, Any] | list[Any] | tuple[int, Any]
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer with its own headers (an ETag, or a 304 with no body)."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Answer = dict[str, Any] | list[Any] | tuple[int, Any] | Reply
 
 
 class ApiRequest:
@@ -55,6 +66,13 @@ class ApiRequest:
         if raw in _FALSE:
             return False
         raise InvalidInput(f"{name} must be true or false, got {raw!r}", field=name)
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        for key, value in (self.event.get("headers") or {}).items():
+            if key.lower() == wanted:
+                return str(value)
+        return None
 
     def json(self) -> Any:
         body = self.event.get("body")
@@ -138,6 +156,13 @@ def api(fn: Callable[[ApiRequest], Answer]) -> Callable[[dict[str, Any], Any], d
                     "message": "an unexpected error occurred; it has been logged",
                 },
             )
+        if isinstance(answer, Reply):
+            reply = respond(answer.status, answer.body)
+            if answer.body is None:
+                reply["body"] = ""
+            headers: dict[str, str] = reply["headers"]
+            headers.update(answer.headers)
+            return reply
         if isinstance(answer, tuple):
             return respond(answer[0], answer[1])
         return respond(200, answer)
