@@ -32,7 +32,8 @@ class Outbox:
         max_queue: int = 10_000,
         on_refusal: Callable[[Refusal], None] | None = None,
         on_exposure: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
-        send_budget: float = 10.0,
+        send_timeout: float = 30.0,
+        send_budget: float = 60.0,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"batch_size must be 1 to {MAX_BATCH}")
@@ -41,6 +42,9 @@ class Outbox:
         self.max_queue = max_queue
         self.on_refusal = on_refusal
         self.on_exposure = on_exposure
+        # Batches go from the background: they may take longer than a caller would wait
+        # (100 writes; a Lambda has 29 s), so their timeout is their own.
+        self.send_timeout = send_timeout
         self.send_budget = send_budget
         self.exposures: deque[dict[str, Any]] = deque()
         self.results: deque[dict[str, Any]] = deque()
@@ -82,7 +86,13 @@ class Outbox:
                 if not batch:
                     return True
                 try:
-                    answer = self.api.call("POST", path, {key: batch}, budget=self.send_budget)
+                    answer = self.api.call(
+                        "POST",
+                        path,
+                        {key: batch},
+                        budget=self.send_budget,
+                        timeout=self.send_timeout,
+                    )
                     answers = (answer.json() or {}).get("results", [])
                 except Unavailable as exc:
                     logger.warning("ab_testing_client could not send %ss: %s", kind, exc)

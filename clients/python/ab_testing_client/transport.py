@@ -158,6 +158,7 @@ class Api:
         *,
         headers: dict[str, str] | None = None,
         budget: float | None = None,
+        timeout: float | None = None,
     ) -> Response:
         """The answer (2xx or 304), else Rejected (4xx) or Unavailable (after retries)."""
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
@@ -175,7 +176,9 @@ class Api:
             try:
                 with self._lock:
                     self.requests += 1
-                answer = self.transport.send(method, path, data, sent, self.policy.timeout)
+                answer = self.transport.send(
+                    method, path, data, sent, timeout or self.policy.timeout
+                )
             except (OSError, http.client.HTTPException) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
