@@ -150,6 +150,7 @@ def test_lost_answers_count_every_result_exactly_once(local_api: LocalApi) -> No
     by_metric: dict[str, int] = {}
     for variant in summary["variants"]:
         for metric, count in variant["results_by_metric"].items():
-            by_metric[metric] = by_metric.get(metric, 0) + count
+            if count:
+                by_metric[metric] = by_metric.get(metric, 0) + count
     assert by_metric == {"resolution_rate": 150, "satisfaction_score": 150}
     assert client.stats.refused == 0 and client.stats.dropped == 0

@@ -247,7 +247,8 @@ class ABTestingClient:
     ) -> Variant | None:
         """get-variant on the server; remembered when it is the unit's for good."""
         if found is not None and user_id is not None and session_id is not None:
-            self.outbox.send_all()  # the session's own exposure must reach the ledger first
+            # The session's own exposure must reach the ledger first.
+            self.outbox.send_all(exposures_only=True)
         if time.monotonic() < self._down_until and not self.strict:
             with self._lock:  # the service failed a moment ago: do not make callers wait
                 return self._last_known.get((experiment, unit))

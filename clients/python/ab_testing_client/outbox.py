@@ -73,13 +73,15 @@ class Outbox:
         with self._lock:
             return len(self.exposures) + len(self.results)
 
-    def send_all(self) -> bool:
+    def send_all(self, exposures_only: bool = False) -> bool:
         """Sends everything queued, exposures first; False when the service is unavailable
         (what is left stays queued)."""
         with self._sending:
             while True:
                 kind, queue, path, key = "exposure", self.exposures, EXPOSURES_PATH, "exposures"
                 with self._lock:
+                    if not self.exposures and exposures_only:
+                        return True
                     if not self.exposures:
                         kind, queue, path, key = "result", self.results, RESULTS_PATH, "results"
                     batch = [queue[i] for i in range(min(self.batch_size, len(queue)))]
