@@ -125,7 +125,8 @@ class Gateway:
         return bool(sent) and hmac.compare_digest(sent[-1].encode(), expected)
 
     def _options(self, path: str) -> HttpResponse:
-        methods = self.router.allowed_methods(path)
+        # An ANY route (a fallback such as the 405 answer) is not a method to advertise.
+        methods = [m for m in self.router.allowed_methods(path) if m != "ANY"]
         if not methods:
             return json_response(*self.missing)
         allow = ", ".join([*methods, "OPTIONS"])

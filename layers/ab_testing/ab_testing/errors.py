@@ -38,6 +38,12 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class IdempotencyKeyReused(Conflict):
+    """The key was used before, for this unit and metric, with another value."""
+
+    code = "idempotency_key_reused"
+
+
 class StoreUnavailable(DomainError):
     """DynamoDB kept refusing (throttling, contention) after retries."""
 

@@ -11,19 +11,37 @@ import functools
 import json
 import math
 import re
+from dataclasses import dataclass, field
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ab_testing.errors import DomainError, InvalidInput
 from ab_testing.observability import logger
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    M = TypeVar("M", bound=BaseModel)
 
 _ID = re.compile(r"^[1-9][0-9]{0,14}$")
 _TRUE = {"true", "1", "yes", ""}  # a bare ?declare_winner means yes
 _FALSE = {"false", "0", "no"}
 JSON_HEADERS = {"Content-Type": "application/json"}
 
-Answer = dict[str, Any] | list[Any] | tuple[int, Any]
+
+
+@dataclass(frozen=True)
+class TextAnswer:
+    """A non-JSON answer (CSV, JSON Lines, HTML), with its media type and extra headers."""
+
+    body: str
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+    status: int = 200
+
+
+Answer = dict[str, Any] | list[Any] | tuple[int, Any] | TextAnswer
 
 
 class ApiRequest:
@@ -45,6 +63,12 @@ class ApiRequest:
     def query(self, name: str) -> str | None:
         value = self.query_parameters.get(name)
         return value if value not in (None, "") else None
+
+    def params(self, model: type[M]) -> M:
+        """The query string validated by ``model``; unknown parameters are named in the 400."""
+        from ab_testing.validation import parse_query
+
+        return parse_query(model, self.query_parameters)
 
     def flag(self, name: str) -> bool:
         if name not in self.query_parameters:
@@ -138,6 +162,9 @@ def api(fn: Callable[[ApiRequest], Answer]) -> Callable[[dict[str, Any], Any], d
                     "message": "an unexpected error occurred; it has been logged",
                 },
             )
+        if isinstance(answer, TextAnswer):
+            headers = {"Content-Type": answer.content_type, **answer.headers}
+            return {"statusCode": answer.status, "headers": headers, "body": answer.body}
         if isinstance(answer, tuple):
             return respond(answer[0], answer[1])
         return respond(200, answer)
