@@ -92,6 +92,13 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (TRACE, QUERY, ...) goes to the gateway too, as API Gateway takes
+        it: a resource's ANY route answers it (405), an unknown path its 404."""
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """The one line per request comes from _handle; keep the stdlib's lines quiet."""
         log.debug(format, *args)

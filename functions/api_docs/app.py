@@ -25,12 +25,13 @@ PAGE = """<!doctype html>
 
 
 def _served(request: ApiRequest) -> dict[str, Any]:
-    """The document, with the stage prefix as its server when deployed (/prod/api/v1/...)."""
+    """The document; on an execute-api host, with the stage as its server (/prod/...)."""
     doc = dict(document())
-    full = str((request.event.get("requestContext") or {}).get("path") or "")
-    base = full[: -len(request.path)] if request.path and full.endswith(request.path) else ""
-    if base:
-        doc["servers"] = [{"url": base}]
+    headers = {k.lower(): v for k, v in (request.event.get("headers") or {}).items()}
+    host = str(headers.get("host", ""))
+    stage = (request.event.get("requestContext") or {}).get("stage")
+    if host.endswith(".amazonaws.com") and stage:
+        doc["servers"] = [{"url": f"https://{host}/{stage}"}]
     return doc
 
 

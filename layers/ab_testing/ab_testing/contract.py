@@ -8,22 +8,27 @@ of its query string, body and answers. A route in the template without an entry 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ab_testing import responses as r
 from ab_testing.models import ExperimentIn, GetVariantIn, RebalanceIn, RecordResultIn
 from ab_testing.queries import ExportQuery, InsightsQuery, ListQuery, StopQuery
+from ab_testing.results import MAX_BATCH
 
 Plane = Literal["data", "admin"]
 CSV, JSONL, HTML = "text/csv", "application/x-ndjson", "text/html"
 
 
 class RecordResultsIn(BaseModel):
-    """Body of POST /api/v1/experiments/record-results: up to 100 results."""
+    """Body of POST /api/v1/experiments/record-results: 1 to 100 results.
 
-    results: list[RecordResultIn]
+    Each item is validated on its own (as a RecordResultIn body) and answered in its place in
+    ``results``: one bad item does not refuse the others, so the items are any JSON here.
+    """
+
+    results: list[Any] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 @dataclass(frozen=True)
@@ -39,9 +44,40 @@ class Operation:
     media: tuple[str, ...] = ()  # other media types of the success answer
     also: dict[int, str] = field(default_factory=dict)  # more statuses: {status: why}
     tags: tuple[str, ...] = ("experiments",)
+    example: dict[str, Any] | None = None  # a body that works on a fresh local stack
 
 
 E = "/api/v1/experiments"
+EXPERIMENT_EXAMPLE: dict[str, Any] = {
+    "name": "Lead Qualification Prompt Test",
+    "description": "Testing new prompt with few-shot examples vs current prompt",
+    "experiment_type": "prompt",
+    "primary_metric": "resolution_rate",
+    "secondary_metrics": ["satisfaction_score", "response_time"],
+    "variants": [
+        {
+            "name": "Control",
+            "is_control": True,
+            "traffic_allocation": 50.0,
+            "config": {"system_prompt": "You are an AI assistant...", "include_examples": False},
+        },
+        {
+            "name": "Treatment - Few Shot Examples",
+            "traffic_allocation": 50.0,
+            "config": {"system_prompt": "You are an AI assistant...", "include_examples": True},
+        },
+    ],
+    "target_percentage": 100.0,
+    "min_sample_size": 100,
+    "confidence_level": 0.95,
+}
+RESULT_EXAMPLE: dict[str, Any] = {
+    "experiment_id": 1,
+    "user_id": 123,
+    "metric_name": "resolution_rate",
+    "metric_value": 1,
+    "idempotency_key": "conversation-1",
+}
 _LIFECYCLE_409 = {409: "the transition is not allowed from the current status"}
 
 ROUTES: dict[tuple[str, str], Operation] = {
@@ -52,6 +88,7 @@ ROUTES: dict[tuple[str, str], Operation] = {
         r.ExperimentCreated,
         status=201,
         body=ExperimentIn,
+        example=EXPERIMENT_EXAMPLE,
         also={409: "an experiment with this name already exists"},
     ),
     ("GET", E): Operation(
@@ -74,53 +111,103 @@ ROUTES: dict[tuple[str, str], Operation] = {
         also={409: "the experiment is stopped or archived"},
     ),
     ("POST", E + "/{id}/start"): Operation(
-        "startExperiment", "Start (draft to running)", "admin", r.Message, path_id=True,
+        "startExperiment",
+        "Start (draft to running)",
+        "admin",
+        r.Message,
+        path_id=True,
         also=_LIFECYCLE_409,
     ),
     ("POST", E + "/{id}/pause"): Operation(
-        "pauseExperiment", "Pause (running to paused)", "admin", r.StatusChanged, path_id=True,
+        "pauseExperiment",
+        "Pause (running to paused)",
+        "admin",
+        r.StatusChanged,
+        path_id=True,
         also=_LIFECYCLE_409,
     ),
     ("POST", E + "/{id}/resume"): Operation(
-        "resumeExperiment", "Resume (paused to running)", "admin", r.StatusChanged,
-        path_id=True, also=_LIFECYCLE_409,
+        "resumeExperiment",
+        "Resume (paused to running)",
+        "admin",
+        r.StatusChanged,
+        path_id=True,
+        also=_LIFECYCLE_409,
     ),
     ("POST", E + "/{id}/stop"): Operation(
-        "stopExperiment", "Stop, optionally declaring and promoting the winner", "admin",
-        r.Stopped, query=StopQuery, path_id=True, also=_LIFECYCLE_409,
+        "stopExperiment",
+        "Stop, optionally declaring and promoting the winner",
+        "admin",
+        r.Stopped,
+        query=StopQuery,
+        path_id=True,
+        also=_LIFECYCLE_409,
     ),
     ("POST", E + "/{id}/archive"): Operation(
-        "archiveExperiment", "Archive a stopped experiment", "admin", r.StatusChanged,
-        path_id=True, also=_LIFECYCLE_409,
+        "archiveExperiment",
+        "Archive a stopped experiment",
+        "admin",
+        r.StatusChanged,
+        path_id=True,
+        also=_LIFECYCLE_409,
     ),
     ("GET", E + "/{id}/analyze"): Operation(
-        "analyzeExperiment", "The statistical analysis, from running totals", "admin",
-        r.Analysis, path_id=True,
+        "analyzeExperiment",
+        "The statistical analysis, from running totals",
+        "admin",
+        r.Analysis,
+        path_id=True,
     ),
     ("GET", E + "/{id}/summary"): Operation(
-        "experimentSummary", "Units assigned and results collected per variant", "admin",
-        r.Summary, path_id=True,
+        "experimentSummary",
+        "Units assigned and results collected per variant",
+        "admin",
+        r.Summary,
+        path_id=True,
     ),
     ("GET", E + "/{id}/insights"): Operation(
-        "experimentInsights", "Scheduled analyses, newest first, a page at a time", "admin",
-        r.InsightsPage, query=InsightsQuery, path_id=True,
+        "experimentInsights",
+        "Scheduled analyses, newest first, a page at a time",
+        "admin",
+        r.InsightsPage,
+        query=InsightsQuery,
+        path_id=True,
     ),
     ("GET", E + "/{id}/reconciliation"): Operation(
-        "reconcileExperiment", "Running totals checked against the raw results", "admin",
-        r.Reconciliation, path_id=True,
+        "reconcileExperiment",
+        "Running totals checked against the raw results",
+        "admin",
+        r.Reconciliation,
+        path_id=True,
     ),
     ("GET", E + "/{id}/results"): Operation(
-        "exportResults", "Raw results, one row per result, a page at a time", "admin",
-        r.ResultsPage, query=ExportQuery, path_id=True, media=(JSONL, CSV), tags=("export",),
+        "exportResults",
+        "Raw results, one row per result, a page at a time",
+        "admin",
+        r.ResultsPage,
+        query=ExportQuery,
+        path_id=True,
+        media=(JSONL, CSV),
+        tags=("export",),
     ),
     ("GET", E + "/{id}/assignments"): Operation(
-        "exportAssignments", "Stored assignments, one row per unit, a page at a time", "admin",
-        r.AssignmentsPage, query=ExportQuery, path_id=True, media=(JSONL, CSV),
+        "exportAssignments",
+        "Stored assignments, one row per unit, a page at a time",
+        "admin",
+        r.AssignmentsPage,
+        query=ExportQuery,
+        path_id=True,
+        media=(JSONL, CSV),
         tags=("export",),
     ),
     ("POST", E + "/get-variant"): Operation(
-        "getVariant", "The unit's sticky variant (and why)", "data", r.VariantAssigned,
-        body=GetVariantIn, tags=("data plane",),
+        "getVariant",
+        "The unit's sticky variant (and why)",
+        "data",
+        r.VariantAssigned,
+        body=GetVariantIn,
+        tags=("data plane",),
+        example={"experiment_id": 1, "user_id": 123},
     ),
     ("POST", E + "/record-result"): Operation(
         "recordResult",
@@ -129,6 +216,7 @@ ROUTES: dict[tuple[str, str], Operation] = {
         r.ResultRecorded,
         status=201,
         body=RecordResultIn,
+        example=RESULT_EXAMPLE,
         also={
             200: "not counted now: a retry (duplicate: true) or a unit left out (reason)",
             409: "idempotency_key_reused: this key was used with another value",
@@ -136,15 +224,28 @@ ROUTES: dict[tuple[str, str], Operation] = {
         tags=("data plane",),
     ),
     ("POST", E + "/record-results"): Operation(
-        "recordResults", "Up to 100 results, each recorded on its own", "data",
-        r.BatchRecorded, body=RecordResultsIn, tags=("data plane",),
+        "recordResults",
+        "Up to 100 results, each recorded on its own",
+        "data",
+        r.BatchRecorded,
+        body=RecordResultsIn,
+        tags=("data plane",),
+        example={"results": [RESULT_EXAMPLE]},
     ),
     ("GET", "/api/v1/openapi.json"): Operation(
-        "openapiDocument", "This OpenAPI document", "admin", None, media=("application/json",),
+        "openapiDocument",
+        "This OpenAPI document",
+        "admin",
+        None,
+        media=("application/json",),
         tags=("meta",),
     ),
     ("GET", "/api/v1/docs"): Operation(
-        "apiDocsPage", "Interactive API documentation (HTML)", "admin", None, media=(HTML,),
+        "apiDocsPage",
+        "Interactive API documentation (HTML)",
+        "admin",
+        None,
+        media=(HTML,),
         tags=("meta",),
     ),
 }

@@ -54,14 +54,14 @@ def result_row(item: dict[str, Any]) -> dict[str, Any]:
     user, session = split_unit(str(item["unit"]))
     row = {k: item.get(k) for k in RESULT_COLUMNS}
     row.update(user_id=user, session_id=session)
-    return json_safe(row)  # type: ignore[no-any-return]
+    return dict(json_safe(row))
 
 
 def assignment_row(item: dict[str, Any]) -> dict[str, Any]:
     user, session = split_unit(str(item["unit"]))
     row = {k: item.get(k) for k in ASSIGNMENT_COLUMNS}
     row.update(user_id=user, session_id=session, source=item.get("source") or "hash")
-    return json_safe(row)  # type: ignore[no-any-return]
+    return dict(json_safe(row))
 
 
 def _encode(key: str) -> str:
@@ -122,7 +122,12 @@ def _answer(
     columns: tuple[str, ...],
 ) -> dict[str, Any] | TextAnswer:
     if query.format == "json":
-        return {"experiment_id": experiment_id, name: rows, "count": len(rows), "next_cursor": cursor}
+        return {
+            "experiment_id": experiment_id,
+            name: rows,
+            "count": len(rows),
+            "next_cursor": cursor,
+        }
     headers = {"X-Next-Cursor": cursor} if cursor else {}
     if query.format == "jsonl":
         body = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)

@@ -11,8 +11,8 @@ import functools
 import json
 import math
 import re
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,7 +28,6 @@ _ID = re.compile(r"^[1-9][0-9]{0,14}$")
 _TRUE = {"true", "1", "yes", ""}  # a bare ?declare_winner means yes
 _FALSE = {"false", "0", "no"}
 JSON_HEADERS = {"Content-Type": "application/json"}
-
 
 
 @dataclass(frozen=True)

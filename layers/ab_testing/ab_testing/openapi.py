@@ -137,7 +137,10 @@ def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
     if parameters:
         entry["parameters"] = parameters
     if op.body is not None:
-        entry["requestBody"] = {"required": True, **_json(_ref(schemas, op.body, "validation"))}
+        body = _json(_ref(schemas, op.body, "validation"))
+        if op.example is not None:
+            body["content"]["application/json"]["example"] = op.example
+        entry["requestBody"] = {"required": True, **body}
     for status, why in sorted(op.also.items()):
         answer = _success(op, schemas) if status < 300 else _json(error)
         entry["responses"][str(status)] = {**answer, "description": why}
@@ -170,6 +173,7 @@ def _path_parameters(op: Operation) -> list[dict[str, Any]]:
             "required": True,
             "description": "the experiment id",
             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INTEGER_ID},
+            "example": 1,
         }
     ]
 
@@ -210,55 +214,53 @@ def _not_null(prop: dict[str, Any]) -> dict[str, Any]:
 
 
 # Links let a client (and schemathesis's stateful tests) follow one call with the next:
-# create -> start -> get-variant -> record-result -> analyze.
-_E = "/api/v1/experiments"
-_FROM_CREATED = {"id": "$response.body#/id"}
-_LINKS: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {
-    (_E, "post", "201"): {
-        "StartExperiment": {"operationId": "startExperiment", "parameters": _FROM_CREATED},
-        "GetExperiment": {"operationId": "getExperiment", "parameters": _FROM_CREATED},
-        "ExperimentSummary": {"operationId": "experimentSummary", "parameters": _FROM_CREATED},
-    },
-    (_E + "/{id}/start", "post", "200"): {
-        "GetVariant": {
-            "operationId": "getVariant",
-            "requestBody": {"experiment_id": "$request.path.id"},
+# create -> start -> get-variant -> record-result -> analyze, and every {id} route after them.
+_BY_ID = {
+    "createExperiment": "$response.body#/id",
+    "startExperiment": "$request.path.id",
+    "pauseExperiment": "$response.body#/experiment_id",
+    "stopExperiment": "$response.body#/experiment_id",
+    "recordResult": "$response.body#/experiment_id",
+}
+_BODY_LINKS = {
+    "startExperiment": ("getVariant", {"experiment_id": "$request.path.id"}),
+    "getVariant": (
+        "recordResult",
+        {
+            "experiment_id": "$response.body#/experiment_id",
+            "user_id": "$request.body#/user_id",
+            "session_id": "$request.body#/session_id",
         },
-        "AnalyzeExperiment": {
-            "operationId": "analyzeExperiment",
-            "parameters": {"id": "$request.path.id"},
-        },
-    },
-    (_E + "/get-variant", "post", "200"): {
-        "RecordResult": {
-            "operationId": "recordResult",
-            "requestBody": {
-                "experiment_id": "$response.body#/experiment_id",
-                "user_id": "$request.body#/user_id",
-                "session_id": "$request.body#/session_id",
-            },
-        },
-    },
-    (_E + "/record-result", "post", "201"): {
-        "AnalyzeExperiment": {
-            "operationId": "analyzeExperiment",
-            "parameters": {"id": "$response.body#/experiment_id"},
-        },
-        "ExperimentSummary": {
-            "operationId": "experimentSummary",
-            "parameters": {"id": "$response.body#/experiment_id"},
-        },
-    },
+    ),
 }
 
 
+def _link_name(operation_id: str) -> str:
+    return operation_id[0].upper() + operation_id[1:]
+
+
 def _add_links(paths: dict[str, dict[str, Any]]) -> None:
-    ids = {op["operationId"] for item in paths.values() for op in item.values()}
-    for (path, method, status), links in _LINKS.items():
-        response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
-        kept = {name: link for name, link in links.items() if link["operationId"] in ids}
-        if response is not None and kept:
-            response["links"] = kept
+    operations = [op for item in paths.values() for op in item.values()]
+    by_id = sorted(
+        op["operationId"]
+        for op in operations
+        if any(p["in"] == "path" for p in op.get("parameters", []))
+    )
+    for op in operations:
+        source = op["operationId"]
+        status = "201" if "201" in op["responses"] else "200"
+        links: dict[str, Any] = {}
+        if source in _BY_ID:
+            for target in by_id:
+                links[_link_name(target)] = {
+                    "operationId": target,
+                    "parameters": {"id": _BY_ID[source]},
+                }
+        if source in _BODY_LINKS:
+            target, body = _BODY_LINKS[source]
+            links[_link_name(target)] = {"operationId": target, "requestBody": body}
+        if links:
+            op["responses"][status]["links"] = dict(sorted(links.items()))
 
 
 def main(argv: list[str] | None = None) -> int:

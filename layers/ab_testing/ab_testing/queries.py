@@ -93,4 +93,3 @@ class ExportQuery(_Query):
         description=f"rows per page (default {DEFAULT_EXPORT_PAGE}, at most {MAX_EXPORT_PAGE})",
     )
     cursor: Cursor | None = None
-

@@ -248,5 +248,3 @@ class AssignmentsPage(BaseModel):
     assignments: list[AssignmentRow]
     count: int
     next_cursor: str | None
-
-

@@ -28,8 +28,8 @@ from ab_testing.models import (
     Variant,
     unit_override_key,
 )
-from ab_testing.records import summed_exposures
 from ab_testing.queries import ListQuery
+from ab_testing.records import summed_exposures
 from ab_testing.results import ACCEPTS_RESULTS, ResultRecording
 from ab_testing.settings import Settings, get_settings
 from ab_testing.store import STATUSES, Store

@@ -19,7 +19,7 @@ from typing import Any, get_args
 from botocore.exceptions import ClientError
 
 from ab_testing import dynamo, records
-from ab_testing.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
+from ab_testing.errors import Conflict, NotFound, StoreUnavailable
 from ab_testing.models import Experiment, ExperimentIn, Status
 from ab_testing.records import experiment_pk, exposure_sk
 from ab_testing.settings import Settings
