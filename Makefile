@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit cfn-lint bench build clean analyze-once
+.PHONY: run test lint typecheck unit cfn-lint bench build clean analyze-once openapi
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ analyze-once: $(STAMP)
 ## Lint, type-check, validate the template and run every test.
 test: $(STAMP) lint typecheck cfn-lint
 	$(BIN)/pytest -q
+
+## Regenerate docs/openapi.json from the models (a test fails while it is stale).
+openapi: $(STAMP)
+	$(BIN)/python -m ab_testing.openapi --out docs/openapi.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
