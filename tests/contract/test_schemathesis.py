@@ -95,7 +95,8 @@ def test_the_api_keeps_its_documented_contract(tmp_path: Path) -> None:
         api.stop()
     output = run.stdout + run.stderr
     found = counts(output)
-    print(f"schemathesis: {found}")  # the figures for the record (pytest -s)
+    closing = [line for line in output.splitlines() if line.startswith("====")][-1:]
+    print(f"schemathesis: {found} {' '.join(closing)}")  # the figures (pytest -s)
     # Then every operation was tested and nothing failed
     assert run.returncode == 0, output[-6000:]
     assert found["operations"] == found["in_document"] == len(ROUTES), output[-3000:]
