@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     M = TypeVar("M", bound=BaseModel)
 
 _ID = re.compile(r"^[1-9][0-9]{0,14}$")
-_TRUE = {"true", "1", "yes", ""}  # a bare ?declare_winner means yes
-_FALSE = {"false", "0", "no"}
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -68,16 +66,6 @@ class ApiRequest:
         from ab_testing.validation import parse_query
 
         return parse_query(model, self.query_parameters)
-
-    def flag(self, name: str) -> bool:
-        if name not in self.query_parameters:
-            return False
-        raw = (self.query_parameters.get(name) or "").strip().lower()
-        if raw in _TRUE:
-            return True
-        if raw in _FALSE:
-            return False
-        raise InvalidInput(f"{name} must be true or false, got {raw!r}", field=name)
 
     def json(self) -> Any:
         body = self.event.get("body")

@@ -48,7 +48,11 @@ class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class ListQuery(_Query):
+class _Paged(_Query):
+    cursor: Cursor | None = None
+
+
+class ListQuery(_Paged):
     """GET /api/v1/experiments: filters and one page, oldest experiment first."""
 
     status: Status | None = None
@@ -62,7 +66,6 @@ class ListQuery(_Query):
         le=MAX_PAGE,
         description=f"page size (default {DEFAULT_PAGE}, at most {MAX_PAGE})",
     )
-    cursor: Cursor | None = None
 
 
 class StopQuery(_Query):
@@ -70,17 +73,16 @@ class StopQuery(_Query):
     promote: Flag = Field(False, description="serve the winner to every unit from now on")
 
 
-class InsightsQuery(_Query):
+class InsightsQuery(_Paged):
     limit: int = Field(
         DEFAULT_INSIGHTS_PAGE,
         ge=1,
         le=MAX_PAGE,
         description=f"page size (default {DEFAULT_INSIGHTS_PAGE}, at most {MAX_PAGE})",
     )
-    cursor: Cursor | None = None
 
 
-class ExportQuery(_Query):
+class ExportQuery(_Paged):
     """The raw rows of one experiment, a page at a time, in key order."""
 
     format: Literal["json", "jsonl", "csv"] = Field(
@@ -92,4 +94,3 @@ class ExportQuery(_Query):
         le=MAX_EXPORT_PAGE,
         description=f"rows per page (default {DEFAULT_EXPORT_PAGE}, at most {MAX_EXPORT_PAGE})",
     )
-    cursor: Cursor | None = None
