@@ -20,7 +20,6 @@ from emulator.template import api_routes, function_settings, missing_route_respo
 log = logging.getLogger("emulator.gateway")
 
 SCHEDULED_ANALYSIS_PATH = "/_local/scheduled-analysis"
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 JSON = ("Content-Type", "application/json")
 
 
@@ -58,7 +57,6 @@ class Gateway:
         *,
         api_key: str | None = None,
         stage: str = "local",
-        on_write: Callable[[], None] = lambda: None,
     ) -> None:
         self.template = template
         self.loader = loader
@@ -66,16 +64,10 @@ class Gateway:
         self.scheduled = scheduled
         self.api_key = api_key or None
         self.stage = stage
-        self.on_write = on_write
         self.missing = missing_route_response(template)
 
     def handle(self, request: Request) -> HttpResponse:
-        method = request.method.upper()
-        try:
-            return self._dispatch(method, request)
-        finally:
-            if method not in READ_METHODS:
-                self.on_write()
+        return self._dispatch(request.method.upper(), request)
 
     def _dispatch(self, method: str, request: Request) -> HttpResponse:
         url = urlsplit(request.target)
