@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 
-from emulator.cli import main
+from emulator.cli import build_parser, main, settings_from
+from emulator.durable import StateLock
 from emulator.service import LocalService, Settings
 from emulator.template import REPO_ROOT
 
@@ -337,13 +338,61 @@ def test_analyze_once_with_and_without_a_server(
     assert embedded == {"items_seen": 3, "source": "aws.events"}  # 2 items + the first analysis
 
 
+def test_analyze_once_finds_the_server_that_owns_the_state_file(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a server on a port of its own, owning the state file
+    options = ["--template", str(project / "template.yaml"), "--project-root", str(project)]
+    options += ["--state-file", str(project / "state" / "state.json")]
+    running = LocalService(settings_for(project))
+    running.start()
+    try:
+        call("POST", f"{running.url}/items", {"id": "1", "v": "a"})
+        # When analyze-once is run with the default port (nothing told about that server)
+        code = main(["analyze-once", "--port", str(free_port()), *options])
+        # Then it asked that server, which saw the item
+        assert code == 0
+        assert json.loads(capsys.readouterr().out) == {"items_seen": 1, "source": "aws.events"}
+    finally:
+        running.stop()
+
+
+def test_analyze_once_never_writes_a_state_file_owned_by_a_silent_process(
+    project: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a state file owned by a process that does not answer
+    state_file = project / "state" / "state.json"
+    options = ["--template", str(project / "template.yaml"), "--project-root", str(project)]
+    lock = StateLock(state_file)
+    lock.acquire()
+    lock.record(f"http://127.0.0.1:{free_port()}")
+    try:
+        # When analyze-once runs
+        code = main(["analyze-once", *options, "--state-file", str(state_file)])
+    finally:
+        lock.release()
+    # Then it refuses, saying who owns the file, and wrote nothing
+    assert code == 1
+    assert capsys.readouterr().out == ""
+    assert "is in use by process" in caplog.text
+    assert not state_file.exists()
+
+
+def test_analyze_once_takes_the_same_port_setting_as_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given AB_PORT set for both commands / When analyze-once is parsed
+    monkeypatch.setenv("AB_PORT", "9123")
+    settings = settings_from(build_parser().parse_args(["analyze-once"]))
+    # Then it will call the server on that port
+    assert (settings.host, settings.port) == ("127.0.0.1", 9123)
+
+
 def read_lines(stream: Any, lines: queue.Queue[str]) -> None:
     for line in stream:
         lines.put(line)
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_serve_subprocess_saves_and_exits_cleanly_on_signal(project: Path, signum: int) -> None:
     # Given `python -m emulator serve` running the fake project in a subprocess
     state_file = project / "state" / "state.json"
