@@ -37,6 +37,7 @@ class Settings:
     api_key: str | None = None
     parameters: dict[str, str] = field(default_factory=dict)
     stage: str = "local"
+    client_timeout: float = 30.0  # seconds before a stalled client connection is closed
 
     @property
     def state_path(self) -> Path:
@@ -138,7 +139,9 @@ class LocalService:
                 api_key=self.settings.api_key,
                 stage=self.settings.stage,
             )
-            self.http = ServerThread(self.settings.host, self.settings.port, gateway)
+            self.http = ServerThread(
+                self.settings.host, self.settings.port, gateway, self.settings.client_timeout
+            )
         except BaseException:
             self.backend.stop()
             raise

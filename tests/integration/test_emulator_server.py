@@ -425,3 +425,46 @@ def test_serve_subprocess_saves_and_exits_cleanly_on_signal(project: Path, signu
     assert code == 0
     saved = json.loads(state_file.read_text())
     assert saved["tables"]["fake_items"][0]["pk"] == {"S": "sig"}
+
+
+def raw_exchange(url: str, data: bytes) -> bytes:
+    """Send raw bytes, read until the server closes the connection."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_methods_the_server_does_not_handle_answer_json(service: LocalService) -> None:
+    # Given the running API / When a TRACE and a request with too many headers arrive
+    too_many = b"".join(b"X-%d: 1\r\n" % i for i in range(120))
+    for request in (
+        b"TRACE /items HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /items HTTP/1.1\r\n" + too_many + b"\r\n",
+    ):
+        answer = raw_exchange(service.url, request)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        # Then the refusal is JSON, like every other answer, not an HTML page
+        assert b"application/json" in head, answer
+        assert "message" in json.loads(body)
+
+
+def test_a_stalled_client_is_cut_off(project: Path) -> None:
+    # Given an API that gives clients half a second
+    running = LocalService(settings_for(project, client_timeout=0.5))
+    running.start()
+    try:
+        # When a client sends half a request line, then a body shorter than announced
+        half_line = raw_exchange(running.url, b"GET /items/1 HT")
+        short_body = raw_exchange(
+            running.url, b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
+        )
+    finally:
+        running.stop()
+    # Then the server closes the first and answers the second with a JSON 408
+    assert half_line == b""
+    assert short_body.startswith(b"HTTP/1.1 408")
+    assert json.loads(short_body.partition(b"\r\n\r\n")[2]) == {"message": "Request Timeout"}
