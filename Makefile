@@ -12,11 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Start the whole service locally: API on http://localhost:8000, DynamoDB embedded (moto).
+## Start the whole service locally: API on http://localhost:8000, DynamoDB in-process (moto).
 run: $(STAMP)
 	$(BIN)/abtest serve $(ARGS)
 
-## Run the scheduled analysis once against the local state file.
+## Run the scheduled analysis once: on the server `make run` started, else on the state file.
 analyze-once: $(STAMP)
 	$(BIN)/abtest analyze-once $(ARGS)
 

@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="abtest", description="Local A/B testing API.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the API locally with an embedded DynamoDB")
+    serve = commands.add_parser(
+        "serve", help="run the API locally, DynamoDB in-process, every write journaled"
+    )
     _address_options(serve)
     serve.add_argument(
         "--schedule-interval",
