@@ -65,9 +65,10 @@ class InProcessDynamo:
     """moto's DynamoDB backend for one region, behind one lock and an optional write log."""
 
     def __init__(self, region: str) -> None:
-        from emulator import moto_transactions
+        from emulator import moto_answers, moto_transactions
 
         moto_transactions.apply()
+        moto_answers.apply()
         self.region = region
         self.url = f"https://dynamodb.{region}.amazonaws.com/"
         self.lock = threading.Lock()
@@ -128,11 +129,12 @@ class InProcessDynamo:
     def _dispatch(self, method: str, headers: dict[str, Any], params: bytes) -> Any:
         from moto.core.exceptions import HTTPException
         from moto.core.request import Request
-        from moto.dynamodb.responses import DynamoHandler
+
+        from emulator.moto_answers import ItemCallHandler
 
         request = Request.from_primitives(method, self.url, headers, params)
         try:
-            return DynamoHandler.dispatch(request, self.url, request.headers)
+            return ItemCallHandler.dispatch(request, self.url, request.headers)
         except HTTPException as exc:
             return exc.code, exc.get_headers(), exc.get_body()
 
