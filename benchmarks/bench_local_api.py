@@ -213,6 +213,15 @@ def start_server(state_dir: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the local API did not start within 60 s")
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -258,13 +267,19 @@ def main() -> int:
             experiment_id = int(created["id"])
             assert client.call("POST", f"/api/v1/experiments/{experiment_id}/start")[0] == 200
             load = Load(port, experiment_id, args.seconds, args.threads)
+            cpu_before = cpu_seconds(server.pid)
             elapsed = load.run()
+            cpu_after = cpu_seconds(server.pid)
             out = load.outcome
             print(f"threads {args.threads}, {elapsed:.1f} s, {len(out.latencies)} requests")
             print(f"statuses {dict(sorted(out.statuses.items()))}")
             print(f"requests/s {len(out.latencies) / elapsed:.1f}")
             print(f"p50 {statistics.median(out.latencies) * 1000:.1f} ms")
             print(f"p99 {percentile(out.latencies, 0.99) * 1000:.1f} ms")
+            if cpu_before is not None and cpu_after is not None:
+                # Less sensitive than requests/s to whatever else runs on the machine.
+                per_request = (cpu_after - cpu_before) / len(out.latencies) * 1000
+                print(f"server CPU {per_request:.2f} ms per request")
             print(
                 f"users {len(out.variants)}, results recorded {len(out.recorded)}, "
                 f"repeats sent {out.repeats_sent}, answered duplicate {out.duplicates_answered}"

@@ -8,6 +8,9 @@
   both on every item call.
 - moto lists the handler class's methods with ``inspect.getmembers`` on every call; the list
   never changes, so it is computed once per class.
+- moto's handler parses each update expression only to list the names it uses (the backend
+  parses it again, for itself, and changes that tree): the handler's parse is kept per
+  expression text. Parse errors are not kept, so they are raised every time.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from moto.core import responses as moto_responses
 from moto.core.responses import ActionResult
+from moto.dynamodb import responses as dynamodb_responses
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
 
 ITEM_OPERATIONS = frozenset(
@@ -41,13 +45,23 @@ _JSON_HEADERS = {"Content-Type": "application/x-amz-json-1.0", "server": "amazon
 _applied = False
 
 
+class _ReadOnlyUpdateExpressions:
+    """What moto's handler calls `UpdateExpressionParser`: only reads the trees it gets."""
+
+    make = staticmethod(
+        functools.lru_cache(maxsize=1024)(vars(dynamodb_responses)["UpdateExpressionParser"].make)
+    )
+
+
 def apply() -> None:
-    """List handler methods once per class (idempotent)."""
+    """List handler methods once per class; the handler's update expressions parsed once per
+    text (idempotent)."""
     global _applied
     if _applied:
         return
     original = moto_responses.method_names_from_class
     moto_responses.method_names_from_class = functools.lru_cache(maxsize=None)(original)
+    vars(dynamodb_responses)["UpdateExpressionParser"] = _ReadOnlyUpdateExpressions
     _applied = True
 
 

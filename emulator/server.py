@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from http import HTTPStatus
@@ -41,6 +42,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         # A client that stalls (mid-request or idle on a keep-alive connection) is cut off.
         super().setup()
         self.connection.settimeout(self.server.client_timeout)
+        # Headers and body leave in two writes: without this, Nagle's algorithm holds the
+        # body back until the client acknowledges the headers.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _handle(self) -> None:
         started = time.perf_counter()
