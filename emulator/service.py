@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emulator import iam
 from emulator.durable import DurableStore, StateLock
 from emulator.dynamo import InProcessDynamo, configure_aws_environment, dynamodb_client
 from emulator.gateway import Gateway
@@ -34,10 +35,16 @@ class Settings:
     project_root: Path = REPO_ROOT
     state_file: Path | None = None  # None: <project root>/.local/state.json
     schedule_interval: float = 300.0
-    api_key: str | None = None
+    admin_key: str | None = None  # stands in for SigV4: opens every route
+    data_key: str | None = None  # stands in for the API key: opens the data-plane routes
     parameters: dict[str, str] = field(default_factory=dict)
     stage: str = "local"
     client_timeout: float = 30.0  # seconds before a stalled client connection is closed
+
+    @property
+    def api_key(self) -> str | None:
+        """The key this process sends to a running server (the admin key)."""
+        return self.admin_key
 
     @property
     def state_path(self) -> Path:
@@ -59,6 +66,8 @@ class Backend:
         self.dynamo: InProcessDynamo | None = None
         self.store: DurableStore | None = None
         self.loader = FunctionLoader(self.base_dir)
+        self._iam_installed = False
+        self._previous_enforcer: iam.Enforcer | None = None
 
     def start(self) -> None:
         """Raises StateBusy, StateFileError or JournalError when the state cannot be used."""
@@ -70,6 +79,10 @@ class Backend:
             raise
 
     def _start(self) -> None:
+        # Before any handler builds its client: every DynamoDB call a function makes is checked.
+        enforcer = iam.Enforcer.from_template(self.template, self.settings.parameters)
+        self._previous_enforcer = iam.install(enforcer)
+        self._iam_installed = True
         region = configure_aws_environment()
         self.dynamo = InProcessDynamo(region)
         self.dynamo.start()
@@ -112,6 +125,9 @@ class Backend:
             if self.dynamo is not None:
                 self.dynamo.stop()
                 self.dynamo = None
+            if self._iam_installed:
+                iam.restore(self._previous_enforcer)
+                self._iam_installed = False
             self.lock.release()
 
 
@@ -136,7 +152,9 @@ class LocalService:
                 self.backend.template,
                 self.backend.loader,
                 self.scheduled,
-                api_key=self.settings.api_key,
+                admin_key=self.settings.admin_key,
+                data_key=self.settings.data_key,
+                parameters=self.settings.parameters,
                 stage=self.settings.stage,
             )
             self.http = ServerThread(
