@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from emulator import report_cli
 from emulator.gateway import SCHEDULED_ANALYSIS_PATH
 from emulator.scheduler import to_json
 from emulator.service import Backend, LocalService, Settings
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     once = commands.add_parser("analyze-once", help="run the scheduled analysis once")
     once.add_argument("--url", default=_env("AB_URL", "http://127.0.0.1:8000"))
     _common_options(once)
+    report_cli.add_commands(commands)
     return parser
 
 
@@ -165,6 +167,8 @@ def analyze_once(settings: Settings, url: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("report", "analyze"):
+        return report_cli.main(args)
     _configure_logging()
     settings = settings_from(args)
     if args.command == "serve":
