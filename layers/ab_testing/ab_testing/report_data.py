@@ -89,12 +89,17 @@ def history_points(
     return points
 
 
+Band = list[tuple[float, float, float]]
+
+
 def difference_series(
     points: Sequence[Point], metric: str, variant_id: str
-) -> tuple[list[tuple[float, float]], list[tuple[float, float, float]], list[tuple[float, ...]]]:
+) -> tuple[list[tuple[float, float]], Band, Band]:
     """(x days since the first point, difference), the fixed interval and the sequential band."""
     start = points[0].at
-    line, fixed, band = [], [], []
+    line: list[tuple[float, float]] = []
+    fixed: Band = []
+    band: Band = []
     for p in points:
         x = (p.at - start).total_seconds() / 86400
         comparisons = ((p.analysis.get("metrics") or {}).get(metric) or {}).get("comparisons")
@@ -103,10 +108,10 @@ def difference_series(
             continue
         line.append((x, float(c["absolute_difference"])))
         if c.get("absolute_ci"):
-            fixed.append((x, *map(float, c["absolute_ci"])))
+            fixed.append((x, float(c["absolute_ci"][0]), float(c["absolute_ci"][1])))
         seq = (c.get("sequential") or {}).get("ci")
         if seq:
-            band.append((x, *map(float, seq)))
+            band.append((x, float(seq[0]), float(seq[1])))
     return line, fixed, band
 
 

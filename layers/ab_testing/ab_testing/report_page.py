@@ -181,7 +181,7 @@ def _units(analysis: Mapping[str, Any], points: Sequence[data.Point]) -> str:
     if needed:
         refs.append((float(needed), f"needed for the MDE at {power.get('power', 0.8):.0%} power"))
     chart = line_chart(
-        series, "Units per variant over time", x_labels=_span(points), reference=refs
+        series, "Units per variant over time", x_labels=_span(points), reference=refs, floor=0.0
     )
     planned = power.get("power_at_planned_size")
     note = (

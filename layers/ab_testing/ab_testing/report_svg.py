@@ -124,8 +124,10 @@ def line_chart(
     x_labels: tuple[str, str] = ("", ""),
     reference: Sequence[tuple[float, str]] = (),
     zero_line: bool = False,
+    floor: float | None = None,
 ) -> str:
-    """Lines over time with shaded bands and dashed horizontal reference lines."""
+    """Lines over time with shaded bands and dashed horizontal reference lines; ``floor`` is
+    the lowest value the axis may show (0 for counts)."""
     width, left, right, top, bottom = 640, 60, 20, 20, 40
     height = 260
     xs = [x for s in series for x, _ in s.points]
@@ -136,6 +138,8 @@ def line_chart(
     if x_lo == x_hi:
         x_lo, x_hi = x_lo - 1.0, x_hi + 1.0
     y_lo, y_hi = _bounds(ys, 0.0 if zero_line else None)
+    if floor is not None:
+        y_lo = max(y_lo, floor)
 
     def sx(v: float) -> float:
         return left + (v - x_lo) / (x_hi - x_lo) * (width - left - right)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any, NamedTuple
 
 from .descriptive import Summary, mean_difference
@@ -152,7 +153,8 @@ def _exact(
     if counts_c is None or counts_t is None or not needs_exact(counts_c, counts_t):
         return None
     res = exact_comparison(counts_c, counts_t, confidence_level)
-    rel = _relative(control, treatment, None)
+    # The lift interval keeps the normal quantile: Fieller or log-ratio, never below -100%.
+    rel = _relative(control, treatment, NormalDist().inv_cdf(0.5 + confidence_level / 2.0))
     se = None
     if control.var_mean is not None and treatment.var_mean is not None:
         total = control.var_mean + treatment.var_mean
@@ -163,6 +165,7 @@ def _exact(
         p_value=res.p_value,
         ci=res.ci,
         relative_lift=rel.relative_lift,
+        relative_ci=rel.relative_ci,
         reason=rel.reason,
         test="fisher_exact",
     )

@@ -133,4 +133,5 @@ def with_movements(reason: str, movements: Sequence[Movement]) -> str:
     if not movements:
         return reason
     listed = "; ".join(m.sentence() for m in movements)
-    return f"{reason} Warning: {listed}."
+    stop = "" if reason.endswith(".") else "."
+    return f"{reason}{stop} Warning: {listed}."
