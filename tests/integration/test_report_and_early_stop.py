@@ -59,7 +59,8 @@ def test_stopping_early_warns_in_the_stop_answer_and_the_analysis(aws: Any) -> N
     # Then the stop answer warns about both the duration and the units
     assert status == 200
     warnings = stopped["warnings"]
-    assert any(re.match(r"Stopped early: after [0-9.e-]+ days, before min_dur", w) for w in warnings)
+    early = r"Stopped early: after [0-9.e-]+ days, before min_duration_days"
+    assert any(re.match(early, w) for w in warnings)
     assert any("fewer than the planned 100" in w for w in warnings)
 
 

@@ -87,3 +87,32 @@ def test_no_winner_sentence_still_names_the_regressions() -> None:
     reason = r["recommendation_reason"]
     assert reason.startswith("No significant difference on resolution_rate")
     assert "Variant 2 (Few-shot) regresses guardrail metric token_usage" in reason
+
+
+def test_every_plausible_split_of_the_e2e_users_gives_the_same_verdict() -> None:
+    # Given the e2e test's 200 users (one result per metric), whose split between the arms
+    # depends on the experiment's random salt
+    control = list(users("control", 140, 1, 1))
+    treatment = list(users("treatment", 140, 2, 1))
+    for n_control in range(60, 141):
+        arms = ((1, "Control", control[:n_control]), (2, "Few-shot", treatment[: 200 - n_control]))
+        variants = [
+            VariantInput(
+                vid,
+                name,
+                vid == 1,
+                50.0,
+                len(us),
+                {m: MetricTotals.from_units([u[m] for u in us]) for m in SPECS},
+            )
+            for vid, name, us in arms
+        ]
+        inp = AnalysisInput(
+            1, SPECS["resolution_rate"], variants, list(SPECS.values())[1:], min_sample_size=60
+        )
+        r = StatisticalAnalyzer().analyze(inp)
+        if r["srm"]["flagged"]:  # a split that unlikely is a mismatch by design (p < 0.001)
+            continue
+        # Then the few-shot prompt is recommended with its three regressions
+        assert r["recommended_winner_id"] == 2, (n_control, r["recommendation_reason"])
+        assert len(r["regressions"]) == 3
