@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit cfn-lint bench build clean analyze-once
+.PHONY: run test lint typecheck unit cfn-lint bench build clean analyze-once chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,12 @@ analyze-once: $(STAMP)
 	$(BIN)/abtest analyze-once $(ARGS)
 
 ## Lint, type-check, validate the template and run every test.
-test: $(STAMP) lint typecheck cfn-lint
+test: $(STAMP) chromium lint typecheck cfn-lint
 	$(BIN)/pytest -q
+
+## Debian's chromium for the report page's browser test (playwright drives it, no download).
+chromium:
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -23,7 +23,12 @@ _TRUE = {"true", "1", "yes", ""}  # a bare ?declare_winner means yes
 _FALSE = {"false", "0", "no"}
 JSON_HEADERS = {"Content-Type": "application/json"}
 
-Answer = dict[str, Any] | list[Any] | tuple[int, Any]
+
+class HtmlPage(str):
+    """A handler's answer that is an HTML page rather than JSON."""
+
+
+Answer = dict[str, Any] | list[Any] | tuple[int, Any] | HtmlPage
 
 
 class ApiRequest:
@@ -138,6 +143,12 @@ def api(fn: Callable[[ApiRequest], Answer]) -> Callable[[dict[str, Any], Any], d
                     "message": "an unexpected error occurred; it has been logged",
                 },
             )
+        if isinstance(answer, HtmlPage):
+            return {
+                "statusCode": 200,
+                "headers": {"Content-Type": "text/html; charset=utf-8"},
+                "body": str(answer),
+            }
         if isinstance(answer, tuple):
             return respond(answer[0], answer[1])
         return respond(200, answer)
