@@ -62,8 +62,16 @@ RETRYABLE_CODES = frozenset(
 )
 
 
+# botocore's transport errors once its retries are spent (named, to keep botocore out of here).
+TRANSPORT_ERRORS = frozenset(
+    {"ReadTimeoutError", "ConnectTimeoutError", "EndpointConnectionError", "ConnectionClosedError"}
+)
+
+
 def as_unavailable(exc: Exception) -> StoreUnavailable | None:
-    """A throttling or contention error from DynamoDB as a StoreUnavailable, else None."""
+    """A throttling, contention or transport error from DynamoDB as a StoreUnavailable."""
+    if type(exc).__name__ in TRANSPORT_ERRORS:
+        return StoreUnavailable("DynamoDB did not answer in time, please retry")
     response = getattr(exc, "response", None)
     if not isinstance(response, dict):
         return None
