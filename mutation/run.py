@@ -32,21 +32,36 @@ STAGE = ROOT / ".mutation"
 EQUIVALENT = ROOT / "mutation" / "equivalent.txt"
 MUTMUT = [sys.executable, "-m", "mutmut"]
 
-# The core: name -> (module under layers/ab_testing/ab_testing, function name prefix or "").
-CORE: dict[str, tuple[str, str]] = {
-    "ledger": ("ledger", ""),
-    "store": ("store", ""),
-    "assignment": ("assignment", ""),
-    "service": ("service", ""),
-    "results": ("results", ""),
-    "decision": ("stats/decision", ""),
-    "srm": ("stats/srm", ""),
-    "thresholds": ("scheduled", "x_auto_stop_reason"),  # the auto-stop thresholds only
-    "http": ("http", ""),
-    "errors": ("errors", ""),
+# The core: name -> (group, module under layers/ab_testing/ab_testing, function prefix or "").
+# Each group runs in its own staged copy against the tests that exercise it, so a mutant of a
+# pure module never waits for DynamoDB tests.
+CORE: dict[str, tuple[str, str, str]] = {
+    "decision": ("pure", "stats/decision", ""),
+    "srm": ("pure", "stats/srm", ""),
+    "thresholds": ("pure", "scheduled", "x_auto_stop_reason"),  # the auto-stop thresholds
+    "assignment": ("pure", "assignment", ""),
+    "http": ("http", "http", ""),
+    "errors": ("http", "errors", ""),
+    "ledger": ("data", "ledger", ""),
+    "store": ("data", "store", ""),
+    "service": ("data", "service", ""),
+    "results": ("data", "results", ""),
 }
-# What mutants run against: the unit and integration tests, without the emulator's own
-# (they start servers) and the slow simulations.
+UNIT = ["tests/unit"]
+INTEGRATION = ["tests/integration"]
+TESTS: dict[str, list[str]] = {
+    "pure": UNIT,
+    "http": [
+        "tests/unit/test_error_statuses.py",
+        "tests/unit/test_http_request.py",
+        "tests/integration/test_input_hardening.py",
+        "tests/integration/test_lifecycle_matrix.py",
+        "tests/integration/test_store_unavailable.py",
+        "tests/integration/test_promised_edges.py",
+    ],
+    "data": INTEGRATION,
+}
+# Without the emulator's own tests (they start servers) and the slow simulations.
 PYTEST_ARGS = [
     "-m",
     "not slow and not e2e",
@@ -54,17 +69,19 @@ PYTEST_ARGS = [
     "no:cacheprovider",
     "--ignore-glob=tests/unit/test_emulator_*.py",
     "--ignore=tests/integration/test_emulator_server.py",
-    "--ignore=tests/e2e",
 ]
+# Log calls are not behaviour a test should pin: their lines are not mutated.
+DO_NOT_MUTATE = [r"logger\\.(debug|info|warning|error|exception)\\("]
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 LINE = re.compile(r"^\s+(\S+__mutmut_\d+): (.+)$")
 
 
-def stage(fresh: bool) -> None:
+def stage(group: str, fresh: bool) -> Path:
     """The project laid out for mutmut: the package at the top, everything tests need."""
-    if fresh and STAGE.exists():
-        shutil.rmtree(STAGE)
-    STAGE.mkdir(exist_ok=True)
+    where = STAGE / group
+    if fresh and where.exists():
+        shutil.rmtree(where)
+    where.mkdir(parents=True, exist_ok=True)
     package = ROOT / "layers" / "ab_testing" / "ab_testing"
     copies = {
         "ab_testing": package,
@@ -75,32 +92,41 @@ def stage(fresh: bool) -> None:
         "docs": ROOT / "docs",
     }
     for name, source in copies.items():
-        target = STAGE / name
+        target = where / name
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(ROOT / "template.yaml", STAGE / "template.yaml")
-    files = ", ".join(sorted({f'"ab_testing/{m}.py"' for m, _ in CORE.values()}))
+    shutil.copy2(ROOT / "template.yaml", where / "template.yaml")
+    files = ", ".join(sorted({f'"ab_testing/{m}.py"' for g, m, _ in CORE.values() if g == group}))
     also = ", ".join(f'"{n}"' for n in ("functions", "emulator", "events", "docs", "template.yaml"))
     args = ", ".join(f'"{a}"' for a in PYTEST_ARGS)
+    tests = ", ".join(f'"{t}"' for t in TESTS[group])
+    patterns = ", ".join(f'"{p}"' for p in DO_NOT_MUTATE)
     config = (
         "\n[tool.mutmut]\n"
         'source_paths = ["ab_testing"]\n'
         f"only_mutate = [{files}]\n"
         f"also_copy = [{also}]\n"
-        'pytest_add_cli_args_test_selection = ["tests/unit", "tests/integration"]\n'
+        f"pytest_add_cli_args_test_selection = [{tests}]\n"
         f"pytest_add_cli_args = [{args}]\n"
+        f"do_not_mutate_patterns = [{patterns}]\n"
         "use_git_change_detection = false\n"
     )
-    (STAGE / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + config)
+    (where / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + config)
+    return where
 
 
 def results() -> dict[str, str]:
-    """{mutant name: status} of every mutant generated so far."""
-    out = subprocess.run(
-        [*MUTMUT, "results", "--all", "true"], cwd=STAGE, capture_output=True, text=True
-    ).stdout
-    return {m.group(1): m.group(2).strip() for m in map(LINE.match, out.splitlines()) if m}
+    """{mutant name: status} of every mutant generated so far, in every group."""
+    found: dict[str, str] = {}
+    for where in sorted(p for p in STAGE.glob("*") if (p / "mutants").exists()):
+        out = subprocess.run(
+            [*MUTMUT, "results", "--all", "true"], cwd=where, capture_output=True, text=True
+        ).stdout
+        found.update(
+            {m.group(1): m.group(2).strip() for m in map(LINE.match, out.splitlines()) if m}
+        )
+    return found
 
 
 def module_of(mutant: str) -> str:
@@ -112,7 +138,7 @@ def belongs(mutant: str, names: list[str]) -> str | None:
     """Which of the chosen core entries a mutant belongs to, if any."""
     function = mutant.rsplit(".", 1)[-1]
     for name in names:
-        module, prefix = CORE[name]
+        _, module, prefix = CORE[name]
         if module_of(mutant) == module and function.startswith(prefix):
             return name
     return None
@@ -128,17 +154,17 @@ def equivalents() -> dict[str, str]:
     return found
 
 
-def run(modules: list[str], budget: float) -> None:
+def run(group: str, modules: list[str], budget: float, fresh: bool) -> None:
     """mutmut on the modules' mutants not yet checked, stopped (cleanly) at the budget."""
-    if not (STAGE / "mutants").exists():
-        # The first run generates every mutant and maps tests to functions.
-        module, prefix = CORE[modules[0]]
-        names = [f"ab_testing.{module.replace('/', '.')}.{prefix}*"]
+    where = stage(group, fresh)
+    if not (where / "mutants").exists():
+        # The first run generates the group's mutants and maps tests to functions.
+        names = [f"ab_testing.{CORE[m][1].replace('/', '.')}.{CORE[m][2]}*" for m in modules]
     else:
         names = [n for n, s in results().items() if belongs(n, modules) and s == "not checked"]
         if not names:
             return
-    process = subprocess.Popen([*MUTMUT, "run", "--max-children", "1", *names], cwd=STAGE)
+    process = subprocess.Popen([*MUTMUT, "run", "--max-children", "1", *names], cwd=where)
     deadline = time.monotonic() + budget
     while process.poll() is None:
         if time.monotonic() > deadline:
@@ -197,13 +223,13 @@ def main() -> int:
     parser.add_argument("--report", action="store_true", help="only print the score")
     args = parser.parse_args()
     if not args.report:
-        stage(args.fresh)
         deadline = time.monotonic() + args.budget
-        for module in args.modules:
+        for group in dict.fromkeys(CORE[m][0] for m in args.modules):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            run([module], left)
+            chosen = [m for m in args.modules if CORE[m][0] == group]
+            run(group, chosen, left, args.fresh)
     score = report(args.modules)
     print(f"\nmutation score: {score:.1f}% of checked, non-equivalent mutants killed")
     return 0
