@@ -197,3 +197,33 @@ def test_without_auto_stop_nothing_stops() -> None:
     exp = experiment(auto_stop=False, min_duration_days=0.0, max_duration_days=1.0)
     assert auto_stop_reason(exp, CONCLUSIVE, 100.0) is None
     assert auto_stop_reason(exp, REGRESSED, 100.0) is None
+
+
+# ------------------------------------------------------------------ SRM edges
+
+
+def test_srm_counts_negative_units_as_none_and_negative_weights_as_zero() -> None:
+    assert srm_check([-5, 10], [50, 50]) == srm_check([0, 10], [50, 50])
+    assert srm_check([100, 0], [100, -5]).p_value is None
+
+
+def test_srm_drops_an_empty_cell_with_no_allocation() -> None:
+    # Given three variants, one of them with 0% and no units: the other two are tested
+    result = srm_check([500, 560, 0], [50, 50, 0])
+    assert result.p_value == pytest.approx(chi2_p([500, 560]), rel=1e-12)
+    assert result.expected == [530.0, 530.0, 0.0]
+    assert result.observed == [500, 560, 0]
+
+
+def test_srm_without_anything_to_test() -> None:
+    # mismatched lengths, no weight at all, no units: no p-value and no flag
+    for observed, allocation in (([10, 20], [50, 25, 25]), ([10, 20], [0, 0]), ([0, 0], [1, 1])):
+        result = srm_check(observed, allocation)
+        assert (result.p_value, result.flagged, result.statistic) == (None, False, None)
+    assert srm_check([10, 20], [0, 0]).expected == [0.0, 0.0]
+
+
+def test_srm_statistic_is_pearsons() -> None:
+    result = srm_check([1000, 1125], [50, 50])
+    assert result.statistic == pytest.approx(scipy_stats.chisquare([1000, 1125]).statistic)
+    assert result.expected == [1062.5, 1062.5]
