@@ -11,8 +11,9 @@ Survivors that no test can kill are listed with a reason in mutation/equivalent.
     python mutation/run.py --report             # the score of what has run so far
     python mutation/run.py --fresh              # start again from the current code
 
-Results are kept in .mutation/mutants between runs: a new run continues where the last one
-stopped (``--fresh`` throws them away; do that after changing the code or the tests).
+Results are kept in .mutation/<group>/mutants between runs: a new run continues where the
+last one stopped and tries the survivors again with the current tests (``--fresh`` throws
+everything away; do that after changing the code).
 """
 
 from __future__ import annotations
@@ -161,7 +162,9 @@ def run(group: str, modules: list[str], budget: float, fresh: bool) -> None:
         # The first run generates the group's mutants and maps tests to functions.
         names = [f"ab_testing.{CORE[m][1].replace('/', '.')}.{CORE[m][2]}*" for m in modules]
     else:
-        names = [n for n, s in results().items() if belongs(n, modules) and s == "not checked"]
+        # Survivors are tried again: the tests may have changed since.
+        again = {"not checked", "survived", "no tests"}
+        names = [n for n, s in results().items() if belongs(n, modules) and s in again]
         if not names:
             return
     process = subprocess.Popen([*MUTMUT, "run", "--max-children", "1", *names], cwd=where)
