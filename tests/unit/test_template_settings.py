@@ -20,6 +20,8 @@ PROMISES: dict[str, Any] = {
     "deletion_policy": "Retain",
     "update_replace_policy": "Retain",
     "auth_modes": {"API_KEY", "IAM"},
+    # The data plane takes the API key in API_KEY mode; every other route (admin) is SigV4.
+    "data_plane": {"/get-variant", "/record-result", "/record-results"},
     "default_auth_mode": "API_KEY",
     "parameter_defaults": {
         "AnalysisSchedule": "rate(1 hour)",
@@ -120,15 +122,30 @@ def test_there_are_routes(template: dict[str, Any]) -> None:
     assert len(api_events(template)) >= 15
 
 
+def is_data_plane(path: str) -> bool:
+    return any(path.rstrip("/").endswith(suffix) for suffix in PROMISES["data_plane"])
+
+
 @pytest.mark.parametrize(
     "route", api_events(load_template(DEFAULT_TEMPLATE)), ids=lambda r: f"{r[1]} {r[2]}"
 )
-def test_in_api_key_mode_every_route_requires_the_key(
+def test_in_api_key_mode_data_routes_need_the_key_and_admin_routes_sigv4(
     template: dict[str, Any], route: tuple[str, str, str, dict[str, Any]]
 ) -> None:
     resolver = Resolver(template, {"AuthMode": "API_KEY"})
-    key_required, _ = effective_auth(template, resolver, route[3])
-    assert key_required, f"{route[1]} {route[2]} is open without x-api-key"
+    key_required, authorizer = effective_auth(template, resolver, route[3])
+    if is_data_plane(route[2]):
+        assert (key_required, authorizer) == (True, "NONE"), f"{route[1]} {route[2]}"
+    else:
+        assert authorizer == "AWS_IAM", f"{route[1]} {route[2]} is not signed"
+
+
+def test_the_data_plane_is_exactly_the_promised_routes(template: dict[str, Any]) -> None:
+    resolver = Resolver(template, {"AuthMode": "API_KEY"})
+    keyed = {r[2] for r in api_events(template) if effective_auth(template, resolver, r[3])[0]}
+    assert {p.rstrip("/").rsplit("/", 1)[-1] for p in keyed} == {
+        s.lstrip("/") for s in PROMISES["data_plane"]
+    }
 
 
 @pytest.mark.parametrize(
@@ -138,8 +155,8 @@ def test_in_iam_mode_every_route_requires_sigv4(
     template: dict[str, Any], route: tuple[str, str, str, dict[str, Any]]
 ) -> None:
     resolver = Resolver(template, {"AuthMode": "IAM"})
-    _, authorizer = effective_auth(template, resolver, route[3])
-    assert authorizer == "AWS_IAM", f"{route[1]} {route[2]} is not signed in IAM mode"
+    key_required, authorizer = effective_auth(template, resolver, route[3])
+    assert (key_required, authorizer) == (False, "AWS_IAM"), f"{route[1]} {route[2]}"
 
 
 @pytest.mark.parametrize("mode", ["API_KEY", "IAM"])
