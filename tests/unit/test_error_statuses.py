@@ -133,3 +133,18 @@ def test_dynamodb_not_answering_after_retries_is_503(error: Exception) -> None:
 def test_domain_errors_share_one_base() -> None:
     for error, _, _, _ in TABLE[:-1]:
         assert isinstance(error, DomainError)
+
+
+def test_a_503_says_what_happened_and_to_retry() -> None:
+    busy = json.loads(answer_to(client_error("ThrottlingException"))["body"])
+    late = json.loads(answer_to(ReadTimeoutError(endpoint_url="http://dynamodb"))["body"])
+    assert busy == {
+        "error": "unavailable",
+        "message": "DynamoDB is busy (throttled or contended), please retry",
+    }
+    assert late["message"] == "DynamoDB did not answer in time, please retry"
+
+
+def test_errors_without_a_dynamodb_answer_are_not_503() -> None:
+    assert answer_to(ClientError({}, "GetItem"))["statusCode"] == 500  # type: ignore[arg-type]
+    assert answer_to(ValueError("no response attribute"))["statusCode"] == 500
