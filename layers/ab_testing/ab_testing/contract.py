@@ -180,6 +180,14 @@ ROUTES: dict[tuple[str, str], Operation] = {
         r.Reconciliation,
         path_id=True,
     ),
+    ("GET", E + "/{id}/report"): Operation(
+        "experimentReport",
+        "The report page: one self-contained HTML document",
+        "admin",
+        None,
+        path_id=True,
+        media=(HTML,),
+    ),
     ("GET", E + "/{id}/results"): Operation(
         "exportResults",
         "Raw results, one row per result, a page at a time",

@@ -28,7 +28,7 @@ def _flag(value: object) -> object:
             return True
         if raw in _FALSE:
             return False
-        raise ValueError("must be true or false")
+        raise ValueError(f"must be true or false, got {raw!r}")
     return value
 
 
