@@ -25,6 +25,7 @@ HANDLERS_AT_ONCE = 4  # requests inside the gateway and handlers at one time
 class ApiHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the listen backlog: socketserver's 5 resets bursts of clients
 
     def __init__(
         self, address: tuple[str, int], gateway: Gateway, client_timeout: float = CLIENT_TIMEOUT
