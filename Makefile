@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit cfn-lint bench build clean analyze-once
+.PHONY: run test lint typecheck unit cfn-lint bench build clean analyze-once chromium mutation
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,12 @@ analyze-once: $(STAMP)
 	$(BIN)/abtest analyze-once $(ARGS)
 
 ## Lint, type-check, validate the template and run every test.
-test: $(STAMP) lint typecheck cfn-lint
+test: $(STAMP) chromium lint typecheck cfn-lint
 	$(BIN)/pytest -q
+
+## Debian's chromium for the report page's browser test (playwright drives it, no download).
+chromium:
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,6 +38,12 @@ typecheck: $(STAMP)
 cfn-lint: $(STAMP)
 	$(BIN)/cfn-lint template.yaml
 
+## Mutation score of the core modules (mutmut; slow, niced; not part of `make test`).
+## Narrow it and give it a budget: make mutation ARGS="--modules ledger store --budget 900"
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,mutation]'
+	nice -n 19 $(BIN)/python mutation/run.py $(ARGS)
+
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
@@ -42,4 +52,4 @@ build:
 	PYENV_VERSION=3.11.7:3.13.0 sam build
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .mutation

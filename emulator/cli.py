@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from emulator import report_cli
 from emulator.durable import StateBusy, state_owner
 from emulator.gateway import SCHEDULED_ANALYSIS_PATH
 from emulator.journal import JournalError
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the running server (default: the one that owns the state file, else --host/--port)",
     )
     _common_options(once)
+    report_cli.add_commands(commands)
     return parser
 
 
@@ -211,6 +213,8 @@ def analyze_once(settings: Settings, url: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("report", "analyze"):
+        return report_cli.main(args)
     if args.data_key and not args.admin_key:
         parser.error("--data-key needs --admin-key too: the admin plane has its own key")
     _configure_logging()

@@ -43,5 +43,10 @@ def test_each_handler_answers_its_event_file_in_lifecycle_order(aws: Any) -> Non
 
     insights = call("experiment_insights")[1]
     assert len(insights["insights"]) == 1
+    page = load_handler("experiment_report").handler(
+        load_event("experiment_report"), FakeLambdaContext("experiment_report")
+    )
+    assert page["statusCode"] == 200 and page["headers"]["Content-Type"].startswith("text/html")
+    assert page["body"].startswith("<!DOCTYPE html>") and "<svg" in page["body"]
     assert call("stop_experiment")[1]["status"] == "stopped"
     assert call("archive_experiment")[1]["status"] == "archived"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from ab_testing.errors import DomainError, InvalidInput
+from ab_testing.errors import DomainError, InvalidInput, as_unavailable
 from ab_testing.observability import logger
 
 _ID = re.compile(r"^[1-9][0-9]{0,14}$")
@@ -23,7 +23,12 @@ _TRUE = {"true", "1", "yes", ""}  # a bare ?declare_winner means yes
 _FALSE = {"false", "0", "no"}
 JSON_HEADERS = {"Content-Type": "application/json"}
 
-Answer = dict[str, Any] | list[Any] | tuple[int, Any]
+
+class HtmlPage(str):
+    """A handler's answer that is an HTML page rather than JSON."""
+
+
+Answer = dict[str, Any] | list[Any] | tuple[int, Any] | HtmlPage
 
 
 class ApiRequest:
@@ -110,6 +115,24 @@ def respond(status: int, body: Any) -> dict[str, Any]:
     }
 
 
+def refused(exc: DomainError, request: ApiRequest) -> dict[str, Any]:
+    """A domain error as its answer; a 503 says when to retry."""
+    logger.info(
+        "request refused",
+        extra={
+            "status": exc.status,
+            "error": exc.code,
+            "detail": exc.message,
+            "path": request.path,
+        },
+    )
+    answer = respond(exc.status, exc.body())
+    retry_after = getattr(exc, "retry_after_seconds", None)
+    if retry_after is not None:
+        answer["headers"]["Retry-After"] = str(retry_after)
+    return answer
+
+
 def api(fn: Callable[[ApiRequest], Answer]) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """Wraps a handler body: a dict answer is a 200, a (status, body) tuple is explicit."""
 
@@ -119,17 +142,11 @@ def api(fn: Callable[[ApiRequest], Answer]) -> Callable[[dict[str, Any], Any], d
         try:
             answer = fn(request)
         except DomainError as exc:
-            logger.info(
-                "request refused",
-                extra={
-                    "status": exc.status,
-                    "error": exc.code,
-                    "detail": exc.message,
-                    "path": request.path,
-                },
-            )
-            return respond(exc.status, exc.body())
-        except Exception:
+            return refused(exc, request)
+        except Exception as exc:
+            unavailable = as_unavailable(exc)
+            if unavailable is not None:
+                return refused(unavailable, request)
             logger.exception("unhandled error", extra={"path": request.path})
             return respond(
                 500,
@@ -138,6 +155,12 @@ def api(fn: Callable[[ApiRequest], Answer]) -> Callable[[dict[str, Any], Any], d
                     "message": "an unexpected error occurred; it has been logged",
                 },
             )
+        if isinstance(answer, HtmlPage):
+            return {
+                "statusCode": 200,
+                "headers": {"Content-Type": "text/html; charset=utf-8"},
+                "body": str(answer),
+            }
         if isinstance(answer, tuple):
             return respond(answer[0], answer[1])
         return respond(200, answer)

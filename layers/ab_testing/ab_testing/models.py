@@ -130,6 +130,9 @@ class ExperimentIn(_Strict):
     confidence_level: Storable = Field(0.95, gt=0, lt=1, allow_inf_nan=False)
     minimum_detectable_effect: Storable = Field(0.10, gt=0, le=10, allow_inf_nan=False)
     analysis_method: AnalysisMethod = "fixed_horizon"
+    # Units (control + treatment) at which the sequential confidence sequence is tightest;
+    # by default twice the planned units per variant (the power read-out at the MDE).
+    sequential_tuning_units: int | None = Field(None, ge=2, le=10**12)
     auto_stop: bool = False
     min_duration_days: Storable = Field(7.0, ge=0, le=3650, allow_inf_nan=False)
     max_duration_days: Storable | None = Field(None, gt=0, le=3650, allow_inf_nan=False)
@@ -253,6 +256,7 @@ class Experiment(BaseModel):
     confidence_level: float = 0.95
     minimum_detectable_effect: float = 0.10
     analysis_method: AnalysisMethod = "fixed_horizon"
+    sequential_tuning_units: int | None = None
     auto_stop: bool = False
     min_duration_days: float = 7.0
     max_duration_days: float | None = None

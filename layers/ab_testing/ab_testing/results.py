@@ -10,7 +10,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from ab_testing import assignment
-from ab_testing.errors import DomainError, InvalidInput
+from ab_testing.errors import DomainError, InvalidInput, as_unavailable
 from ab_testing.ledger import ResultWrite
 from ab_testing.metrics import validate_value
 from ab_testing.models import RecordResultIn
@@ -150,7 +150,11 @@ class ResultRecording:
                 answers.append({"index": index, "status": code, **answer})
             except DomainError as exc:
                 answers.append({"index": index, "status": exc.status, **exc.body()})
-            except Exception:  # an unexpected failure must not hide which items were stored
+            except Exception as exc:  # an unexpected failure must not hide which were stored
+                unavailable = as_unavailable(exc)
+                if unavailable is not None:
+                    answers.append({"index": index, "status": 503, **unavailable.body()})
+                    continue
                 logger.exception("batch item failed", extra={"index": index})
                 answers.append(
                     {
