@@ -103,6 +103,9 @@ def replay_lifecycle() -> list[tuple[str, int]]:
     steps.append(("scheduled reconciliation", 200 if report["with_differences"] == 0 else 500))
     step("insights", by_id("experiment_insights", "GET", "insights"))
     step("reconciliation", by_id("reconcile_experiment", "GET", "reconciliation"))
+    step("report", _status(load_handler("experiment_report"), "report"))
+    step("export results", by_id("export_results", "GET", "results"))
+    step("export assignments", by_id("export_assignments", "GET", "assignments"))
     steps.extend(("other route", status) for status in call_every_other_route())
     step("pause", by_id("pause_experiment", "POST", "pause"))
     allocations = {"variants": [{"name": "Control", "traffic_allocation": 30.0}]}
@@ -115,6 +118,20 @@ def replay_lifecycle() -> list[tuple[str, int]]:
     step("stop with a winner", by_id("stop_experiment", "POST", "stop", query=winner))
     step("archive", by_id("archive_experiment", "POST", "archive"))
     return steps
+
+
+def _status(module: Any, action: str) -> tuple[int, Any]:
+    """A handler whose answer is not JSON (the report page): its status only."""
+    from emulator.events import api_gateway_event
+
+    event = api_gateway_event(
+        "GET",
+        f"{BASE}/1/{action}",
+        resource=f"{BASE}/{{id}}/{action}",
+        path_parameters={"id": "1"},
+        body=None,
+    )
+    return module.handler(event, FakeLambdaContext(action))["statusCode"], None
 
 
 CALLED = {
@@ -135,6 +152,9 @@ CALLED = {
     "resume_experiment",
     "stop_experiment",
     "archive_experiment",
+    "experiment_report",
+    "export_results",
+    "export_assignments",
 }
 
 
