@@ -298,7 +298,7 @@ class RebalanceIn(_Strict):
     def _something(self) -> RebalanceIn:
         if self.variants is None and self.target_percentage is None:
             raise ValueError("give variants (with traffic_allocation) and/or target_percentage")
-        named = [str(v.id) if v.id is not None else f"name:{v.name}" for v in self.variants or []]
+        named = [(v.id, None) if v.id is not None else (None, v.name) for v in self.variants or []]
         if len(set(named)) != len(named):
             raise ValueError("each variant may appear only once")
         return self

@@ -15,21 +15,55 @@ from ab_testing.errors import InvalidInput
 from ab_testing.models import Experiment, ExperimentIn, Variant
 from ab_testing.stats.inputs import MetricTotals
 
+# Composite keys are injective by construction: each part is escaped ("%" -> "%25",
+# "#" -> "%23") before the parts are joined with "#", so no part holds a separator and splitting
+# on "#" gives back exactly the parts. Parts free of "#" and "%" are written as they are, so
+# keys of ordinary ids read as before (docs/data-model.md, "Keys").
+SEPARATOR = "#"
+
+
+def key_part(value: str | int) -> str:
+    return str(value).replace("%", "%25").replace(SEPARATOR, "%23")
+
+
+def composite(tag: str, *parts: str | int) -> str:
+    """``tag#part#part...`` with every part escaped: distinct tuples give distinct keys."""
+    return SEPARATOR.join((tag, *(key_part(p) for p in parts)))
+
+
+def split_composite(key: str) -> tuple[str, ...]:
+    """The inverse of composite: (tag, part, ...)."""
+    return tuple(p.replace("%23", SEPARATOR).replace("%25", "%") for p in key.split(SEPARATOR))
+
 
 def experiment_pk(experiment_id: int) -> str:
-    return f"experiment#{experiment_id}"
+    return composite("experiment", experiment_id)
+
+
+def name_pk(name: str) -> str:
+    """The item that holds an experiment name (a conditional put keeps names unique)."""
+    return composite("name", name)
 
 
 def variant_sk(variant_id: int) -> str:
-    return f"variant#{variant_id:010d}"
+    return composite("variant", f"{variant_id:010d}")
 
 
 def totals_sk(variant_id: int, metric: str, shard: int) -> str:
-    return f"totals#{variant_id:010d}#{metric}#{shard:03d}"
+    return composite("totals", f"{variant_id:010d}", metric, f"{shard:03d}")
 
 
 def exposure_sk(variant_id: int, shard: int) -> str:
-    return f"exposure#{variant_id:010d}#{shard:03d}"
+    return composite("exposure", f"{variant_id:010d}", f"{shard:03d}")
+
+
+def keyed_result_id(metric: str, unit: str, idempotency_key: str) -> str:
+    """A keyed result's id: the key is scoped to its (unit, metric)."""
+    return composite("key", metric, unit, idempotency_key)
+
+
+def auto_result_id(now: str, token: str) -> str:
+    return composite("auto", now, token)
 
 
 def encode_cursor(analysed_at: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ab_testing import assignment
+from ab_testing import assignment, records
 from ab_testing.errors import DomainError, InvalidInput
 from ab_testing.ledger import ResultWrite
 from ab_testing.metrics import validate_value
@@ -72,7 +72,11 @@ class ResultRecording:
         now = self.clock()
         key = request.idempotency_key
         # The key is scoped to (unit, metric): one request id can key all its metrics.
-        result_id = f"key#{spec.name}#{unit}#{key}" if key else f"auto#{now}#{uuid.uuid4().hex}"
+        result_id = (
+            records.keyed_result_id(spec.name, unit, key)
+            if key
+            else records.auto_result_id(now, uuid.uuid4().hex)
+        )
         occurred = request.occurred_at.isoformat() if request.occurred_at else None
         extra = {
             "recorded_at": now,

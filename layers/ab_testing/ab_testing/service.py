@@ -87,7 +87,7 @@ class ExperimentService(ResultRecording):
         self.cache_ttl = (
             settings.cache_ttl_seconds if cache_ttl_seconds is None else cache_ttl_seconds
         )
-        self._cache: dict[str | int, tuple[float, Experiment]] = {}
+        self._cache: dict[tuple[int | None, str | None], tuple[float, Experiment]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -258,7 +258,7 @@ class ExperimentService(ResultRecording):
             return None
         if experiment.status not in ACCEPTS_RESULTS:
             return None
-        stored = self.store.get_assignment(experiment.id, f"session:{session_id}")
+        stored = self.store.get_assignment(experiment.id, assignment.unit_key(None, session_id))
         if stored is None:
             return None
         return self._store_assignment(
@@ -283,9 +283,7 @@ class ExperimentService(ResultRecording):
     # ------------------------------------------------------------------ plumbing
     def _experiment(self, name: str | None, experiment_id: int | None) -> Experiment:
         """The experiment from this instance's memory, fresh for cache_ttl seconds."""
-        key: str | int = experiment_id if experiment_id is not None else f"name:{name}"
-        if experiment_id is not None and name is not None:
-            key = f"{experiment_id}:{name}"
+        key = (experiment_id, name)  # a tuple: no id or name can pass for another
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
@@ -317,10 +315,13 @@ class ExperimentService(ResultRecording):
 
 
 def _reallocate(experiment: Experiment, wanted: list[AllocationIn]) -> list[Variant]:
-    by_key = {str(v.id): v for v in experiment.variants} | {v.name: v for v in experiment.variants}
+    # Ids and names apart: a variant named "3" is not variant 3.
+    by_key: dict[tuple[str, int | str], Variant] = {("id", v.id): v for v in experiment.variants}
+    by_key.update({("name", v.name): v for v in experiment.variants})
     shares: dict[int, float] = {}
     for entry in wanted:
-        variant = by_key.get(str(entry.id) if entry.id is not None else (entry.name or ""))
+        wanted_key = ("id", entry.id) if entry.id is not None else ("name", entry.name or "")
+        variant = by_key.get(wanted_key)
         if variant is None:
             raise InvalidInput(f"unknown variant {entry.id or entry.name!r}", field="variants")
         if variant.id in shares:

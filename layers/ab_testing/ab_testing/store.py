@@ -2,6 +2,7 @@
 
 Key design (docs/data-model.md):
   ab_experiments  pk="experiment#<id>" | "name#<name>" | "counter"; GSI status-index
+  (every composite key is built by records.composite: parts escaped, so keys are injective)
   ab_variants     (experiment_id, sk) with sk = "variant#<vid>" | "totals#<vid>#<metric>#<shard>"
                   | "exposure#<vid>#<shard>": one Query returns everything an analysis needs
   ab_assignments  (experiment_id, unit): the sticky variant and the unit's running sums
@@ -93,7 +94,7 @@ class Store:
                     "TableName": self.experiments,
                     **not_there,
                     "Item": dynamo.serialize(
-                        {"pk": f"name#{experiment.name}", "experiment_id": experiment.id}
+                        {"pk": records.name_pk(experiment.name), "experiment_id": experiment.id}
                     ),
                 }
             },
@@ -117,7 +118,7 @@ class Store:
         return items
 
     def experiment_id_by_name(self, name: str) -> int:
-        item = self.get_item(self.experiments, {"pk": f"name#{name}"}, consistent=True)
+        item = self.get_item(self.experiments, {"pk": records.name_pk(name)}, consistent=True)
         if item is None:
             raise NotFound(f"no experiment named {name!r}", field="experiment_name")
         return int(item["experiment_id"])
