@@ -14,7 +14,7 @@ from typing import Any
 from ab_testing.dynamo import plain
 from ab_testing.errors import InvalidInput
 from ab_testing.models import Experiment
-from ab_testing.records import summed_exposures, summed_totals
+from ab_testing.records import summed_exposures, summed_ratios, summed_totals
 from ab_testing.service import ExperimentService
 from ab_testing.stats.inputs import AnalysisInput, VariantInput
 
@@ -28,6 +28,7 @@ class ExperimentAnalysis:
         """The experiment, the analyzer's input, and how many DynamoDB items it took."""
         experiment, items = self.store.experiment_with_items(experiment_id)
         totals, exposures = summed_totals(items), summed_exposures(items)
+        ratios = summed_ratios(items)
         specs = [
             s
             for s in (experiment.metric_spec(m) for m in experiment.declared_metrics)
@@ -46,6 +47,7 @@ class ExperimentAnalysis:
                     else None
                 ),
                 metrics={s.name: totals[(v.id, s.name)] for s in specs},
+                ratios={r.name: ratios[(v.id, r.name)] for r in experiment.ratio_metrics},
             )
             for v in experiment.variants
         ]
@@ -58,6 +60,8 @@ class ExperimentAnalysis:
             min_sample_size=experiment.min_sample_size,
             minimum_detectable_effect=experiment.minimum_detectable_effect,
             analysis_method=experiment.analysis_method,
+            ratio_metrics=tuple(r.spec() for r in experiment.ratio_metrics),
+            covariate=experiment.covariate,
         )
         return experiment, inp, len(items)
 

@@ -13,7 +13,7 @@ from typing import Any
 from ab_testing import dynamo
 from ab_testing.errors import InvalidInput
 from ab_testing.models import Experiment, ExperimentIn, Variant
-from ab_testing.stats.inputs import MetricTotals
+from ab_testing.stats.inputs import MetricTotals, RatioTotals
 
 # Composite keys are injective by construction: each part is escaped ("%" -> "%25",
 # "#" -> "%23") before the parts are joined with "#", so no part holds a separator and splitting
@@ -51,6 +51,10 @@ def variant_sk(variant_id: int) -> str:
 
 def totals_sk(variant_id: int, metric: str, shard: int) -> str:
     return composite("totals", f"{variant_id:010d}", metric, f"{shard:03d}")
+
+
+def ratio_sk(variant_id: int, ratio: str, shard: int) -> str:
+    return composite("ratio", f"{variant_id:010d}", ratio, f"{shard:03d}")
 
 
 def exposure_sk(variant_id: int, shard: int) -> str:
@@ -140,7 +144,28 @@ def totals_from_item(item: dict[str, Any]) -> MetricTotals:
         unit_sum_sq=item.get("unit_sum_sq", Decimal(0)),
         unit_count_sq=item.get("unit_count_sq", Decimal(0)),
         unit_sum_count=item.get("unit_sum_count", Decimal(0)),
+        cov_units=int(item.get("cov_units", 0)),
+        **{f: item.get(f, Decimal(0)) for f in _COVARIATE_SUMS},
     )
+
+
+_COVARIATE_SUMS = ("cov_sum", "cov_sum_sq", "cov_x_sum", "cov_x_count", "cov_h_sum", "cov_h_count")
+
+
+def summed_ratios(items: list[dict[str, Any]]) -> dict[tuple[int, str], RatioTotals]:
+    """What each ratio metric keeps per (variant id, ratio name), shards added up."""
+    totals: dict[tuple[int, str], RatioTotals] = defaultdict(RatioTotals)
+    for item in items:
+        if item["sk"].startswith("ratio#"):
+            key = (int(item["variant_id"]), str(item["ratio"]))
+            totals[key] = totals[key] + RatioTotals(
+                units=int(item.get("units", 0)),
+                cross=item.get("cross", Decimal(0)),
+                cov_units=int(item.get("cov_units", 0)),
+                cov_sum=item.get("cov_sum", Decimal(0)),
+                cov_sum_sq=item.get("cov_sum_sq", Decimal(0)),
+            )
+    return totals
 
 
 def summed_totals(items: list[dict[str, Any]]) -> dict[tuple[int, str], MetricTotals]:

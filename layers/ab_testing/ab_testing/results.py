@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ab_testing import assignment, records
 from ab_testing.errors import DomainError, InvalidInput
 from ab_testing.ledger import ResultWrite
-from ab_testing.metrics import validate_value
+from ab_testing.metrics import covariate_value, validate_value
 from ab_testing.models import RecordResultIn
 from ab_testing.observability import logger
 from ab_testing.validation import parse
@@ -51,7 +51,15 @@ class ResultRecording:
                 field="metric_name",
                 declared_metrics=experiment.declared_metrics,
             )
+        if spec.kind == "ratio":
+            ratio = experiment.ratio(spec.name)
+            parts = f"{ratio.numerator} and {ratio.denominator}" if ratio else "its parts"
+            raise InvalidInput(
+                f"{spec.name} is a ratio metric: record {parts}, it follows from them",
+                field="metric_name",
+            )
         value = validate_value(spec, request.metric_value)
+        covariate = covariate_value(experiment, request.covariates)
         unit = assignment.unit_key(request.user_id, request.session_id)
         base = {"experiment_id": experiment.id, "metric_name": spec.name, "unit": unit}
         if experiment.status not in ACCEPTS_RESULTS:
@@ -84,7 +92,17 @@ class ResultRecording:
             "idempotency_key": key,
             "write_token": uuid.uuid4().hex,
         }
-        write = ResultWrite(experiment.id, unit, spec.name, value, result_id, extra)
+        ratios = tuple(
+            (
+                r.name,
+                r.denominator if r.numerator == spec.name else r.numerator,
+                r.numerator == spec.name,
+            )
+            for r in experiment.ratios_of(spec.name)
+        )
+        write = ResultWrite(
+            experiment.id, unit, spec.name, value, result_id, extra, ratios, covariate
+        )
         variant_ids = [v.id for v in experiment.variants]
         outcome = self.ledger.record(write, variant_ids, self._shard(unit))
         if outcome.status == "no_assignment" and self._alias_from_session(

@@ -12,9 +12,10 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, NamedTuple, get_args
 
-from ab_testing import assignment, dynamo
+from ab_testing import assignment, dynamo, metrics
 from ab_testing.errors import Conflict, InvalidInput
 from ab_testing.ledger import Ledger
 from ab_testing.models import (
@@ -198,7 +199,8 @@ class ExperimentService(ResultRecording):
         request = body if isinstance(body, GetVariantIn) else parse(GetVariantIn, body)
         experiment = self._experiment(request.experiment_name, request.experiment_id)
         unit = assignment.unit_key(request.user_id, request.session_id)
-        variant, reason = self._variant_for(experiment, unit, request.session_id)
+        covariate = metrics.covariate_value(experiment, request.covariates)
+        variant, reason = self._variant_for(experiment, unit, request.session_id, covariate)
         return {
             "experiment_id": experiment.id,
             "experiment_name": experiment.name,
@@ -221,7 +223,11 @@ class ExperimentService(ResultRecording):
         return variant
 
     def _variant_for(
-        self, experiment: Experiment, unit: str, session_id: str | None
+        self,
+        experiment: Experiment,
+        unit: str,
+        session_id: str | None,
+        covariate: Decimal | None = None,
     ) -> tuple[Variant | None, str]:
         if experiment.promoted and experiment.winner_variant_id is not None:
             # The guide's "promote winners" step: everyone gets the winner, nothing is stored.
@@ -233,6 +239,8 @@ class ExperimentService(ResultRecording):
             return next(v for v in experiment.variants if v.name == pinned), "override"
         stored = self.store.get_assignment(experiment.id, unit)
         if stored is not None:
+            if covariate is not None and "x" not in stored and not stored.get("m"):
+                self.store.set_covariate(experiment.id, unit, covariate)
             return experiment.variant(int(stored["variant_id"])), "existing_assignment"
         aliased = self._alias_from_session(experiment, unit, session_id)
         if aliased is not None:
@@ -247,7 +255,9 @@ class ExperimentService(ResultRecording):
         )
         if index is None:
             return None, "not_in_target"
-        return self._store_assignment(experiment, unit, experiment.variants[index].id)
+        return self._store_assignment(
+            experiment, unit, experiment.variants[index].id, covariate=covariate
+        )
 
     def _alias_from_session(
         self, experiment: Experiment, unit: str, session_id: str | None
@@ -266,7 +276,12 @@ class ExperimentService(ResultRecording):
         )
 
     def _store_assignment(
-        self, experiment: Experiment, unit: str, variant_id: int, source: str = "hash"
+        self,
+        experiment: Experiment,
+        unit: str,
+        variant_id: int,
+        source: str = "hash",
+        covariate: Decimal | None = None,
     ) -> tuple[Variant | None, str]:
         item, created = self.store.create_assignment(
             experiment.id,
@@ -275,6 +290,7 @@ class ExperimentService(ResultRecording):
             now=self.clock(),
             shard=self._shard(unit),
             source=source,
+            covariate=covariate,
         )
         if created and source == "hash":
             return experiment.variant(variant_id), "assigned"

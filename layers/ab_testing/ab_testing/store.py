@@ -264,6 +264,7 @@ class Store:
         now: str,
         shard: int,
         source: str = "hash",
+        covariate: Any = None,
     ) -> tuple[dict[str, Any], bool]:
         """The first writer wins; a later writer gets the stored assignment back (sticky).
 
@@ -280,6 +281,8 @@ class Store:
             "source": source,
             "m": {},
         }
+        if covariate is not None:
+            item["x"] = covariate  # CUPED: the unit's pre-experiment value, stored once
         key = {"experiment_id": experiment_id, "unit": unit}
         exposure = {"experiment_id": experiment_id, "sk": exposure_sk(variant_id, shard)}
         transaction = [
@@ -314,6 +317,23 @@ class Store:
             # A conflicting transaction on the exposure item (a busy variant): back off.
             time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
         raise StoreUnavailable("the assignment could not be written under contention, retry")
+
+    def set_covariate(self, experiment_id: int, unit: str, covariate: Any) -> None:
+        """Stores a returning unit's covariate, only while it has none and no results (its
+        sums so far must not mix units with and without it)."""
+        try:
+            self.client.update_item(
+                TableName=self.assignments,
+                Key=dynamo.serialize({"experiment_id": experiment_id, "unit": unit}),
+                UpdateExpression="SET #x = :x",
+                ConditionExpression="attribute_exists(#m) AND attribute_not_exists(#x) "
+                "AND size(#m) = :none",
+                ExpressionAttributeNames={"#x": "x", "#m": "m"},
+                ExpressionAttributeValues=dynamo.serialize({":x": covariate, ":none": 0}),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     # ------------------------------------------------------------------ reads for analysis
     def query_experiment_items(self, experiment_id: int, prefix: str = "") -> list[dict]:
