@@ -41,6 +41,7 @@ NEW_KEYS = {
     "power",
     "guardrails",
     "warnings",
+    "trade_offs",
 }
 
 

@@ -22,6 +22,7 @@ from .report import (
 )
 from .sequential import optimal_rho
 from .srm import SrmResult, srm_check
+from .tradeoff import trade_off_lines
 from .unit_metrics import cuped_dict, cuped_results, metric_summaries
 
 __all__ = ["StatisticalAnalyzer", "to_json_safe"]
@@ -297,4 +298,7 @@ class _Run:
             ),
             "guardrails": guardrails,
             "warnings": self.warnings,
+            "trade_offs": trade_off_lines(
+                self.specs, all_results, self.inp.ratio_metrics, self.confidence
+            ),
         }

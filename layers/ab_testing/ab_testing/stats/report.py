@@ -115,4 +115,5 @@ def failed_answer(inp: AnalysisInput, date: str, exc: Exception) -> dict[str, An
         "power": None,
         "guardrails": [],
         "warnings": [reason],
+        "trade_offs": [],
     }
