@@ -9,6 +9,7 @@ import pytest
 
 from ab_testing import metrics
 from ab_testing.analysis import ExperimentAnalysis
+from ab_testing.errors import InvalidInput
 from ab_testing.records import summed_totals
 from ab_testing.stats.inputs import MetricTotals
 from tests.conftest import guide_experiment, invoke
@@ -99,3 +100,23 @@ def test_micro_costs_recorded_through_dynamodb_sum_exactly(service: Any) -> None
     analysis = ExperimentAnalysis(service).analyze(experiment_id)
     means = [s["mean"] for s in analysis["metrics"]["cost_usd"]["variant_stats"].values()]
     assert means == [pytest.approx(0.0000685000005, rel=1e-12)] * len(means)
+
+
+def test_a_late_score_counts_for_the_same_unit_under_the_request_id(service: Any) -> None:
+    # Given a call recorded with its cost under the request id as idempotency key
+    body = guide_experiment(secondary_metrics=["cost_usd", "judge_score", "thumbs_up"])
+    experiment_id = int(service.create_experiment(body)["id"])
+    service.start_experiment(experiment_id)
+    service.get_variant({"experiment_id": experiment_id, "user_id": 5})
+    unit = {"experiment_id": experiment_id, "user_id": 5, "idempotency_key": "req-1"}
+    cost = service.record({**unit, "metric_name": "cost_usd", "metric_value": 0.000137})
+    # When the LLM judge's score and a thumbs-up arrive later under the same request id
+    judged = service.record({**unit, "metric_name": "judge_score", "metric_value": 0.82})
+    thumbs = service.record({**unit, "metric_name": "thumbs_up", "metric_value": 1})
+    retried = service.record({**unit, "metric_name": "judge_score", "metric_value": 0.82})
+    # Then each counts once, for the same unit and variant; the judge's retry is a duplicate
+    assert [a["duplicate"] for a in (cost, judged, thumbs, retried)] == [False, False, False, True]
+    assert len({a["variant_id"] for a in (cost, judged, thumbs)}) == 1
+    # And values outside the catalogue's bounds are refused
+    with pytest.raises(InvalidInput, match="judge_score must be <= 1"):
+        service.record({**unit, "metric_name": "judge_score", "metric_value": 1.5})

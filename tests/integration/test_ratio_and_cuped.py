@@ -102,6 +102,20 @@ def test_ratio_metric_equals_a_direct_delta_method_computation(service: Any) -> 
     cuped = comparison["cuped"]
     assert cuped["units_with_covariate"] < cuped["units"]
     assert "no covariate" in cuped["note"]
+    # And reconciliation recomputes the cross sums and units from the raw results: clean
+    report = ExperimentAnalysis(service).reconcile(eid)
+    assert report["clean"], report["differences"]
+    # A drifted cross sum would show
+    items = service.store.query_experiment_items(eid, prefix="ratio#")
+    service.store.client.update_item(
+        TableName=service.store.variants,
+        Key={"experiment_id": {"N": str(eid)}, "sk": {"S": items[0]["sk"]}},
+        UpdateExpression="ADD #c :one",
+        ExpressionAttributeNames={"#c": "cross"},
+        ExpressionAttributeValues={":one": {"N": "1"}},
+    )
+    drift = ExperimentAnalysis(service).reconcile(eid)["differences"]
+    assert [(d["metric"], d["field"]) for d in drift] == [("cost_per_resolution", "cross")]
 
 
 def comparison_quantile(df: float) -> float:

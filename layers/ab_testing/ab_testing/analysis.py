@@ -135,8 +135,8 @@ class ExperimentAnalysis:
     def reconcile(self, experiment_id: int) -> dict[str, Any]:
         from ab_testing.reconcile import reconcile
 
-        self.store.get_experiment(experiment_id)  # a 404 for an unknown experiment
-        return reconcile(self.store, experiment_id)
+        experiment = self.store.get_experiment(experiment_id)  # a 404 for an unknown one
+        return reconcile(self.store, experiment_id, [r.spec() for r in experiment.ratio_metrics])
 
     def stop(
         self, experiment_id: int, declare_winner: bool = False, promote: bool = False
