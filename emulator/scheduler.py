@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from emulator import iam
 from emulator.events import scheduled_event
 from emulator.lambdas import FunctionLoader, make_context
 from emulator.template import ScheduledFunction, function_settings
@@ -28,12 +29,10 @@ class ScheduledRunner:
         loader: FunctionLoader,
         template: Mapping[str, Any],
         functions: list[ScheduledFunction],
-        after_run: Callable[[], None] = lambda: None,
     ) -> None:
         self.loader = loader
         self.template = template
         self.functions = functions
-        self.after_run = after_run
         self._lock = threading.Lock()  # one analysis at a time, timer or on demand
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -45,11 +44,8 @@ class ScheduledRunner:
         """
         results: dict[str, Any] = {}
         with self._lock:
-            try:
-                for function in self.functions:
-                    results[function.function_id] = self._invoke(function)
-            finally:
-                self.after_run()
+            for function in self.functions:
+                results[function.function_id] = self._invoke(function)
         if len(self.functions) == 1:
             return results[self.functions[0].function_id]
         return results
@@ -58,7 +54,8 @@ class ScheduledRunner:
         handler = self.loader.handler(function.function_id, function.code_uri, function.handler)
         settings = function_settings(self.template, function.function_id)
         event = scheduled_event(f"{function.function_id}Schedule")
-        result = handler(event, make_context(function.function_id, settings))
+        with iam.acting_as(function.function_id):
+            result = handler(event, make_context(function.function_id, settings))
         log.info("scheduled %s returned %s", function.function_id, to_json(result)[:2000])
         return result
 
