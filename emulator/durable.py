@@ -8,7 +8,10 @@
   before letting go, so it never holds half a transaction and never misses or repeats a write.
   The file is written after the lock is released; only then are the older journals deleted
   (a crash in between replays them over the previous snapshot, which does not hold them).
-- Snapshots are taken when the journal reaches `snapshot_every` entries, and on close.
+- Snapshots are taken when the journal reaches `snapshot_every` entries or half as many
+  entries as the last snapshot held items, whichever is more (so the time spent reading the
+  tables stays a bounded share of the time spent writing, and a replay never takes longer
+  than a load), and on close.
 - The state file has one owner at a time: an exclusive lock on ``<state file>.lock``, which
   also records the owner's pid and URL (the operating system releases it if the owner dies).
 """
@@ -31,7 +34,7 @@ from emulator.snapshot import Snapshot, StateFileError, read_snapshot, write_sna
 log = logging.getLogger("emulator.state")
 
 BATCH_SIZE = 25  # BatchWriteItem's limit
-SNAPSHOT_EVERY = 20_000  # journal entries
+SNAPSHOT_EVERY = 5_000  # journal entries, at least; more once the tables hold more items
 
 
 class StateBusy(RuntimeError):
@@ -121,6 +124,8 @@ class DurableStore:
         self.tables = tables
         self.snapshot_every = snapshot_every
         self.journal: Journal | None = None
+        self._saved_items = 0  # items in the last snapshot
+        self.saved = threading.Event()  # set after each snapshot is on disk
         self._snapshot_lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = False
@@ -134,7 +139,7 @@ class DurableStore:
         snapshot = read_snapshot(self.path)
         recovery = Recovery()
         with self.dynamo.lock:
-            recovery.items = self._load(snapshot)
+            recovery.items = self._saved_items = self._load(snapshot)
             generation = self._replay(snapshot.journal_generation, recovery)
             if recovery.replayed or recovery.torn:
                 write_snapshot(self.path, Snapshot(self._capture(), generation))
@@ -204,12 +209,14 @@ class DurableStore:
                     break
                 params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
             tables[table] = items
+        self._saved_items = sum(len(items) for items in tables.values())
         return tables
 
     def _switch_journal(self, generation: int) -> Journal | None:
         """Start journal `generation` (the caller holds the call lock); the previous one."""
         previous = self.journal
-        self.journal = Journal(self.path, generation, self.snapshot_every, self._wake)
+        full_at = max(self.snapshot_every, self._saved_items // 2)
+        self.journal = Journal(self.path, generation, full_at, self._wake)
         self.dynamo.write_log = self.journal
         if previous is not None:
             previous.close()
@@ -226,6 +233,7 @@ class DurableStore:
                 self._switch_journal(covered + 1)
             write_snapshot(self.path, Snapshot(tables, covered))
             self._delete_journals(up_to=covered)
+            self.saved.set()
 
     def _delete_journals(self, up_to: int | None = None) -> None:
         for generation, path in journal_files(self.path).items():
@@ -238,7 +246,8 @@ class DurableStore:
             self._wake.clear()
             if self._closing:
                 return
-            if self.journal is None or self.journal.entries < self.snapshot_every:
+            journal = self.journal
+            if journal is None or journal.entries < journal.full_at:
                 continue
             try:
                 self.snapshot()

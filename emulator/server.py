@@ -19,11 +19,13 @@ log = logging.getLogger("emulator.http")
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 NO_BODY_STATUSES = frozenset({204, 304})
 CLIENT_TIMEOUT = 30.0  # seconds a client may stay silent (API Gateway's own limit is 29 s)
+HANDLERS_AT_ONCE = 4  # requests inside the gateway and handlers at one time
 
 
 class ApiHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the listen backlog: socketserver's 5 resets bursts of clients
 
     def __init__(
         self, address: tuple[str, int], gateway: Gateway, client_timeout: float = CLIENT_TIMEOUT
@@ -31,6 +33,9 @@ class ApiHTTPServer(ThreadingHTTPServer):
         super().__init__(address, ApiRequestHandler)
         self.gateway = gateway
         self.client_timeout = client_timeout
+        # Python runs one thread at a time: more requests in the handlers at once only add
+        # switching and queueing inside (measured by benchmarks/bench_local_api.py).
+        self.handler_slots = threading.BoundedSemaphore(HANDLERS_AT_ONCE)
 
 
 class ApiRequestHandler(BaseHTTPRequestHandler):
@@ -94,7 +99,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             body=body,
             source_ip=self.client_address[0],
         )
-        return self.server.gateway.handle(request)
+        with self.server.handler_slots:  # once the body is read: a slow client holds no slot
+            return self.server.gateway.handle(request)
 
     def _send(self, response: HttpResponse) -> None:
         self.send_response(response.status)

@@ -132,6 +132,22 @@ def test_a_snapshot_holds_whole_transactions_and_the_journal_restarts(
     assert journal_files(path)[generation + 1].read_text().count("\n") == 1  # header only
 
 
+def test_a_full_journal_is_folded_into_a_snapshot_in_the_background(
+    opened: list[Opened], tmp_path: Path
+) -> None:
+    # Given a store that snapshots every 5 journaled writes
+    path = tmp_path / "state.json"
+    first = open_store(opened, path, snapshot_every=5)
+    # When 5 writes are acknowledged
+    for i in range(5):
+        first.put(i)
+    # Then a snapshot with all of them is written and their journal deleted
+    assert first.store.saved.wait(60)
+    saved = json.loads(path.read_text())
+    assert len(saved["tables"][TABLE]) == 5
+    assert min(journal_files(path)) > saved["journal_generation"]
+
+
 def test_a_torn_last_journal_line_is_dropped_and_reported(
     opened: list[Opened], tmp_path: Path
 ) -> None:

@@ -227,3 +227,27 @@ def test_srm_statistic_is_pearsons() -> None:
     result = srm_check([1000, 1125], [50, 50])
     assert result.statistic == pytest.approx(scipy_stats.chisquare([1000, 1125]).statistic)
     assert result.expected == [1062.5, 1062.5]
+
+
+def test_srm_allocations_are_relative_weights() -> None:
+    # 0.5/0.5 and 50/50 are the same split
+    assert srm_check([10, 20], [0.5, 0.5]) == srm_check([10, 20], [50, 50])
+    assert srm_check([10, 20], [0.5, 0.5]).p_value == pytest.approx(chi2_p([10, 20]))
+
+
+def test_srm_units_in_a_cell_without_allocation_are_a_mismatch() -> None:
+    # even a single unit in a 0% variant
+    zero = srm_check([100, 1], [100, 0])
+    assert (zero.p_value, zero.flagged, zero.statistic) == (0.0, True, None)
+    assert zero.expected == [101.0, 0.0]
+    assert zero.observed == [100, 1]
+
+
+def test_srm_keeps_cells_with_less_than_one_expected_unit() -> None:
+    result = srm_check([1, 0], [50, 50])
+    assert result.p_value == pytest.approx(chi2_p([1, 0]))
+
+
+def test_srm_with_one_cell_left_is_not_flagged() -> None:
+    result = srm_check([100, 0], [100, 0])
+    assert (result.p_value, result.flagged) == (None, False)
