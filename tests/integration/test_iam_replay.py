@@ -102,6 +102,7 @@ def replay_lifecycle() -> list[tuple[str, int]]:
     report = scheduled({"reconcile": True})
     steps.append(("scheduled reconciliation", 200 if report["with_differences"] == 0 else 500))
     step("insights", by_id("experiment_insights", "GET", "insights"))
+    step("report", report_page())
     step("reconciliation", by_id("reconcile_experiment", "GET", "reconciliation"))
     step("pause", by_id("pause_experiment", "POST", "pause"))
     allocations = {"variants": [{"name": "Control", "traffic_allocation": 30.0}]}
@@ -114,6 +115,21 @@ def replay_lifecycle() -> list[tuple[str, int]]:
     step("stop with a winner", by_id("stop_experiment", "POST", "stop", query=winner))
     step("archive", by_id("archive_experiment", "POST", "archive"))
     return steps
+
+
+def report_page() -> tuple[int, str]:
+    """The report function answers HTML, not JSON, so it is called without `invoke`."""
+    from emulator.events import api_gateway_event
+
+    event = api_gateway_event(
+        "GET",
+        f"{BASE}/1/report",
+        resource=f"{BASE}/{{id}}/report",
+        path_parameters={"id": "1"},
+        body=None,
+    )
+    answer = load_handler("experiment_report").handler(event, FakeLambdaContext("report"))
+    return answer["statusCode"], answer["body"]
 
 
 def _unit(*, user: Any = None, session: Any = None) -> dict[str, Any]:
