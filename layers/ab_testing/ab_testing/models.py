@@ -32,6 +32,7 @@ MAX_VARIANTS = 20
 ALLOCATION_TOLERANCE = 1e-6
 MAX_UNIT_BYTES = 512  # a unit is part of a DynamoDB sort key (at most 1,024 bytes)
 MAX_CONFIG_BYTES = 64 * 1024  # an experiment and its variants must fit DynamoDB's 400 KB items
+MAX_CONFIG_DEPTH = 32  # objects and arrays inside one another, as DynamoDB allows for maps
 MAX_INTEGER_ID = 10**15 - 1
 
 
@@ -39,6 +40,19 @@ def _unit_bytes(value: str) -> str:
     if len(value.encode("utf-8")) > MAX_UNIT_BYTES:
         raise ValueError(f"must be at most {MAX_UNIT_BYTES} bytes in UTF-8")
     return value
+
+
+def _nesting_depth(value: Any) -> int:
+    """How many objects/arrays sit inside one another (without recursion: input is hostile)."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        current, depth = pending.pop()
+        if isinstance(current, dict | list):
+            deepest = max(deepest, depth)
+            children = current.values() if isinstance(current, dict) else current
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _storable(value: float) -> float:
@@ -68,6 +82,8 @@ class VariantIn(_Strict):
     @field_validator("config")
     @classmethod
     def _config_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if _nesting_depth(value) > MAX_CONFIG_DEPTH:
+            raise ValueError(f"config must nest at most {MAX_CONFIG_DEPTH} levels deep")
         if len(json.dumps(value, separators=(",", ":")).encode()) > MAX_CONFIG_BYTES:
             raise ValueError(f"config must be at most {MAX_CONFIG_BYTES // 1024} KB as JSON")
         return value
