@@ -32,7 +32,7 @@ from emulator.template import load_template
 
 BUILD = ROOT / ".aws-sam" / "build"
 RUNTIME = ROOT / ".aws-sam" / "bench-runtime"  # boto3 alone, as the Lambda runtime ships it
-RUNS = 7
+RUNS = 5
 HOT_PATH = {"GetVariantFunction", "RecordResultFunction", "RecordResultsFunction"}
 GOAL = 1.6
 
@@ -121,9 +121,9 @@ def functions(template: dict[str, Any]) -> dict[str, tuple[Path, list[Path]]]:
     return found
 
 
-def measure(python: str, paths: list[Path], app: str, scipy_too: bool) -> dict[str, Any]:
+def measure(python: str, paths: list[Path], app: str, scipy_too: bool, runs: int) -> dict[str, Any]:
     samples = []
-    for _ in range(RUNS):
+    for _ in range(runs):
         done = subprocess.run(
             [python, "-S", "-B", "-c", PROBE, json.dumps([str(p) for p in paths]), app,
              "1" if scipy_too else "0"],
@@ -154,20 +154,23 @@ def pyc_share(paths: list[Path]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", action="store_true", help="run sam build first")
+    parser.add_argument("--runs", type=int, default=RUNS, help="fresh processes per handler")
     args = parser.parse_args()
     if args.build or not (BUILD / "template.yaml").exists():
         build()
     python = python313()
     runtime = runtime_dir(python)
     template = load_template(BUILD / "template.yaml")
-    baseline = measure(python, [runtime], "-", False)["handler"]
-    print(f"python3.13 cold imports from {BUILD.relative_to(ROOT)}, median of {RUNS} processes")
+    baseline = measure(python, [runtime], "-", False, args.runs)["handler"]
+    print(f"python3.13 cold imports from {BUILD.relative_to(ROOT)}, median of {args.runs} runs")
     print(f"import boto3: {baseline * 1000:.0f} ms CPU (ratio 1.00)")
     print(f"{'function':34} {'import ms':>9} {'x boto3':>8} {'scipy ms':>9}  heavy  .pyc")
     worst_hot = 0.0
     for lid, (code, layers) in sorted(functions(template).items()):
         scipy_too = any("Stats" in layer.parent.name for layer in layers)
-        result = measure(python, [code, *layers, runtime], str(code / "app.py"), scipy_too)
+        result = measure(
+            python, [code, *layers, runtime], str(code / "app.py"), scipy_too, args.runs
+        )
         ratio = result["handler"] / baseline
         if lid in HOT_PATH:
             worst_hot = max(worst_hot, ratio)

@@ -181,6 +181,13 @@ def chunks(keys: list[tuple[object, ...]]) -> list[list[int]]:
     return out
 
 
+GROUPING: dict[str, Callable[[list[tuple[object, ...]]], list[list[int]]]] = {
+    "as today": lambda keys: [[i] for i in range(len(keys))],
+    "folded": chunks,
+    "per item": per_key,
+}
+
+
 def batches(
     result_rate: float, pairs: int, shards: int, seconds: float, seed: int, *, mode: str
 ) -> tuple[float, ...]:
@@ -194,11 +201,7 @@ def batches(
         if now > seconds:
             break
         keys = batch_keys(rng, 100, pairs, shards)
-        groups = {
-            "as today": lambda: [[i] for i in range(len(keys))],
-            "folded": lambda: chunks(keys),
-            "per item": lambda: per_key(keys),
-        }[mode]()
+        groups = GROUPING[mode](keys)
         chain = []
         for group in groups:
             items = {keys[i] for i in group} | {("unit", unit + i) for i in group}

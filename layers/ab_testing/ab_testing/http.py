@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from ab_testing.errors import DomainError, InvalidInput
-from ab_testing.observability import logger
+from ab_testing.observability import API_GATEWAY_REST, logger, observed
 
 _ID = re.compile(r"^[1-9][0-9]{0,14}$")
 _TRUE = {"true", "1", "yes", ""}  # a bare ?declare_winner means yes
@@ -142,4 +142,4 @@ def api(fn: Callable[[ApiRequest], Answer]) -> Callable[[dict[str, Any], Any], d
             return respond(answer[0], answer[1])
         return respond(200, answer)
 
-    return handler
+    return observed(handler, API_GATEWAY_REST)
