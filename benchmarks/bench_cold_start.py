@@ -28,7 +28,7 @@ from typing import Any
 
 from _local import ROOT  # first: sys.path and fake AWS credentials
 
-from emulator.template import load_template
+from emulator.template import function_environment, load_template
 
 BUILD = ROOT / ".aws-sam" / "build"
 RUNTIME = ROOT / ".aws-sam" / "bench-runtime"  # boto3 alone, as the Lambda runtime ships it
@@ -59,14 +59,13 @@ if scipy_too:
 print(json.dumps({"handler": handler_cpu, "scipy": scipy_cpu, "heavy": heavy}))
 """
 
+# What Lambda sets; each function also gets its environment from the template.
 ENV = {
     "PATH": "/usr/bin:/bin",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
     "AWS_LAMBDA_FUNCTION_NAME": "bench",
-    "POWERTOOLS_SERVICE_NAME": "ab-testing",
-    "POWERTOOLS_METRICS_NAMESPACE": "ABTesting",
-    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "LAMBDA_TASK_ROOT": "/var/task",
     "PYTHONHASHSEED": "0",
 }
 
@@ -121,13 +120,15 @@ def functions(template: dict[str, Any]) -> dict[str, tuple[Path, list[Path]]]:
     return found
 
 
-def measure(python: str, paths: list[Path], app: str, scipy_too: bool, runs: int) -> dict[str, Any]:
+def measure(
+    python: str, paths: list[Path], app: str, scipy_too: bool, runs: int, env: dict[str, str]
+) -> dict[str, Any]:
     samples = []
     for _ in range(runs):
         done = subprocess.run(
             [python, "-S", "-B", "-c", PROBE, json.dumps([str(p) for p in paths]), app,
              "1" if scipy_too else "0"],
-            capture_output=True, text=True, env=ENV, cwd="/", check=False,
+            capture_output=True, text=True, env={**env, **ENV}, cwd="/", check=False,
         )  # fmt: skip
         if done.returncode != 0:
             sys.exit(f"{app}: {done.stderr.strip()[-2000:]}")
@@ -161,15 +162,17 @@ def main() -> None:
     python = python313()
     runtime = runtime_dir(python)
     template = load_template(BUILD / "template.yaml")
-    baseline = measure(python, [runtime], "-", False, args.runs)["handler"]
+    source = load_template(ROOT / "template.yaml")
+    baseline = measure(python, [runtime], "-", False, args.runs, {})["handler"]
     print(f"python3.13 cold imports from {BUILD.relative_to(ROOT)}, median of {args.runs} runs")
     print(f"import boto3: {baseline * 1000:.0f} ms CPU (ratio 1.00)")
     print(f"{'function':34} {'import ms':>9} {'x boto3':>8} {'scipy ms':>9}  heavy  .pyc")
     worst_hot = 0.0
     for lid, (code, layers) in sorted(functions(template).items()):
         scipy_too = any("Stats" in layer.parent.name for layer in layers)
+        env = function_environment(source, function_id=lid)
         result = measure(
-            python, [code, *layers, runtime], str(code / "app.py"), scipy_too, args.runs
+            python, [code, *layers, runtime], str(code / "app.py"), scipy_too, args.runs, env
         )
         ratio = result["handler"] / baseline
         if lid in HOT_PATH:

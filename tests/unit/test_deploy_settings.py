@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -197,3 +199,52 @@ def test_layers_are_built_by_their_makefile(layer: str) -> None:
     makefile = (REPO_ROOT / props(layer)["ContentUri"] / "Makefile").read_text()
     assert f"build-{layer}:" in makefile
     assert "compileall" in makefile
+
+
+@pytest.fixture(scope="module")
+def transformed() -> Iterator[dict[str, Any]]:
+    """The template after the SAM transform (what CloudFormation will create), local code
+    locations replaced by S3 URIs as `sam deploy` does."""
+    from unittest.mock import Mock
+
+    from samtranslator.translator.transform import transform
+
+    template = copy.deepcopy(TEMPLATE)
+    template["Transform"] = "AWS::Serverless-2016-10-31"  # LanguageExtensions runs first
+    for resource in template["Resources"].values():
+        for key in ("CodeUri", "ContentUri"):
+            if key in resource.get("Properties", {}):
+                resource["Properties"][key] = "s3://bucket/key"
+    policies = Mock()
+    policies.load.return_value = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        yield transform(template, {}, policies)["Resources"]
+
+
+def test_the_transform_deploys_one_stage_and_no_stray_stage(transformed: dict[str, Any]) -> None:
+    stages = [r for r in transformed.values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    assert len(stages) == 1
+    assert stages[0]["Properties"]["StageName"] == {"Ref": "StageName"}
+
+
+def test_the_transform_keeps_the_scheduled_function_unretried(
+    transformed: dict[str, Any],
+) -> None:
+    (config,) = [r for r in transformed.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    assert config["Properties"]["FunctionName"] == {"Ref": "ScheduledAnalysisFunction"}
+    assert config["Properties"]["MaximumRetryAttempts"] == 0
+    role = transformed["ScheduledAnalysisFunctionRole"]["Properties"]["Policies"]
+    sends = [
+        s
+        for p in role
+        for s in p["PolicyDocument"]["Statement"]
+        if s["Action"] == "sqs:SendMessage"
+    ]
+    assert sends == [
+        {
+            "Action": "sqs:SendMessage",
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": ["ScheduledFailureQueue", "Arn"]},
+        }
+    ]
