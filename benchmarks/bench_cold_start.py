@@ -156,6 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", action="store_true", help="run sam build first")
     parser.add_argument("--runs", type=int, default=RUNS, help="fresh processes per handler")
+    parser.add_argument("--only", help="comma-separated function ids (default: all)")
     args = parser.parse_args()
     if args.build or not (BUILD / "template.yaml").exists():
         build()
@@ -168,7 +169,10 @@ def main() -> None:
     print(f"import boto3: {baseline * 1000:.0f} ms CPU (ratio 1.00)")
     print(f"{'function':34} {'import ms':>9} {'x boto3':>8} {'scipy ms':>9}  heavy  .pyc")
     worst_hot = 0.0
+    wanted = set(args.only.split(",")) if args.only else None
     for lid, (code, layers) in sorted(functions(template).items()):
+        if wanted is not None and lid not in wanted:
+            continue
         scipy_too = any("Stats" in layer.parent.name for layer in layers)
         env = function_environment(source, function_id=lid)
         result = measure(
