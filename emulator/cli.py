@@ -51,9 +51,17 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         help="override a template parameter (repeatable), e.g. TablePrefix=dev_",
     )
     parser.add_argument(
-        "--api-key",
-        default=_env("AB_LOCAL_API_KEY"),
-        help="require this x-api-key header on every request (env AB_LOCAL_API_KEY)",
+        "--admin-key",
+        default=_env("AB_LOCAL_ADMIN_KEY") or _env("AB_LOCAL_API_KEY"),
+        help="x-api-key for the admin plane, standing in for SigV4; it opens every route "
+        "(env AB_LOCAL_ADMIN_KEY; --api-key and AB_LOCAL_API_KEY are older names)",
+    )
+    parser.add_argument("--api-key", dest="admin_key", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--data-key",
+        default=_env("AB_LOCAL_DATA_KEY"),
+        help="x-api-key for the data plane (get-variant, record-result(s)), standing in for "
+        "the deployed API key; needs --admin-key (env AB_LOCAL_DATA_KEY)",
     )
 
 
@@ -88,7 +96,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         project_root=root,
         state_file=Path(args.state_file) if args.state_file else None,
         schedule_interval=getattr(args, "schedule_interval", 0.0),
-        api_key=args.api_key or None,
+        admin_key=args.admin_key or None,
+        data_key=args.data_key or None,
         parameters=dict(args.parameter),
     )
 
@@ -164,7 +173,10 @@ def analyze_once(settings: Settings, url: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.data_key and not args.admin_key:
+        parser.error("--data-key needs --admin-key too: the admin plane has its own key")
     _configure_logging()
     settings = settings_from(args)
     if args.command == "serve":

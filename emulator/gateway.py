@@ -15,7 +15,14 @@ from emulator.events import api_gateway_event
 from emulator.lambdas import FunctionLoader, HttpResponse, invoke_api
 from emulator.routing import Router
 from emulator.scheduler import ScheduledRunner, to_json
-from emulator.template import api_routes, function_settings, missing_route_response
+from emulator.template import (
+    ADMIN_PLANE,
+    DATA_PLANE,
+    api_routes,
+    function_settings,
+    gateway_response,
+    missing_route_response,
+)
 
 log = logging.getLogger("emulator.gateway")
 
@@ -47,6 +54,55 @@ def _event_body(raw: bytes) -> tuple[str | None, bool]:
         return base64.b64encode(raw).decode("ascii"), True
 
 
+AMBIGUOUS_KEY = (
+    403,
+    json.dumps(
+        {
+            "error": "ambiguous_api_key",
+            "message": "More than one x-api-key header: send exactly one.",
+        }
+    ),
+)
+
+
+class LocalKeys:
+    """Two local keys standing in for the two callers of the deployed API.
+
+    The data key stands in for the API key (data plane), the admin key for SigV4 (admin
+    plane): data routes take either, admin routes only the admin key. No keys: all open.
+    Refusals are the template's gateway responses, as API Gateway sends them.
+    """
+
+    def __init__(self, admin: str | None, data: str | None, template: Mapping[str, Any]) -> None:
+        if data is not None and admin is None:
+            raise ValueError("a data-plane key needs an admin key too (the admin plane's stand-in)")
+        self.admin = admin
+        self.data = data
+        self.unsigned = gateway_response(template, "MISSING_AUTHENTICATION_TOKEN")
+        self.invalid_key = gateway_response(template, "INVALID_API_KEY")
+        self.denied = gateway_response(template, "ACCESS_DENIED")
+
+    def refusal(self, headers: list[tuple[str, str]], plane: str) -> tuple[int, str] | None:
+        """None when the request may pass, else the status and body that refuse it."""
+        if self.admin is None:
+            return None
+        sent = [value for name, value in headers if name.lower() == "x-api-key"]
+        if len(sent) > 1:
+            return AMBIGUOUS_KEY
+        key = sent[0] if sent else None
+        if _same(key, self.admin):
+            return None
+        if plane == DATA_PLANE:
+            return None if _same(key, self.data) else self.invalid_key
+        return self.unsigned if key is None else self.denied
+
+
+def _same(sent: str | None, expected: str | None) -> bool:
+    if sent is None or expected is None:
+        return False
+    return hmac.compare_digest(sent.encode(), expected.encode())
+
+
 class Gateway:
     """Routes requests to handlers, with the gateway's own responses for what it refuses."""
 
@@ -56,15 +112,17 @@ class Gateway:
         loader: FunctionLoader,
         scheduled: ScheduledRunner | None = None,
         *,
-        api_key: str | None = None,
+        admin_key: str | None = None,
+        data_key: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
         stage: str = "local",
         on_write: Callable[[], None] = lambda: None,
     ) -> None:
         self.template = template
         self.loader = loader
-        self.router = Router(api_routes(template))
+        self.router = Router(api_routes(template, parameters))
         self.scheduled = scheduled
-        self.api_key = api_key or None
+        self.keys = LocalKeys(admin_key or None, data_key or None, template)
         self.stage = stage
         self.on_write = on_write
         self.missing = missing_route_response(template)
@@ -81,7 +139,7 @@ class Gateway:
         url = urlsplit(request.target)
         path = url.path or "/"
         if path.rstrip("/") == SCHEDULED_ANALYSIS_PATH and method == "POST":
-            return self._guarded(request, lambda: self._run_scheduled())
+            return self._guarded(request, ADMIN_PLANE, lambda: self._run_scheduled())
         if method == "OPTIONS" and "OPTIONS" not in self.router.allowed_methods(path):
             return self._options(path)
         match = self.router.match(self._route_method(method, path), path)
@@ -103,7 +161,9 @@ class Gateway:
         )
         settings = function_settings(self.template, match.route.function_id)
         response = self._guarded(
-            request, lambda: invoke_api(self.loader, match.route, event, settings)
+            request,
+            match.route.plane,
+            lambda: invoke_api(self.loader, match.route, event, settings),
         )
         response.headers.append(("x-amzn-RequestId", event["requestContext"]["requestId"]))
         return response
@@ -114,15 +174,11 @@ class Gateway:
             return "GET"
         return method
 
-    def _guarded(self, request: Request, call: Callable[[], HttpResponse]) -> HttpResponse:
-        if self.api_key is not None and not self._key_matches(request):
-            return json_response(403, '{"message":"Forbidden"}')
-        return call()
-
-    def _key_matches(self, request: Request) -> bool:
-        sent = [value for name, value in request.headers if name.lower() == "x-api-key"]
-        expected = str(self.api_key).encode()
-        return bool(sent) and hmac.compare_digest(sent[-1].encode(), expected)
+    def _guarded(
+        self, request: Request, plane: str, call: Callable[[], HttpResponse]
+    ) -> HttpResponse:
+        refusal = self.keys.refusal(request.headers, plane)
+        return json_response(*refusal) if refusal else call()
 
     def _options(self, path: str) -> HttpResponse:
         methods = self.router.allowed_methods(path)

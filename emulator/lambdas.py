@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from emulator import iam
 from emulator.events import FakeLambdaContext
 from emulator.template import Route
 
@@ -125,7 +126,8 @@ def invoke_api(
     """Call the route's handler; any exception (at import or in the handler) is a 502."""
     try:
         handler = loader.handler(route.function_id, route.code_uri, route.handler)
-        result = handler(event, make_context(route.function_id, settings))
+        with iam.acting_as(route.function_id):
+            result = handler(event, make_context(route.function_id, settings))
     except Exception:
         log.exception("%s raised for %s %s", route.function_id, route.method, route.path)
         return internal_error()

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from emulator import iam
 from emulator.events import scheduled_event
 from emulator.lambdas import FunctionLoader, make_context
 from emulator.template import ScheduledFunction, function_settings
@@ -58,7 +59,8 @@ class ScheduledRunner:
         handler = self.loader.handler(function.function_id, function.code_uri, function.handler)
         settings = function_settings(self.template, function.function_id)
         event = scheduled_event(f"{function.function_id}Schedule")
-        result = handler(event, make_context(function.function_id, settings))
+        with iam.acting_as(function.function_id):
+            result = handler(event, make_context(function.function_id, settings))
         log.info("scheduled %s returned %s", function.function_id, to_json(result)[:2000])
         return result
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emulator import iam
 from emulator.dynamo import (
     BackgroundSaver,
     EmbeddedDynamo,
@@ -39,9 +40,15 @@ class Settings:
     project_root: Path = REPO_ROOT
     state_file: Path | None = None  # None: <project root>/.local/state.json
     schedule_interval: float = 300.0
-    api_key: str | None = None
+    admin_key: str | None = None  # stands in for SigV4: opens every route
+    data_key: str | None = None  # stands in for the API key: opens the data-plane routes
     parameters: dict[str, str] = field(default_factory=dict)
     stage: str = "local"
+
+    @property
+    def api_key(self) -> str | None:
+        """The key this process sends to a running server (the admin key)."""
+        return self.admin_key
 
     @property
     def state_path(self) -> Path:
@@ -62,12 +69,16 @@ class Backend:
         self.tables: dict[str, str] = {}
         self.saver: BackgroundSaver | None = None
         self.loader = FunctionLoader(self.base_dir)
+        self._previous_enforcer: iam.Enforcer | None = None
 
     @property
     def endpoint(self) -> str:
         return self.dynamo.endpoint
 
     def start(self) -> None:
+        # Before any handler builds its client: every DynamoDB call a function makes is checked.
+        enforcer = iam.Enforcer.from_template(self.template, self.settings.parameters)
+        self._previous_enforcer = iam.install(enforcer)
         endpoint = self.dynamo.start()
         configure_aws_environment(endpoint)
         apply_environment(function_environment(self.template, self.settings.parameters))
@@ -95,6 +106,7 @@ class Backend:
             self.saver.stop()
             self.saver = None
         self.dynamo.stop()
+        iam.restore(self._previous_enforcer)
 
 
 class LocalService:
@@ -122,7 +134,9 @@ class LocalService:
                 self.backend.template,
                 self.backend.loader,
                 self.scheduled,
-                api_key=self.settings.api_key,
+                admin_key=self.settings.admin_key,
+                data_key=self.settings.data_key,
+                parameters=self.settings.parameters,
                 stage=self.settings.stage,
                 on_write=self.backend.mark_dirty,
             )

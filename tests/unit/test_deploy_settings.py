@@ -201,16 +201,30 @@ def test_layers_are_built_by_their_makefile(layer: str) -> None:
     assert "compileall" in makefile
 
 
-@pytest.fixture(scope="module")
-def transformed() -> Iterator[dict[str, Any]]:
-    """The template after the SAM transform (what CloudFormation will create), local code
-    locations replaced by S3 URIs as `sam deploy` does."""
+def conditions_resolved(value: Any, resolver: Resolver) -> Any:
+    """Fn::If on parameter conditions chosen, as AWS::LanguageExtensions does before SAM."""
+    if isinstance(value, list):
+        return [conditions_resolved(v, resolver) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Fn::If"}:
+        condition, when_true, when_false = value["Fn::If"]
+        chosen = when_true if resolver.condition(condition) else when_false
+        return conditions_resolved(chosen, resolver)
+    return {k: conditions_resolved(v, resolver) for k, v in value.items()}
+
+
+@pytest.fixture(scope="module", params=["API_KEY", "IAM"])
+def transformed(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """The template after the SAM transform in each AuthMode (what CloudFormation will
+    create), local code locations replaced by S3 URIs as `sam deploy` does."""
     from unittest.mock import Mock
 
     from samtranslator.translator.transform import transform
 
-    template = copy.deepcopy(TEMPLATE)
-    template["Transform"] = "AWS::Serverless-2016-10-31"  # LanguageExtensions runs first
+    resolver = Resolver(TEMPLATE, {"AuthMode": request.param})
+    template = conditions_resolved(copy.deepcopy(TEMPLATE), resolver)
+    template["Transform"] = "AWS::Serverless-2016-10-31"
     for resource in template["Resources"].values():
         for key in ("CodeUri", "ContentUri"):
             if key in resource.get("Properties", {}):

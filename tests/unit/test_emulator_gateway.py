@@ -62,6 +62,7 @@ def make_template(with_gateway_response: bool) -> dict[str, Any]:
         "Special": function("echo", "/items/special"),
         "Broken": function("broken", "/broken"),
         "Binary": function("binary", "/binary"),
+        "Data": function("echo", "/data", "POST"),
         "Analysis": {
             "Type": "AWS::Serverless::Function",
             "Properties": {
@@ -70,6 +71,9 @@ def make_template(with_gateway_response: bool) -> dict[str, Any]:
             },
         },
     }
+    # The data plane: the route asks for the API key and no authorizer (as get-variant does).
+    data_event = resources["Data"]["Properties"]["Events"]["E"]["Properties"]
+    data_event["Auth"] = {"Authorizer": "NONE", "ApiKeyRequired": True}
     if with_gateway_response:
         resources["Api"] = {
             "Type": "AWS::Serverless::Api",
@@ -177,17 +181,53 @@ def test_base64_response_is_decoded(project: Path) -> None:
     assert ("Content-Type", "image/png") in response.headers
 
 
-def test_api_key_is_required_when_configured(project: Path) -> None:
-    # Given a gateway with a local API key
-    gateway = make_gateway(project, api_key="s3cret")
-    # When requests come without, with a wrong and with the right x-api-key
-    missing = gateway.handle(Request("GET", "/items/1"))
-    wrong = gateway.handle(Request("GET", "/items/1", headers=[("X-Api-Key", "nope")]))
-    right = gateway.handle(Request("GET", "/items/1", headers=[("x-api-key", "s3cret")]))
-    # Then only the right key gets through
-    assert (missing.status, body_of(missing)) == (403, {"message": "Forbidden"})
-    assert wrong.status == 403
-    assert right.status == 200
+def test_without_keys_every_route_is_open(project: Path) -> None:
+    # Given a gateway started without keys / When a data and an admin route are called
+    gateway = make_gateway(project)
+    # Then both answer
+    assert gateway.handle(Request("POST", "/data")).status == 200
+    assert gateway.handle(Request("GET", "/items/1")).status == 200
+
+
+def keyed(gateway: Gateway, method: str, path: str, *keys: str) -> tuple[int, Any]:
+    response = gateway.handle(Request(method, path, headers=[("x-api-key", k) for k in keys]))
+    return response.status, body_of(response) if response.body else None
+
+
+def test_data_routes_take_either_key_and_admin_routes_only_the_admin_key(project: Path) -> None:
+    # Given a gateway with a data-plane key and an admin key
+    gateway = make_gateway(project, gateway_response=False, admin_key="adm1n", data_key="d4ta")
+    # When the data route is called with each key / Then both pass
+    assert keyed(gateway, "POST", "/data", "d4ta")[0] == 200
+    assert keyed(gateway, "POST", "/data", "adm1n")[0] == 200
+    # And without a key or with a wrong one it is refused as API Gateway refuses a bad key
+    assert keyed(gateway, "POST", "/data") == (403, {"message": "Forbidden"})
+    assert keyed(gateway, "POST", "/data", "nope") == (403, {"message": "Forbidden"})
+    # When an admin route is called with the admin key / Then it passes
+    assert keyed(gateway, "GET", "/items/1", "adm1n")[0] == 200
+    # And unsigned (no key) it is refused like an unsigned SigV4 request
+    assert keyed(gateway, "GET", "/items/1") == (403, {"message": "Missing Authentication Token"})
+    # And the data key, or a wrong key, is refused as access denied
+    assert keyed(gateway, "GET", "/items/1", "d4ta") == (403, {"message": "Forbidden"})
+    assert keyed(gateway, "GET", "/items/1", "nope")[0] == 403
+    # And the local scheduled-analysis trigger is admin too
+    assert keyed(gateway, "POST", "/_local/scheduled-analysis", "d4ta")[0] == 403
+    assert keyed(gateway, "POST", "/_local/scheduled-analysis", "adm1n")[0] == 200
+
+
+def test_two_api_key_headers_are_refused_as_ambiguous(project: Path) -> None:
+    # Given a gateway with keys / When a request carries two x-api-key headers, even right ones
+    gateway = make_gateway(project, admin_key="adm1n", data_key="d4ta")
+    status, body = keyed(gateway, "POST", "/data", "nope", "adm1n")
+    # Then it is refused, whatever order they come in, and says why
+    assert (status, body["error"]) == (403, "ambiguous_api_key")
+    assert keyed(gateway, "POST", "/data", "adm1n", "nope")[0] == 403
+    assert keyed(gateway, "POST", "/data", "adm1n", "adm1n")[0] == 403
+
+
+def test_a_data_key_without_an_admin_key_is_a_configuration_error(project: Path) -> None:
+    with pytest.raises(ValueError, match="admin key"):
+        make_gateway(project, data_key="d4ta")
 
 
 def test_head_and_options(project: Path) -> None:

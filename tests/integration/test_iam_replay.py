@@ -1,0 +1,244 @@
+"""The whole lifecycle with each function held to its own IAM policy from template.yaml.
+
+Given the five tables on moto and an enforcer built from the template, when every endpoint and
+the scheduled jobs run as a user would drive them, then no DynamoDB call is denied, and every
+permission a function is granted is either used or explained by a comment next to the grant.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from emulator import iam
+from emulator.events import FakeLambdaContext
+from emulator.template import DEFAULT_TEMPLATE, load_template
+from tests.conftest import guide_experiment, invoke, load_handler
+
+BASE = "/api/v1/experiments"
+NAME = "Lead Qualification Prompt Test"
+RESULT = {"experiment_name": NAME, "metric_name": "resolution_rate", "metric_value": 1}
+
+
+@pytest.fixture
+def enforcer(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[iam.Enforcer]:
+    """A fresh enforcer over template.yaml; no warm cache hides a function's reads."""
+    from ab_testing import runtime
+
+    monkeypatch.setenv("AB_CACHE_TTL_SECONDS", "0")
+    runtime.reset()
+    yield from _enforcing(load_template())
+    runtime.reset()
+
+
+def _enforcing(template: dict[str, Any]) -> Iterator[iam.Enforcer]:
+    fresh = iam.Enforcer.from_template(template)
+    previous = iam.install(fresh)
+    try:
+        yield fresh
+    finally:
+        iam.restore(previous)
+
+
+def by_id(function_dir: str, method: str, action: str = "", **kw: Any) -> tuple[int, Any]:
+    suffix = f"/{action}" if action else ""
+    return invoke(
+        function_dir,
+        method,
+        f"{BASE}/1{suffix}",
+        resource=f"{BASE}/{{id}}{suffix}",
+        path_parameters={"id": "1"},
+        **kw,
+    )
+
+
+def post(function_dir: str, path: str, body: Any) -> tuple[int, Any]:
+    return invoke(function_dir, "POST", f"{BASE}/{path}", body=body)
+
+
+def scheduled(event: dict[str, Any]) -> Any:
+    handler = load_handler("scheduled_analysis").handler
+    return handler(event, FakeLambdaContext("scheduled_analysis"))
+
+
+def replay_lifecycle() -> list[tuple[str, int]]:
+    """Every endpoint and both scheduled jobs, in a user's order; (step, status) per call."""
+    steps: list[tuple[str, int]] = []
+
+    def step(name: str, answer: tuple[int, Any]) -> Any:
+        steps.append((name, answer[0]))
+        return answer[1]
+
+    step("create", invoke("create_experiment", "POST", BASE, body=guide_experiment()))
+    step("get", by_id("get_experiment", "GET"))
+    step("list", invoke("list_experiments", "GET", BASE, query={"status": "draft"}))
+    step("start", by_id("start_experiment", "POST", "start"))
+    step("start again", by_id("start_experiment", "POST", "start"))
+    for unit in range(6):
+        step("get-variant session", post("get_variant", "get-variant", _unit(session=unit)))
+        step("get-variant user", post("get_variant", "get-variant", _unit(user=unit)))
+    # A visitor logs in: the user inherits the session's variant (the alias path).
+    step("login alias", post("get_variant", "get-variant", _unit(user="login-0", session=0)))
+    step("result session", post("record_result", "record-result", {**RESULT, **_unit(session=1)}))
+    step("result user", post("record_result", "record-result", {**RESULT, **_unit(user=1)}))
+    # A user's first call is a result, with the session that already has a variant.
+    aliased = {**RESULT, **_unit(user="login-2", session=2), "idempotency_key": "r-2"}
+    step("result aliased first", post("record_result", "record-result", aliased))
+    step("result repeated", post("record_result", "record-result", aliased))
+    batch = [
+        {**RESULT, **_unit(user=3), "idempotency_key": "b-3"},
+        {**RESULT, **_unit(user="login-4", session=4), "metric_value": 0},
+        {**RESULT, **_unit(session=5), "metric_name": "satisfaction_score", "metric_value": 4},
+    ]
+    answer = step("batch results", post("record_results", "record-results", {"results": batch}))
+    steps.extend(("batch item", item["status"]) for item in answer["results"])
+    step("analyze", by_id("analyze_experiment", "GET", "analyze"))
+    step("summary", by_id("experiment_summary", "GET", "summary"))
+    steps.append(("scheduled analysis", 200 if scheduled({})["failed"] == 0 else 500))
+    report = scheduled({"reconcile": True})
+    steps.append(("scheduled reconciliation", 200 if report["with_differences"] == 0 else 500))
+    step("insights", by_id("experiment_insights", "GET", "insights"))
+    step("reconciliation", by_id("reconcile_experiment", "GET", "reconciliation"))
+    step("pause", by_id("pause_experiment", "POST", "pause"))
+    allocations = {"variants": [{"name": "Control", "traffic_allocation": 30.0}]}
+    allocations["variants"].append(
+        {"name": "Treatment - Few Shot Examples", "traffic_allocation": 70.0}
+    )
+    step("rebalance", by_id("rebalance_experiment", "PATCH", body=allocations))
+    step("resume", by_id("resume_experiment", "POST", "resume"))
+    winner = {"declare_winner": "true", "promote": "true"}
+    step("stop with a winner", by_id("stop_experiment", "POST", "stop", query=winner))
+    step("archive", by_id("archive_experiment", "POST", "archive"))
+    return steps
+
+
+def _unit(*, user: Any = None, session: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"experiment_name": NAME}
+    if user is not None:
+        body["user_id"] = f"u-{user}"
+    if session is not None:
+        body["session_id"] = f"s-{session}"
+    return body
+
+
+EXPECTED = {
+    "create": 201,
+    "start again": 409,
+    "result session": 201,
+    "result user": 201,
+    "result aliased first": 201,
+    "batch item": 201,
+}
+
+
+def test_lifecycle_passes_with_each_function_held_to_its_template_policy(
+    enforcer: iam.Enforcer,
+) -> None:
+    # When the whole lifecycle runs with IAM enforced
+    steps = replay_lifecycle()
+
+    # Then every step answers as a user expects, and no call was denied
+    assert [(name, EXPECTED.get(name, 200)) for name, _ in steps] == steps
+    assert enforcer.denials == []
+    # And every function was exercised, so its grants were measured
+    report = enforcer.report()
+    print_report(report)
+    assert [f for f, r in report.items() if not r["used"]] == []
+    # And a grant that nothing used carries a comment saying why it is there
+    assert unexplained_grants(enforcer) == []
+
+
+def print_report(report: dict[str, dict[str, list[str]]]) -> None:
+    for function_id, lists in report.items():
+        print(f"{function_id}\n  used:   {', '.join(lists['used'])}")
+        print(f"  unused: {', '.join(lists['unused']) or '-'}")
+
+
+def unexplained_grants(enforcer: iam.Enforcer) -> list[str]:
+    """Unused grants with no `# <action> on <table>: why` comment in the function's block."""
+    text = DEFAULT_TEMPLATE.read_text()
+    tables = {v: k for k, v in _table_logical_ids().items()}
+    missing = []
+    for function_id in enforcer.policies:
+        comments = _comments_in_block(text, function_id)
+        for grant in enforcer.unused(function_id):
+            table = iam.short_resource(grant.resource).split("/")[0]
+            names = {table, tables.get(table, table)}
+            if not any(grant.action in c and any(n in c for n in names) for c in comments):
+                missing.append(f"{function_id}: {grant.describe()}")
+    return missing
+
+
+def _table_logical_ids() -> dict[str, str]:
+    from emulator.template import table_names
+
+    return table_names(load_template())
+
+
+def _comments_in_block(text: str, logical_id: str) -> list[str]:
+    match = re.search(rf"^  {logical_id}:\n((?:    .*\n|\s*\n)*)", text, re.MULTILINE)
+    block = match.group(1) if match else ""
+    return [line.split("#", 1)[1] for line in block.splitlines() if "#" in line]
+
+
+# ------------------------------------------------------------------ removing a permission
+
+
+def without(template: dict[str, Any], function_id: str, action: str, table: str) -> dict[str, Any]:
+    """A copy of the template where `function_id` loses `action` on `table` (a logical id)."""
+    changed = copy.deepcopy(template)
+    policies = changed["Resources"][function_id]["Properties"]["Policies"]
+    removed = False
+    for policy in policies:
+        for statement in policy.get("Statement", []):
+            resources = statement["Resource"]
+            resources = resources if isinstance(resources, list) else [resources]
+            if action in statement["Action"] and any(table in str(r) for r in resources):
+                kept = [r for r in resources if table not in str(r)]
+                split = {**statement, "Resource": [r for r in resources if table in str(r)]}
+                split["Action"] = [a for a in statement["Action"] if a != action]
+                statement["Resource"] = kept
+                policy["Statement"].append(split)
+                removed = True
+    assert removed, f"{function_id} has no {action} on {table}"
+    for policy in policies:
+        policy["Statement"] = [s for s in policy["Statement"] if s["Resource"] and s["Action"]]
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("function_id", "action", "table", "step"),
+    [
+        ("StartExperimentFunction", "dynamodb:Query", "VariantsTable", "start"),
+        ("RecordResultFunction", "dynamodb:PutItem", "AssignmentsTable", "result aliased first"),
+        ("RecordResultsFunction", "dynamodb:PutItem", "AssignmentsTable", "batch item"),
+        ("GetVariantFunction", "dynamodb:GetItem", "AssignmentsTable", "get-variant session"),
+    ],
+)
+def test_removing_one_needed_permission_fails_the_replay(
+    aws: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    function_id: str,
+    action: str,
+    table: str,
+    step: str,
+) -> None:
+    from ab_testing import runtime
+
+    # Given the template with one permission the lifecycle needs taken away
+    monkeypatch.setenv("AB_CACHE_TTL_SECONDS", "0")
+    runtime.reset()
+    template = without(load_template(), function_id, action, table)
+    for enforcing in _enforcing(template):
+        # When the lifecycle is replayed
+        steps = replay_lifecycle()
+        # Then DynamoDB refuses the call, the way AWS would, and the step fails
+        assert {d.function_id for d in enforcing.denials} == {function_id}
+        assert {d.action for d in enforcing.denials} == {action}
+        failed = {name for name, status in steps if status != EXPECTED.get(name, 200)}
+        assert step in failed
+    runtime.reset()
