@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -39,6 +40,32 @@ def test_smoke_script_passes_against_the_local_api(local_api: LocalApi) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "smoke passed" in done.stdout
     assert local_api.call("GET", "/api/v1/experiments/?status=archived")[0] == 200
+
+
+def test_smoke_script_uses_each_planes_key_against_a_keyed_local_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the local API with a data-plane key and an admin key, as `make run` takes them
+    monkeypatch.setenv("AB_LOCAL_ADMIN_KEY", "admin-7c1e")
+    monkeypatch.setenv("AB_LOCAL_DATA_KEY", "data-93ab")
+    api = LocalApi(tmp_path / "state.json").start()
+    try:
+        smoke = [sys.executable, str(SCRIPT), api.url, "--no-sign", "--users", "2"]
+        # When the smoke script sends each plane its own key, Then the flow passes
+        right = subprocess.run(
+            [*smoke, "--api-key", "data-93ab", "--admin-key", "admin-7c1e"],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert right.returncode == 0, right.stdout + right.stderr
+        # And with the data key on the admin plane, the first admin call is refused
+        wrong = subprocess.run(
+            [*smoke, "--api-key", "data-93ab", "--admin-key", "data-93ab"],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert wrong.returncode == 1
+        assert "FAIL create: expected 201, got 403" in wrong.stderr
+    finally:
+        api.stop()
 
 
 class Recorder(BaseHTTPRequestHandler):
