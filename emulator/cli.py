@@ -15,9 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from emulator import export, report_cli
+from emulator.durable import StateBusy, state_owner
 from emulator.gateway import SCHEDULED_ANALYSIS_PATH
+from emulator.journal import JournalError
 from emulator.scheduler import to_json
 from emulator.service import Backend, LocalService, Settings
+from emulator.snapshot import StateFileError
 from emulator.template import REPO_ROOT
 
 log = logging.getLogger("emulator")
@@ -65,13 +69,19 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _address_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=_env("AB_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(_env("AB_PORT", "8000")))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="abtest", description="Local A/B testing API.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the API locally with an embedded DynamoDB")
-    serve.add_argument("--host", default=_env("AB_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(_env("AB_PORT", "8000")))
+    serve = commands.add_parser(
+        "serve", help="run the API locally, DynamoDB in-process, every write journaled"
+    )
+    _address_options(serve)
     serve.add_argument(
         "--schedule-interval",
         type=float,
@@ -81,8 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common_options(serve)
 
     once = commands.add_parser("analyze-once", help="run the scheduled analysis once")
-    once.add_argument("--url", default=_env("AB_URL", "http://127.0.0.1:8000"))
+    _address_options(once)
+    once.add_argument(
+        "--url",
+        default=_env("AB_URL"),
+        help="the running server (default: the one that owns the state file, else --host/--port)",
+    )
     _common_options(once)
+    export.add_parser(commands)
+    report_cli.add_commands(commands)
     return parser
 
 
@@ -90,8 +107,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     root = Path(args.project_root) if args.project_root else REPO_ROOT
     template = Path(args.template) if args.template else root / "template.yaml"
     return Settings(
-        host=getattr(args, "host", "127.0.0.1"),
-        port=getattr(args, "port", 8000),
+        host=args.host,
+        port=args.port,
         template=template,
         project_root=root,
         state_file=Path(args.state_file) if args.state_file else None,
@@ -112,6 +129,10 @@ def _configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+STATE_ERRORS = (StateBusy, StateFileError, JournalError)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def serve(settings: Settings) -> int:
     stop = threading.Event()
 
@@ -119,13 +140,16 @@ def serve(settings: Settings) -> int:
         log.info("received %s, saving and stopping", signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, on_signal)
     service = LocalService(settings)
-    service.start()
+    try:
+        service.start()
+    except STATE_ERRORS as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     print(f"API:      {service.url}", flush=True)
-    print(f"DynamoDB: {service.dynamo_endpoint}", flush=True)
-    print(f"State:    {settings.state_path}", flush=True)
+    print(f"State:    {settings.state_path} (journal beside it)", flush=True)
     try:
         while not stop.wait(0.5):
             pass
@@ -146,7 +170,10 @@ def _post_to_server(url: str, api_key: str | None) -> str | None:
             return str(response.read().decode("utf-8"))
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", "replace")
-        raise SystemExit(f"{url} answered {exc.code}: {detail}") from None
+        hint = ""
+        if exc.code == 403:
+            hint = " (pass the admin key as for make run: --admin-key or AB_LOCAL_ADMIN_KEY)"
+        raise SystemExit(f"{url} answered {exc.code}: {detail}{hint}") from None
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, ConnectionRefusedError):
             return None
@@ -154,13 +181,25 @@ def _post_to_server(url: str, api_key: str | None) -> str | None:
 
 
 def analyze_once(settings: Settings, url: str) -> int:
-    answer = _post_to_server(url, settings.api_key)
+    """Ask the server that owns the state file (or listens at `url`); with no server, run
+    against the state file, owning it meanwhile so that no server starts behind our back."""
+    owner = state_owner(settings.state_path)
+    target = url or (owner.url if owner and owner.url else "")
+    target = target or f"http://{settings.host}:{settings.port}"
+    answer = _post_to_server(target, settings.api_key)
     if answer is not None:
         print(json.dumps(json.loads(answer), indent=2))
         return 0
-    log.info("no server at %s: running the scheduled analysis against %s", url, settings.state_path)
+    if owner is not None:
+        log.error("cannot run: %s, and nothing answers at %s", owner, target)
+        return 1
+    log.info("nothing answers at %s: running the analysis on %s", target, settings.state_path)
     backend = Backend(settings)
-    backend.start()
+    try:
+        backend.start()
+    except STATE_ERRORS as exc:
+        log.error("cannot run: %s", exc)
+        return 1
     try:
         result = backend.scheduled_runner().run_once()
     except Exception:
@@ -175,6 +214,10 @@ def analyze_once(settings: Settings, url: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("report", "analyze"):
+        return report_cli.main(args)
+    if args.command == "export":
+        return export.run(args)
     if args.data_key and not args.admin_key:
         parser.error("--data-key needs --admin-key too: the admin plane has its own key")
     _configure_logging()

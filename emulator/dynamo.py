@@ -1,257 +1,196 @@
-"""Embedded DynamoDB (moto's server in a thread) and its persistence in a JSON state file."""
+"""DynamoDB in this process: moto's backend answers every boto3 DynamoDB client, one call at a time.
+
+Each boto3 DynamoDB client of the process hands its request to `InProcessDynamo` instead of
+sending it over the network (a botocore ``before-send`` handler), so everything botocore does
+before that (parameter validation, ``before-call`` hooks such as the local IAM check) still
+happens on every call. One lock serialises the calls: DynamoDB applies each call atomically,
+and one call at a time gives moto's backend the same guarantee for conditional writes and
+transactions. Each successful write is handed to the write log while the lock is held (so the
+log's order is the order the writes were applied), and the answer goes out only once the log
+says that everything the call saw is durable.
+"""
 
 from __future__ import annotations
 
-import base64
-import json
-import logging
 import os
-import tempfile
 import threading
-import time
-import urllib.request
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
-
-log = logging.getLogger("emulator.dynamo")
+from botocore import handlers as botocore_handlers
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
-STATE_VERSION = 1
-BATCH_SIZE = 25  # BatchWriteItem's limit
+# Nothing listens there: a client that somehow escaped the handler fails at once, never
+# reaching AWS.
+UNREACHABLE_ENDPOINT = "http://127.0.0.1:9"
+JSON_CONTENT = "application/x-amz-json-1.0"
+TARGET_PREFIX = "DynamoDB_20120810."
+# Calls that change nothing; every other successful call is logged (a read logged by mistake
+# would only cost a line, a write left out would be lost).
+READ_OPERATIONS = frozenset(
+    {
+        "BatchGetItem",
+        "DescribeContinuousBackups",
+        "DescribeEndpoints",
+        "DescribeLimits",
+        "DescribeTable",
+        "DescribeTimeToLive",
+        "GetItem",
+        "ListTables",
+        "ListTagsOfResource",
+        "Query",
+        "Scan",
+        "TransactGetItems",
+    }
+)
+_HANDLER_ID = "emulator-in-process-dynamodb"
 
 
-class _OneCallAtATime:
-    """WSGI middleware: moto's backends are not thread-safe, so a conditional write or a
-    transaction could interleave with another one. DynamoDB applies each call atomically; one
-    call at a time gives the same guarantee locally (connections are still served in threads).
-    """
+class WriteLog(Protocol):
+    """Where successful writes go; `append` and `position` run under the call lock."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.lock = threading.Lock()
+    def append(self, operation: str, params: bytes) -> int: ...
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        with self.lock:
-            answer = self.app(environ, start_response)
-            try:
-                return [b"".join(answer)]
-            finally:
-                close = getattr(answer, "close", None)
-                if close is not None:
-                    close()
+    def position(self) -> int: ...
+
+    def wait_durable(self, position: int) -> None: ...
 
 
-def _serial_moto_server(host: str, port: int) -> Any:
-    from moto.server import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        ThreadedMotoServer,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
-
-    class SerialMotoServer(ThreadedMotoServer):
-        def _server_entry(self) -> None:
-            app = _OneCallAtATime(DomainDispatcherApplication(create_backend_app))
-            self._server = make_server(
-                self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
-            )
-            self._server_ready_event.set()
-            self._server.serve_forever()
-
-    return SerialMotoServer(ip_address=host, port=port, verbose=False)
+class DynamoError(RuntimeError):
+    """A call made by the emulator itself (load, replay, snapshot) that DynamoDB refused."""
 
 
-class EmbeddedDynamo:
-    """moto's server on 127.0.0.1 and a free port, starting empty, one call at a time."""
+class InProcessDynamo:
+    """moto's DynamoDB backend for one region, behind one lock and an optional write log."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        from emulator import moto_transactions
+    def __init__(self, region: str) -> None:
+        from emulator import moto_answers, moto_transactions
 
         moto_transactions.apply()
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = _serial_moto_server(host, port)
-        self.endpoint = ""
+        moto_answers.apply()
+        self.region = region
+        self.url = f"https://dynamodb.{region}.amazonaws.com/"
+        self.lock = threading.Lock()
+        self.write_log: WriteLog | None = None
 
-    def start(self) -> str:
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
-        # moto's backends live in this process: a previous server here may have left state.
-        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=10):
-            pass
-        return self.endpoint
+    def start(self) -> None:
+        """Empty this process's moto DynamoDB backend and answer every DynamoDB client."""
+        global _active
+        from moto.backends import get_backend
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        get_backend("dynamodb")[DEFAULT_ACCOUNT_ID].reset()
+        _install()
+        _active = self
 
     def stop(self) -> None:
-        self._server.stop()
+        global _active
+        if _active is self:
+            _active = None
+
+    # ------------------------------------------------------------------ calls from clients
+
+    def answer(self, request: AWSPreparedRequest) -> AWSResponse:
+        from moto.core.botocore_stubber import MockRawResponse
+
+        target = request.headers.get("X-Amz-Target") or ""
+        if isinstance(target, bytes):
+            target = target.decode("utf-8")
+        operation = target.rpartition(".")[2]
+        params = _body_bytes(request.body)
+        with self.lock:
+            status, headers, body = self._dispatch(request.method, dict(request.headers), params)
+            log = self.write_log
+            position = 0
+            if log is not None:
+                if status == 200 and operation not in READ_OPERATIONS:
+                    position = log.append(operation, params)
+                else:
+                    position = log.position()
+        if log is not None:
+            log.wait_durable(position)
+        return AWSResponse(request.url, status, headers, MockRawResponse(body))
+
+    # ------------------------------------------------------------------ the emulator's calls
+
+    def call(self, operation: str, params: bytes) -> bytes:
+        """One call that bypasses botocore and the write log; the caller holds `lock`.
+
+        Raises DynamoError with DynamoDB's message when the call is refused.
+        """
+        headers = {"X-Amz-Target": TARGET_PREFIX + operation, "Content-Type": JSON_CONTENT}
+        status, _, body = self._dispatch("POST", headers, params)
+        data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        if status != 200:
+            raise DynamoError(data.decode("utf-8", "replace"))
+        return data
+
+    def _dispatch(self, method: str, headers: dict[str, Any], params: bytes) -> Any:
+        from moto.core.exceptions import HTTPException
+        from moto.core.request import Request
+
+        from emulator.moto_answers import ItemCallHandler
+
+        request = Request.from_primitives(method, self.url, headers, params)
+        try:
+            return ItemCallHandler.dispatch(request, self.url, request.headers)
+        except HTTPException as exc:
+            return exc.code, exc.get_headers(), exc.get_body()
 
 
-def configure_aws_environment(endpoint: str) -> None:
-    """Point every boto3 DynamoDB client of this process at the embedded server.
+def _body_bytes(body: Any) -> bytes:
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, bytes | bytearray):
+        return bytes(body) or b"{}"
+    return b"{}" if body is None else bytes(body.read())
+
+
+_active: InProcessDynamo | None = None
+_installed = False
+
+
+def _before_send(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+    """botocore's before-send handler: the in-process backend answers while one is active."""
+    active = _active
+    return active.answer(request) if active is not None else None
+
+
+def _install() -> None:
+    """Answer DynamoDB clients of every botocore session, those made before and after."""
+    global _installed
+    if _installed:
+        return
+    botocore_handlers.BUILTIN_HANDLERS.insert(
+        0, ("before-send.dynamodb", _before_send, botocore_handlers.REGISTER_FIRST)
+    )
+    if boto3.DEFAULT_SESSION is not None:
+        events: Any = boto3.DEFAULT_SESSION.events  # typed as if handlers returned None
+        events.register_first("before-send.dynamodb", _before_send, unique_id=_HANDLER_ID)
+    _installed = True
+
+
+def configure_aws_environment() -> str:
+    """Region and credentials for every boto3 DynamoDB client of this process; the region.
 
     Must run before any handler module is imported (they create clients at import time).
     """
-    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = UNREACHABLE_ENDPOINT
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     os.environ["AWS_REGION"] = region
     os.environ["AWS_DEFAULT_REGION"] = region
     if not (os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")):
         os.environ.update(FAKE_CREDENTIALS)
         os.environ.pop("AWS_SESSION_TOKEN", None)
+    return region
 
 
-def dynamodb_client(endpoint: str) -> Any:
-    region = os.environ.get("AWS_REGION", "us-east-1")
+def dynamodb_client(region: str) -> Any:
     return boto3.client(
         "dynamodb",
-        endpoint_url=endpoint,
         region_name=region,
+        endpoint_url=UNREACHABLE_ENDPOINT,
         aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
-
-
-# ------------------------------------------------------------------ DynamoDB JSON <-> file JSON
-
-
-def _encode_value(value: dict[str, Any]) -> dict[str, Any]:
-    """Binary attributes arrive as bytes: store them base64-encoded, as DynamoDB JSON does."""
-    (kind, inner), *_ = value.items()
-    if kind == "B":
-        return {"B": base64.b64encode(inner).decode()}
-    if kind == "BS":
-        return {"BS": [base64.b64encode(b).decode() for b in inner]}
-    if kind == "M":
-        return {"M": {k: _encode_value(v) for k, v in inner.items()}}
-    if kind == "L":
-        return {"L": [_encode_value(v) for v in inner]}
-    return value
-
-
-def _decode_value(value: dict[str, Any]) -> dict[str, Any]:
-    (kind, inner), *_ = value.items()
-    if kind == "B":
-        return {"B": base64.b64decode(inner)}
-    if kind == "BS":
-        return {"BS": [base64.b64decode(b) for b in inner]}
-    if kind == "M":
-        return {"M": {k: _decode_value(v) for k, v in inner.items()}}
-    if kind == "L":
-        return {"L": [_decode_value(v) for v in inner]}
-    return value
-
-
-def scan_table(client: Any, table: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-        items.extend({k: _encode_value(v) for k, v in item.items()} for item in page["Items"])
-    return items
-
-
-def write_items(client: Any, table: str, items: list[dict[str, Any]]) -> None:
-    for start in range(0, len(items), BATCH_SIZE):
-        chunk = items[start : start + BATCH_SIZE]
-        requests: dict[str, Any] = {
-            table: [
-                {"PutRequest": {"Item": {k: _decode_value(v) for k, v in item.items()}}}
-                for item in chunk
-            ]
-        }
-        for _ in range(10):
-            response = client.batch_write_item(RequestItems=requests)
-            requests = response.get("UnprocessedItems") or {}
-            if not requests:
-                break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError(f"could not write every item into {table}")
-
-
-class StateFile:
-    """Every table's items in one JSON file, written atomically."""
-
-    def __init__(self, path: Path, client: Any, tables: list[str]) -> None:
-        self.path = Path(path)
-        self.client = client
-        self.tables = tables
-        self._lock = threading.Lock()
-
-    def load(self) -> int:
-        """Put the saved items back into the tables; returns how many were loaded."""
-        if not self.path.exists():
-            return 0
-        state = json.loads(self.path.read_text(encoding="utf-8") or "{}")
-        count = 0
-        for table, items in (state.get("tables") or {}).items():
-            if table not in self.tables:
-                log.warning("state file has items for unknown table %s: skipped", table)
-                continue
-            write_items(self.client, table, items)
-            count += len(items)
-        return count
-
-    def dump(self) -> None:
-        with self._lock:
-            state = {
-                "version": STATE_VERSION,
-                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "tables": {table: scan_table(self.client, table) for table in self.tables},
-            }
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(state, fh, separators=(",", ":"))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-
-
-class BackgroundSaver:
-    """Dumps the state at most once per `interval` seconds, only after a write was served.
-
-    A dump scans every table; when the tables grow, the pause after a dump grows with the time
-    the dump took (ten times as long), so saving never takes more than a tenth of the server.
-    """
-
-    def __init__(self, state: StateFile, interval: float = 1.0) -> None:
-        self.state = state
-        self.interval = interval
-        self._dirty = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="state-saver", daemon=True)
-
-    def mark_dirty(self) -> None:
-        self._dirty.set()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        pause = self.interval
-        while not self._stop.wait(pause):
-            if self._dirty.is_set():
-                self._dirty.clear()
-                started = time.monotonic()
-                self._save()
-                pause = max(self.interval, 10 * (time.monotonic() - started))
-
-    def _save(self) -> None:
-        try:
-            self.state.dump()
-        except Exception:
-            log.exception("could not save the state to %s", self.state.path)
-
-    def stop(self) -> None:
-        """Stop the thread and save one last time."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self._save()

@@ -27,7 +27,6 @@ from emulator.template import (
 log = logging.getLogger("emulator.gateway")
 
 SCHEDULED_ANALYSIS_PATH = "/_local/scheduled-analysis"
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 JSON = ("Content-Type", "application/json")
 
 
@@ -116,7 +115,6 @@ class Gateway:
         data_key: str | None = None,
         parameters: Mapping[str, Any] | None = None,
         stage: str = "local",
-        on_write: Callable[[], None] = lambda: None,
     ) -> None:
         self.template = template
         self.loader = loader
@@ -124,16 +122,10 @@ class Gateway:
         self.scheduled = scheduled
         self.keys = LocalKeys(admin_key or None, data_key or None, template)
         self.stage = stage
-        self.on_write = on_write
         self.missing = missing_route_response(template)
 
     def handle(self, request: Request) -> HttpResponse:
-        method = request.method.upper()
-        try:
-            return self._dispatch(method, request)
-        finally:
-            if method not in READ_METHODS:
-                self.on_write()
+        return self._dispatch(request.method.upper(), request)
 
     def _dispatch(self, method: str, request: Request) -> HttpResponse:
         url = urlsplit(request.target)
@@ -181,7 +173,8 @@ class Gateway:
         return json_response(*refusal) if refusal else call()
 
     def _options(self, path: str) -> HttpResponse:
-        methods = self.router.allowed_methods(path)
+        # An ANY route (a fallback such as the 405 answer) is not a method to advertise.
+        methods = [m for m in self.router.allowed_methods(path) if m != "ANY"]
         if not methods:
             return json_response(*self.missing)
         allow = ", ".join([*methods, "OPTIONS"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from emulator import iam
@@ -29,12 +29,10 @@ class ScheduledRunner:
         loader: FunctionLoader,
         template: Mapping[str, Any],
         functions: list[ScheduledFunction],
-        after_run: Callable[[], None] = lambda: None,
     ) -> None:
         self.loader = loader
         self.template = template
         self.functions = functions
-        self.after_run = after_run
         self._lock = threading.Lock()  # one analysis at a time, timer or on demand
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -46,11 +44,8 @@ class ScheduledRunner:
         """
         results: dict[str, Any] = {}
         with self._lock:
-            try:
-                for function in self.functions:
-                    results[function.function_id] = self._invoke(function)
-            finally:
-                self.after_run()
+            for function in self.functions:
+                results[function.function_id] = self._invoke(function)
         if len(self.functions) == 1:
             return results[self.functions[0].function_id]
         return results

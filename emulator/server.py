@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
 import threading
 import time
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -15,21 +18,38 @@ log = logging.getLogger("emulator.http")
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 NO_BODY_STATUSES = frozenset({204, 304})
+CLIENT_TIMEOUT = 30.0  # seconds a client may stay silent (API Gateway's own limit is 29 s)
+HANDLERS_AT_ONCE = 4  # requests inside the gateway and handlers at one time
 
 
 class ApiHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the listen backlog: socketserver's 5 resets bursts of clients
 
-    def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
+    def __init__(
+        self, address: tuple[str, int], gateway: Gateway, client_timeout: float = CLIENT_TIMEOUT
+    ) -> None:
         super().__init__(address, ApiRequestHandler)
         self.gateway = gateway
+        self.client_timeout = client_timeout
+        # Python runs one thread at a time: more requests in the handlers at once only add
+        # switching and queueing inside (measured by benchmarks/bench_local_api.py).
+        self.handler_slots = threading.BoundedSemaphore(HANDLERS_AT_ONCE)
 
 
 class ApiRequestHandler(BaseHTTPRequestHandler):
     server: ApiHTTPServer
     protocol_version = "HTTP/1.1"
     server_version = "abtest-local"
+
+    def setup(self) -> None:
+        # A client that stalls (mid-request or idle on a keep-alive connection) is cut off.
+        super().setup()
+        self.connection.settimeout(self.server.client_timeout)
+        # Headers and body leave in two writes: without this, Nagle's algorithm holds the
+        # body back until the client acknowledges the headers.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _handle(self) -> None:
         started = time.perf_counter()
@@ -66,6 +86,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         except ValueError:  # a Content-Length or chunk size that is not a number
             self.close_connection = True
             return json_response(400, '{"message":"Bad Request: invalid body length"}')
+        except TimeoutError:
+            self.close_connection = True
+            return json_response(408, '{"message":"Request Timeout"}')
         if body is None:
             self.close_connection = True
             return json_response(413, '{"message":"Request Too Long"}')
@@ -76,7 +99,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             body=body,
             source_ip=self.client_address[0],
         )
-        return self.server.gateway.handle(request)
+        with self.server.handler_slots:  # once the body is read: a slow client holds no slot
+            return self.server.gateway.handle(request)
 
     def _send(self, response: HttpResponse) -> None:
         self.send_response(response.status)
@@ -92,6 +116,28 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (TRACE, QUERY, ...) goes to the gateway too, as API Gateway takes
+        it: a resource's ANY route answers it (405), an unknown path its 404."""
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's own refusals (unknown method, malformed request line, headers too
+        long) as JSON, as every other answer, not its HTML page."""
+        phrase = message or HTTPStatus(code).phrase
+        body = json.dumps({"message": phrase}).encode()
+        self.log_error("code %d, message %s", code, phrase)
+        self.send_response(code, phrase)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Connection", "close")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.close_connection = True
+        if self.command != "HEAD" and code >= 200 and code not in NO_BODY_STATUSES:
+            self.wfile.write(body)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """The one line per request comes from _handle; keep the stdlib's lines quiet."""
         log.debug(format, *args)
@@ -100,8 +146,10 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 class ServerThread:
     """Serves the API in a background thread until stop()."""
 
-    def __init__(self, host: str, port: int, gateway: Gateway) -> None:
-        self.httpd = ApiHTTPServer((host, port), gateway)
+    def __init__(
+        self, host: str, port: int, gateway: Gateway, client_timeout: float = CLIENT_TIMEOUT
+    ) -> None:
+        self.httpd = ApiHTTPServer((host, port), gateway, client_timeout)
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, args=(0.1,), name="api-server", daemon=True
         )

@@ -1,4 +1,4 @@
-"""Wire everything together: embedded DynamoDB + state file, functions, schedule, HTTP API."""
+"""Wire everything together: in-process DynamoDB + state file, functions, schedule, HTTP API."""
 
 from __future__ import annotations
 
@@ -9,13 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from emulator import iam
-from emulator.dynamo import (
-    BackgroundSaver,
-    EmbeddedDynamo,
-    StateFile,
-    configure_aws_environment,
-    dynamodb_client,
-)
+from emulator.durable import DurableStore, StateLock
+from emulator.dynamo import InProcessDynamo, configure_aws_environment, dynamodb_client
 from emulator.gateway import Gateway
 from emulator.lambdas import FunctionLoader, add_to_sys_path, apply_environment
 from emulator.scheduler import ScheduledRunner
@@ -44,6 +39,7 @@ class Settings:
     data_key: str | None = None  # stands in for the API key: opens the data-plane routes
     parameters: dict[str, str] = field(default_factory=dict)
     stage: str = "local"
+    client_timeout: float = 30.0  # seconds before a stalled client connection is closed
 
     @property
     def api_key(self) -> str | None:
@@ -56,61 +52,87 @@ class Settings:
 
 
 class Backend:
-    """Embedded DynamoDB with the template's tables, the functions' environment, the state file.
-
-    The environment is in place before any handler module is imported.
+    """In-process DynamoDB with the template's tables, the functions' environment, the state
+    file and its journal (see emulator.durable). The environment is in place before any
+    handler module is imported.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.template: dict[str, Any] = load_template(settings.template)
         self.base_dir = Path(settings.template).resolve().parent
-        self.dynamo = EmbeddedDynamo()
         self.tables: dict[str, str] = {}
-        self.saver: BackgroundSaver | None = None
+        self.lock = StateLock(settings.state_path)
+        self.dynamo: InProcessDynamo | None = None
+        self.store: DurableStore | None = None
         self.loader = FunctionLoader(self.base_dir)
+        self._iam_installed = False
         self._previous_enforcer: iam.Enforcer | None = None
 
-    @property
-    def endpoint(self) -> str:
-        return self.dynamo.endpoint
-
     def start(self) -> None:
+        """Raises StateBusy, StateFileError or JournalError when the state cannot be used."""
+        self.lock.acquire()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         # Before any handler builds its client: every DynamoDB call a function makes is checked.
         enforcer = iam.Enforcer.from_template(self.template, self.settings.parameters)
         self._previous_enforcer = iam.install(enforcer)
-        endpoint = self.dynamo.start()
-        configure_aws_environment(endpoint)
+        self._iam_installed = True
+        region = configure_aws_environment()
+        self.dynamo = InProcessDynamo(region)
+        self.dynamo.start()
         apply_environment(function_environment(self.template, self.settings.parameters))
         layers = [self.base_dir / uri for uri in layer_dirs(self.template)]
         add_to_sys_path([*layers, Path(self.settings.project_root) / "layers" / "ab_testing"])
-        client = dynamodb_client(endpoint)
-        self.tables = create_tables(client, self.template, self.settings.parameters)
-        state = StateFile(self.settings.state_path, client, list(self.tables.values()))
-        loaded = state.load()
-        log.info("loaded %d items from %s", loaded, state.path)
-        self.saver = BackgroundSaver(state)
-        self.saver.start()
+        self.tables = create_tables(
+            dynamodb_client(region), self.template, self.settings.parameters
+        )
+        self.store = DurableStore(self.settings.state_path, self.dynamo, list(self.tables.values()))
+        recovery = self.store.open()
+        log.info(
+            "loaded %d items from %s, replayed %d journaled writes",
+            recovery.items,
+            self.settings.state_path,
+            recovery.replayed,
+        )
+        for torn in recovery.torn or []:
+            log.warning(
+                "%s was cut off by a crash mid-write: that write was never acknowledged, "
+                "dropped it",
+                torn,
+            )
 
-    def mark_dirty(self) -> None:
-        if self.saver is not None:
-            self.saver.mark_dirty()
+    def serving_at(self, url: str) -> None:
+        """Record where the server answers, for `abtest analyze-once`."""
+        self.lock.record(url)
 
     def scheduled_runner(self) -> ScheduledRunner:
         functions = scheduled_functions(self.template, self.settings.parameters)
-        return ScheduledRunner(self.loader, self.template, functions, self.mark_dirty)
+        return ScheduledRunner(self.loader, self.template, functions)
 
     def stop(self) -> None:
-        """Save the state one last time, then stop DynamoDB."""
-        if self.saver is not None:
-            self.saver.stop()
-            self.saver = None
-        self.dynamo.stop()
-        iam.restore(self._previous_enforcer)
+        """Save the state one last time, then let go of DynamoDB and the state file."""
+        try:
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+        finally:
+            if self.dynamo is not None:
+                self.dynamo.stop()
+                self.dynamo = None
+            if self._iam_installed:
+                iam.restore(self._previous_enforcer)
+                self._iam_installed = False
+            self.lock.release()
 
 
 class LocalService:
-    """The whole local API: `start()`, then `url` and `dynamo_endpoint`, then `stop()`."""
+    """The whole local API: `start()`, then `url`, then `stop()`."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -121,10 +143,6 @@ class LocalService:
     @property
     def url(self) -> str:
         return self.http.url if self.http else ""
-
-    @property
-    def dynamo_endpoint(self) -> str:
-        return self.backend.endpoint
 
     def start(self) -> None:
         self.backend.start()
@@ -138,13 +156,15 @@ class LocalService:
                 data_key=self.settings.data_key,
                 parameters=self.settings.parameters,
                 stage=self.settings.stage,
-                on_write=self.backend.mark_dirty,
             )
-            self.http = ServerThread(self.settings.host, self.settings.port, gateway)
+            self.http = ServerThread(
+                self.settings.host, self.settings.port, gateway, self.settings.client_timeout
+            )
         except BaseException:
             self.backend.stop()
             raise
         self.http.start()
+        self.backend.serving_at(self.url)
         self.scheduled.start(self.settings.schedule_interval)
 
     def stop(self) -> None:

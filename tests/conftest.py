@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import json
 import os
@@ -77,6 +78,14 @@ def guide_experiment(**changes: Any) -> dict[str, Any]:
     return body
 
 
+@functools.lru_cache(maxsize=1)
+def parsed_template() -> dict[str, Any]:
+    """template.yaml, parsed once per run (parsing it takes longer than creating the tables)."""
+    from emulator.template import load_template
+
+    return load_template()
+
+
 @pytest.fixture
 def aws() -> Iterator[Any]:
     """A moto DynamoDB with the five tables built from template.yaml's own definitions."""
@@ -91,7 +100,7 @@ def aws() -> Iterator[Any]:
     with mock_aws():
         runtime.reset()
         client = boto3.client("dynamodb", region_name="us-east-1")
-        create_tables(client)
+        create_tables(client, parsed_template())
         yield client
         runtime.reset()
 

@@ -46,7 +46,12 @@ class LocalApi:
         self.log_path = state_file.with_suffix(f".{self.port}.log")
 
     def start(self) -> LocalApi:
-        env = {**os.environ, "AB_SCHEDULE_INTERVAL": str(self.schedule_interval)}
+        env = {
+            **os.environ,
+            "AB_SCHEDULE_INTERVAL": str(self.schedule_interval),
+            # Under load the embedded DynamoDB answers a 2,000-item Query in more than 5 s.
+            "AB_DYNAMODB_READ_TIMEOUT": "120",
+        }
         env.update(self.extra_env)
         env.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
         with self.log_path.open("wb") as log:

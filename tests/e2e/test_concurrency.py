@@ -57,12 +57,14 @@ def test_concurrent_get_variant_is_sticky_and_stored_once(local_api: LocalApi) -
 def test_concurrent_results_with_retries_count_exactly_once(local_api: LocalApi) -> None:
     # Given 100 assigned users and 2,000 results, 10% of them sent twice with the same key
     experiment_id = started(local_api, "ingestion")
+    variant_of: dict[int, int] = {}
     for user in range(100):
-        local_api.call(
+        _, answer = local_api.call(
             "POST",
             "/api/v1/experiments/get-variant",
             {"experiment_id": experiment_id, "user_id": user},
         )
+        variant_of[user] = answer["variant"]["id"]
     rng = random.Random(11)
     results = [
         {
@@ -90,19 +92,20 @@ def test_concurrent_results_with_retries_count_exactly_once(local_api: LocalApi)
     assert sum(1 for _, a in answers if a.get("duplicate")) == 200
     _, summary = local_api.call("GET", f"/api/v1/experiments/{experiment_id}/summary")
     assert summary["results_collected"] == 2000
-    # And the running totals equal a recomputation from the raw results
+    # And the analysis's per-variant statistics equal a recomputation from what was sent
     _, analysis = local_api.call("GET", f"/api/v1/experiments/{experiment_id}/analyze")
-    total = (
-        sum(
-            s["count"] * s["mean"]
-            for s in analysis["metrics_summary"]["satisfaction_score"].values()
-        )
-        if "metrics_summary" in analysis
-        else None
-    )
-    expected_total = sum(r["metric_value"] for r in results)
-    if total is not None:
-        assert total == pytest.approx(expected_total)
+    stats = analysis["metrics"]["satisfaction_score"]["variant_stats"]
+    by_variant: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in results:
+        by_variant[variant_of[r["user_id"]]].append(r)
+    assert set(stats) == {str(v) for v in set(variant_of.values())}
+    for variant_id, sent in by_variant.items():
+        values = [r["metric_value"] for r in sent]
+        got = stats[str(variant_id)]
+        assert got["count"] == len(values)
+        assert got["units"] == len({r["user_id"] for r in sent})
+        assert got["count"] * got["mean"] == pytest.approx(sum(values))
+        assert (got["min"], got["max"]) == (min(values), max(values))
     status, report = local_api.call("GET", f"/api/v1/experiments/{experiment_id}/reconciliation")
     assert status == 200
     assert report["results_read"] == 2000

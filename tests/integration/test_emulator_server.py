@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 
-from emulator.cli import main
+from emulator.cli import build_parser, main, settings_from
+from emulator.durable import StateLock
 from emulator.service import LocalService, Settings
 from emulator.template import REPO_ROOT
 
@@ -265,12 +266,9 @@ def test_state_survives_a_restart(project: Path) -> None:
     first.start()
     try:
         assert call("POST", f"{first.url}/items", {"id": "keep", "v": "me"})[0] == 201
-        # When the background saver has had time to run
-        state_file = project / "state" / "state.json"
-        deadline = time.monotonic() + 10
-        while "keep" not in (state_file.read_text() if state_file.exists() else ""):
-            assert time.monotonic() < deadline, "the saver never wrote the item"
-            time.sleep(0.1)
+        # Then the write is on disk, in the journal, by the time it is answered
+        journals = list((project / "state").glob("state.json.journal.*"))
+        assert len(journals) == 1 and '"keep"' in journals[0].read_text()
     finally:
         first.stop()
     # When a new server starts on the same state file
@@ -348,13 +346,61 @@ def test_analyze_once_with_and_without_a_server(
     assert embedded == {"items_seen": 3, "source": "aws.events"}  # 2 items + the first analysis
 
 
+def test_analyze_once_finds_the_server_that_owns_the_state_file(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a server on a port of its own, owning the state file
+    options = ["--template", str(project / "template.yaml"), "--project-root", str(project)]
+    options += ["--state-file", str(project / "state" / "state.json")]
+    running = LocalService(settings_for(project))
+    running.start()
+    try:
+        call("POST", f"{running.url}/items", {"id": "1", "v": "a"})
+        # When analyze-once is run with the default port (nothing told about that server)
+        code = main(["analyze-once", "--port", str(free_port()), *options])
+        # Then it asked that server, which saw the item
+        assert code == 0
+        assert json.loads(capsys.readouterr().out) == {"items_seen": 1, "source": "aws.events"}
+    finally:
+        running.stop()
+
+
+def test_analyze_once_never_writes_a_state_file_owned_by_a_silent_process(
+    project: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a state file owned by a process that does not answer
+    state_file = project / "state" / "state.json"
+    options = ["--template", str(project / "template.yaml"), "--project-root", str(project)]
+    lock = StateLock(state_file)
+    lock.acquire()
+    lock.record(f"http://127.0.0.1:{free_port()}")
+    try:
+        # When analyze-once runs
+        code = main(["analyze-once", *options, "--state-file", str(state_file)])
+    finally:
+        lock.release()
+    # Then it refuses, saying who owns the file, and wrote nothing
+    assert code == 1
+    assert capsys.readouterr().out == ""
+    assert "is in use by process" in caplog.text
+    assert not state_file.exists()
+
+
+def test_analyze_once_takes_the_same_port_setting_as_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given AB_PORT set for both commands / When analyze-once is parsed
+    monkeypatch.setenv("AB_PORT", "9123")
+    settings = settings_from(build_parser().parse_args(["analyze-once"]))
+    # Then it will call the server on that port
+    assert (settings.host, settings.port) == ("127.0.0.1", 9123)
+
+
 def read_lines(stream: Any, lines: queue.Queue[str]) -> None:
     for line in stream:
         lines.put(line)
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_serve_subprocess_saves_and_exits_cleanly_on_signal(project: Path, signum: int) -> None:
     # Given `python -m emulator serve` running the fake project in a subprocess
     state_file = project / "state" / "state.json"
@@ -387,3 +433,46 @@ def test_serve_subprocess_saves_and_exits_cleanly_on_signal(project: Path, signu
     assert code == 0
     saved = json.loads(state_file.read_text())
     assert saved["tables"]["fake_items"][0]["pk"] == {"S": "sig"}
+
+
+def raw_exchange(url: str, data: bytes) -> bytes:
+    """Send raw bytes, read until the server closes the connection."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_methods_the_server_does_not_handle_answer_json(service: LocalService) -> None:
+    # Given the running API / When a TRACE and a request with too many headers arrive
+    too_many = b"".join(b"X-%d: 1\r\n" % i for i in range(120))
+    for request in (
+        b"TRACE /items HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /items HTTP/1.1\r\n" + too_many + b"\r\n",
+    ):
+        answer = raw_exchange(service.url, request)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        # Then the refusal is JSON, like every other answer, not an HTML page
+        assert b"application/json" in head, answer
+        assert "message" in json.loads(body)
+
+
+def test_a_stalled_client_is_cut_off(project: Path) -> None:
+    # Given an API that gives clients half a second
+    running = LocalService(settings_for(project, client_timeout=0.5))
+    running.start()
+    try:
+        # When a client sends half a request line, then a body shorter than announced
+        half_line = raw_exchange(running.url, b"GET /items/1 HT")
+        short_body = raw_exchange(
+            running.url, b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
+        )
+    finally:
+        running.stop()
+    # Then the server closes the first and answers the second with a JSON 408
+    assert half_line == b""
+    assert short_body.startswith(b"HTTP/1.1 408")
+    assert json.loads(short_body.partition(b"\r\n\r\n")[2]) == {"message": "Request Timeout"}

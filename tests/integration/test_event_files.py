@@ -41,7 +41,25 @@ def test_each_handler_answers_its_event_file_in_lifecycle_order(aws: Any) -> Non
     )
     assert report["reconciled"] == 1 and report["with_differences"] == 0
 
+    results = load_handler("export_results").handler(
+        load_event("export_results"), FakeLambdaContext("export_results")
+    )
+    assert results["statusCode"] == 200 and results["body"].startswith("result_id,")
+    assert len(results["body"].splitlines()) == 1 + 3  # the header and three results
+    units = load_handler("export_assignments").handler(
+        load_event("export_assignments"), FakeLambdaContext("export_assignments")
+    )
+    assert [json.loads(line)["unit"] for line in units["body"].splitlines()] == ["user:123"]
+    assert call("api_docs")[1]["openapi"].startswith("3.1")
+    method = load_event("method_not_allowed")
+    assert load_handler("method_not_allowed").handler(method, None)["statusCode"] == 405
+
     insights = call("experiment_insights")[1]
     assert len(insights["insights"]) == 1
+    page = load_handler("experiment_report").handler(
+        load_event("experiment_report"), FakeLambdaContext("experiment_report")
+    )
+    assert page["statusCode"] == 200 and page["headers"]["Content-Type"].startswith("text/html")
+    assert page["body"].startswith("<!DOCTYPE html>") and "<svg" in page["body"]
     assert call("stop_experiment")[1]["status"] == "stopped"
     assert call("archive_experiment")[1]["status"] == "archived"

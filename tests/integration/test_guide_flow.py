@@ -177,7 +177,7 @@ def test_duplicate_name_is_refused_without_side_effects(aws: Any) -> None:
     assert create()[0] == 201
     before = aws.scan(TableName="ab_variants")["Count"]
     status, answer = create()
-    assert (status, answer["field"]) == (400, "name")
+    assert (status, answer["error"], answer["field"]) == (409, "conflict", "name")
     assert aws.scan(TableName="ab_variants")["Count"] == before
     # the next experiment still gets the next id
     status, created = create(guide_experiment(name="Another"))

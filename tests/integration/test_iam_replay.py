@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from emulator import iam
-from emulator.events import FakeLambdaContext
-from emulator.template import DEFAULT_TEMPLATE, load_template
+from emulator.events import FakeLambdaContext, api_gateway_event
+from emulator.template import DEFAULT_TEMPLATE, api_routes, load_template
 from tests.conftest import guide_experiment, invoke, load_handler
 
 BASE = "/api/v1/experiments"
@@ -103,6 +103,10 @@ def replay_lifecycle() -> list[tuple[str, int]]:
     steps.append(("scheduled reconciliation", 200 if report["with_differences"] == 0 else 500))
     step("insights", by_id("experiment_insights", "GET", "insights"))
     step("reconciliation", by_id("reconcile_experiment", "GET", "reconciliation"))
+    step("report", _status(load_handler("experiment_report"), "report"))
+    step("export results", by_id("export_results", "GET", "results"))
+    step("export assignments", by_id("export_assignments", "GET", "assignments"))
+    steps.extend(("other route", status) for status in call_every_other_route())
     step("pause", by_id("pause_experiment", "POST", "pause"))
     allocations = {"variants": [{"name": "Control", "traffic_allocation": 30.0}]}
     allocations["variants"].append(
@@ -114,6 +118,66 @@ def replay_lifecycle() -> list[tuple[str, int]]:
     step("stop with a winner", by_id("stop_experiment", "POST", "stop", query=winner))
     step("archive", by_id("archive_experiment", "POST", "archive"))
     return steps
+
+
+def _status(module: Any, action: str) -> tuple[int, Any]:
+    """A handler whose answer is not JSON (the report page): its status only."""
+    from emulator.events import api_gateway_event
+
+    event = api_gateway_event(
+        "GET",
+        f"{BASE}/1/{action}",
+        resource=f"{BASE}/{{id}}/{action}",
+        path_parameters={"id": "1"},
+        body=None,
+    )
+    return module.handler(event, FakeLambdaContext(action))["statusCode"], None
+
+
+CALLED = {
+    "create_experiment",
+    "get_experiment",
+    "list_experiments",
+    "start_experiment",
+    "get_variant",
+    "record_result",
+    "record_results",
+    "analyze_experiment",
+    "experiment_summary",
+    "scheduled_analysis",
+    "experiment_insights",
+    "reconcile_experiment",
+    "pause_experiment",
+    "rebalance_experiment",
+    "resume_experiment",
+    "stop_experiment",
+    "archive_experiment",
+    "experiment_report",
+    "export_results",
+    "export_assignments",
+}
+
+
+def call_every_other_route() -> list[int]:
+    """Routes added after this replay was written, called as they are (no body) on experiment 1.
+
+    A read route is exercised this way; one that needs a body answers 400 without touching
+    DynamoDB, and its grants then show up as unused until it gets its own step above.
+    """
+    statuses = []
+    for route in api_routes(load_template()):
+        function_dir = route.code_uri.rstrip("/").rsplit("/", 1)[-1]
+        if function_dir in CALLED:
+            continue
+        method = "DELETE" if route.method == "ANY" else route.method
+        path = route.path.replace("{id}", "1")
+        params = {"id": "1"} if "{id}" in route.path else None
+        event = api_gateway_event(
+            method, path, resource=route.path, path_parameters=params, body=None
+        )
+        answer = load_handler(function_dir).handler(event, FakeLambdaContext(function_dir))
+        statuses.append(int(answer["statusCode"]))  # the body may be CSV, HTML...
+    return statuses
 
 
 def _unit(*, user: Any = None, session: Any = None) -> dict[str, Any]:
@@ -142,12 +206,15 @@ def test_lifecycle_passes_with_each_function_held_to_its_template_policy(
     steps = replay_lifecycle()
 
     # Then every step answers as a user expects, and no call was denied
-    assert [(name, EXPECTED.get(name, 200)) for name, _ in steps] == steps
+    listed = [(name, status) for name, status in steps if name != "other route"]
+    assert [(name, EXPECTED.get(name, 200)) for name, _ in listed] == listed
+    assert [status for name, status in steps if name == "other route" and status >= 500] == []
     assert enforcer.denials == []
-    # And every function was exercised, so its grants were measured
+    # And every function that holds a grant was exercised, so its grants were measured
     report = enforcer.report()
     print_report(report)
-    assert [f for f, r in report.items() if not r["used"]] == []
+    granted = [f for f, policy in enforcer.policies.items() if policy.grants()]
+    assert [f for f in granted if not report[f]["used"]] == []
     # And a grant that nothing used carries a comment saying why it is there
     assert unexplained_grants(enforcer) == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -209,3 +210,37 @@ def test_sample_ratio_check_follows_a_rebalance(aws: Any) -> None:
     # Then the check compares the later units with the new weights: no mismatch
     assert analysis["srm"]["flagged"] is False
     assert sum(analysis["srm"]["observed"].values()) == 200
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """A config of `depth` objects and arrays inside one another."""
+    value: Any = {"leaf": 1}
+    for level in range(depth - 1):  # from the inside out; the outermost is an object
+        value = {"a": value} if (depth - 2 - level) % 2 == 0 else [value]
+    assert isinstance(value, dict)
+    return value
+
+
+def test_a_config_nested_too_deep_is_refused_at_create(aws: Any) -> None:
+    # Given variants whose config nests 500 levels deep
+    variants = [dict(v, config=nested(500)) for v in guide_experiment()["variants"]]
+    # When the experiment is created / Then it is a 400 naming the limit, and nothing stored
+    status, answer = invoke(*CREATE, body=guide_experiment(variants=variants))
+    assert status == 400, answer
+    assert "32 levels" in json.dumps(answer)
+    assert stored(aws, "ab_experiments") == 0
+
+
+def test_a_config_at_the_depth_limit_is_stored_and_served(aws: Any) -> None:
+    # Given a control variant whose config nests exactly 32 levels deep
+    deep = nested(32)
+    variants = [
+        dict(v, config=deep if v["is_control"] else {}) for v in guide_experiment()["variants"]
+    ]
+    experiment_id = started(variants=variants, target_percentage=100.0)
+    # When users ask for their variant until one gets the control
+    answers = [get_variant(experiment_id=experiment_id, user_id=u) for u in range(40)]
+    # Then every answer is a 200 and the control's config comes back whole
+    assert {status for status, _ in answers} == {200}
+    configs = [a["variant"]["config"] for _, a in answers if a["variant"]["config"]]
+    assert configs and configs[0] == deep

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ab_testing.errors import IdempotencyKeyReused
 from ab_testing.reconcile import FIELDS
 from tests.conftest import guide_experiment, invoke
 
@@ -315,7 +316,7 @@ def test_same_idempotency_key_counts_once(aws: Any, service: Any) -> None:
     assert sum(Decimal(str(t.total)) for t in totals.values()) == Decimal("4.5")
 
 
-def test_duplicate_keeps_the_first_answer_even_later_and_with_another_value(aws: Any) -> None:
+def test_a_reused_key_keeps_the_first_answer_and_refuses_another_value(aws: Any) -> None:
     from ab_testing.analysis import ExperimentAnalysis
     from ab_testing.service import ExperimentService
     from ab_testing.settings import Settings
@@ -331,12 +332,18 @@ def test_duplicate_keeps_the_first_answer_even_later_and_with_another_value(aws:
     experiment_id = started(service)
     assign(service, experiment_id, 123)
 
-    # When a key is reused later, even with another value
+    # When a key is reused later: once with the same value, once with another
     first = service.record(result(metric_value=2.0, idempotency_key="k1"))
-    again = service.record(result(metric_value=5.0, idempotency_key="k1"))
+    again = service.record(result(metric_value=2.0, idempotency_key="k1"))
+    with pytest.raises(IdempotencyKeyReused) as reused:
+        service.record(result(metric_value=5.0, idempotency_key="k1"))
 
-    # Then the answer is the first one (its time and value), and nothing more counted
+    # Then the retry answers the first result (its time and value); the other value is a
+    # 409 idempotency_key_reused carrying the stored result; nothing more counted
     assert again == {**first, "duplicate": True}
+    assert reused.value.status == 409
+    assert reused.value.body()["error"] == "idempotency_key_reused"
+    assert reused.value.body()["stored"] == {**first, "duplicate": True}
     _, inp, _ = ExperimentAnalysis(service).snapshot(experiment_id)
     totals = [v.metrics["satisfaction_score"] for v in inp.variants]
     assert sum(t.results for t in totals) == 1

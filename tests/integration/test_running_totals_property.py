@@ -6,9 +6,11 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ab_testing.errors import IdempotencyKeyReused
 from ab_testing.reconcile import FIELDS
 from tests.conftest import guide_experiment
 
@@ -62,27 +64,30 @@ def test_running_totals_equal_the_batch_computation(
 
         # When the sequence is recorded (keys drawn from a small pool, so repeats happen)
         # An idempotency key is scoped to (unit, metric): that triple identifies a repeat.
-        seen: set[tuple[int, str, str]] = set()
+        seen: dict[tuple[int, str, str], Decimal] = {}
         expected: dict[tuple[int, str], dict[str, list[Decimal]]] = defaultdict(
             lambda: defaultdict(list)
         )
         for user, (metric, value), key in sequence:
-            answer = service.record(
-                {
-                    "experiment_id": experiment_id,
-                    "user_id": user,
-                    "metric_name": metric,
-                    "metric_value": value,
-                    "idempotency_key": key,
-                }
-            )
-            assert answer["recorded"] is True
+            body = {
+                "experiment_id": experiment_id,
+                "user_id": user,
+                "metric_name": metric,
+                "metric_value": value,
+                "idempotency_key": key,
+            }
             scoped = (user, metric, key) if key is not None else None
+            if scoped in seen and seen[scoped] != Decimal(repr(value)):
+                with pytest.raises(IdempotencyKeyReused):  # the key, with another value
+                    service.record(body)
+                continue
+            answer = service.record(body)
+            assert answer["recorded"] is True
             assert answer["duplicate"] is (scoped in seen)
             if scoped in seen:
                 continue  # the first occurrence of a key wins
             if scoped is not None:
-                seen.add(scoped)
+                seen[scoped] = Decimal(repr(value))
             unit = f"user:{user}"
             assert answer["variant_id"] == variant_of[unit]
             expected[(variant_of[unit], metric)][unit].append(Decimal(repr(value)))

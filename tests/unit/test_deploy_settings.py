@@ -25,7 +25,12 @@ TABLES = of_type("AWS::DynamoDB::Table")
 FUNCTIONS = of_type("AWS::Serverless::Function")
 ALARMS = of_type("AWS::CloudWatch::Alarm")
 LOG_GROUPS = of_type("AWS::Logs::LogGroup")
-ANALYSING = ("AnalyzeExperimentFunction", "StopExperimentFunction", "ReconcileExperimentFunction")
+ANALYSING = (
+    "AnalyzeExperimentFunction",
+    "StopExperimentFunction",
+    "ExperimentReportFunction",
+    "ReconcileExperimentFunction",
+)
 
 
 def props(lid: str) -> dict[str, Any]:

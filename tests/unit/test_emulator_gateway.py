@@ -242,17 +242,6 @@ def test_head_and_options(project: Path) -> None:
     assert gateway.handle(Request("OPTIONS", "/nowhere")).status == 404
 
 
-def test_writes_are_reported_and_reads_are_not(project: Path) -> None:
-    # Given a gateway counting the write notifications
-    writes: list[str] = []
-    gateway = make_gateway(project, on_write=lambda: writes.append("w"))
-    # When a GET then a POST are served
-    gateway.handle(Request("GET", "/items/1"))
-    gateway.handle(Request("POST", "/items/1", body=b"{}"))
-    # Then only the POST counted
-    assert writes == ["w"]
-
-
 def test_internal_route_runs_the_scheduled_function(project: Path) -> None:
     # Given the gateway / When the internal scheduled-analysis route is called
     response = make_gateway(project).handle(Request("POST", "/_local/scheduled-analysis"))

@@ -43,12 +43,17 @@ def test_trailing_slash_is_ignored_for_matching(router: Router) -> None:
 
 def test_unknown_path_or_wrong_method_has_no_route(router: Router) -> None:
     # Given the real routes / When unknown paths or undefined methods are matched
-    # Then nothing matches (the gateway answers MISSING_AUTHENTICATION_TOKEN)
+    # Then nothing matches an unknown path (the gateway answers MISSING_AUTHENTICATION_TOKEN)
     assert router.match("GET", "/api/v1/nothing") is None
     assert router.match("GET", "/api/v1/experiments/1/start/extra") is None
-    assert router.match("DELETE", "/api/v1/experiments/1") is None
+    # And a method the resource lacks goes to its ANY fallback (the 405 answer), not elsewhere
+    fallback = router.match("DELETE", "/api/v1/experiments/1")
+    assert fallback is not None and fallback.route.method == "ANY"
+    assert fallback.route.function_id == "MethodNotAllowedFunction"
     # And a GET on the static get-variant resource does not fall back to GET {id}
-    assert router.match("GET", "/api/v1/experiments/get-variant") is None
+    static = router.match("GET", "/api/v1/experiments/get-variant")
+    assert static is not None and static.route.path == "/api/v1/experiments/get-variant"
+    assert static.route.function_id == "MethodNotAllowedFunction"
 
 
 def test_path_parameters_are_url_decoded() -> None:

@@ -13,6 +13,7 @@ from ab_testing import metrics
 from ab_testing.errors import InvalidInput
 from ab_testing.http import ApiRequest, api, json_safe
 from ab_testing.models import ExperimentIn, GetVariantIn, RecordResultIn
+from ab_testing.queries import StopQuery
 from ab_testing.validation import parse
 from tests.conftest import guide_experiment
 
@@ -124,7 +125,7 @@ def event(**parts: Any) -> dict[str, Any]:
     return {"httpMethod": "POST", "path": "/p", **parts}
 
 
-def test_api_request_parses_ids_flags_and_bodies() -> None:
+def test_api_request_parses_ids_query_strings_and_bodies() -> None:
     request = ApiRequest(
         event(
             pathParameters={"id": "12"},
@@ -134,7 +135,13 @@ def test_api_request_parses_ids_flags_and_bodies() -> None:
         )
     )
     assert request.path_id() == 12
-    assert request.flag("a") is True and request.flag("missing") is False
+    # Query strings by their model: a bare flag is true, a missing one false, others named
+    flags = ApiRequest(event(queryStringParameters={"declare_winner": ""})).params(StopQuery)
+    assert (flags.declare_winner, flags.promote) == (True, False)
+    for query in ({"declare_winner": "maybe"}, {"declare_winer": "true"}):
+        with pytest.raises(InvalidInput) as refused:
+            ApiRequest(event(queryStringParameters=query)).params(StopQuery)
+        assert refused.value.field == next(iter(query))
     assert request.json() == {"k": 1}
     for raw in ("x", "-1", "0", "1" * 16, "1.5"):
         with pytest.raises(InvalidInput):

@@ -40,6 +40,7 @@ NEW_KEYS = {
     "srm",
     "power",
     "guardrails",
+    "regressions",
     "warnings",
 }
 
@@ -62,7 +63,8 @@ def test_guide_example_recommends_variant_2_with_the_guide_sentence() -> None:
     assert r["is_significant"] is True and r["recommended_winner_id"] == 2
     assert r["recommendation_confidence"] == 0.95
     assert r["recommendation_reason"] == (
-        "Variant 2 shows 18.1% improvement with 148 samples. Mean: 0.850 (vs control: 0.720)"
+        "Variant 2 (variant-2) shows 18.1% improvement with 148 units. "
+        "Mean: 0.850 (vs control: 0.720)"
     )
     assert r["p_value"] == pytest.approx(
         stats.ttest_ind(control, treatment, equal_var=False).pvalue, rel=1e-8
@@ -101,7 +103,8 @@ def test_lower_is_better_metric(shift: float, winner: int | None) -> None:
     assert r["recommended_winner_id"] == winner
     if winner:
         assert r["recommendation_reason"].startswith(
-            "Variant 2 shows 8.0% reduction (lower response_time is better) with 400 samples."
+            "Variant 2 (variant-2) shows 8.0% reduction (lower response_time is better) with 400 "
+            "units."
         )
     else:
         assert "significantly worse" in r["recommendation_reason"]
@@ -134,7 +137,9 @@ def test_more_than_two_variants_use_holm_adjusted_p_values() -> None:
     assert r["recommended_winner_id"] == 3
     assert r["p_value"] == pytest.approx(comparisons[1]["p_value_adjusted"])
     assert r["p_value"] > comparisons[1]["p_value"]
-    assert r["recommendation_reason"].startswith("Variant 3 shows 16.0% improvement with 300")
+    assert r["recommendation_reason"].startswith(
+        "Variant 3 (variant-3) shows 16.0% improvement with 300 units"
+    )
 
 
 def test_sequential_method_uses_always_valid_p_values() -> None:
@@ -293,8 +298,8 @@ def test_degenerate_details() -> None:
     comparison = zero["metrics"]["score"]["comparisons"][0]
     assert comparison["relative_lift"] is None and comparison["reason"] == "control_mean_zero"
     assert zero["recommendation_reason"].startswith(
-        "Variant 2 shows an absolute difference of +0.5 (higher score is better; relative lift "
-        "undefined because the control mean is 0) with 200 samples."
+        "Variant 2 (variant-2) shows an absolute difference of +0.5 (higher score is better; "
+        "relative lift undefined because the control mean is 0) with 200 units."
     )
     assert zero["power"]["required_units_per_variant"] is None
     assert zero["power"]["reason"] == "control_mean_zero"

@@ -58,6 +58,7 @@ class ExperimentAnalysis:
             min_sample_size=experiment.min_sample_size,
             minimum_detectable_effect=experiment.minimum_detectable_effect,
             analysis_method=experiment.analysis_method,
+            sequential_tuning_units=experiment.sequential_tuning_units,
         )
         return experiment, inp, len(items)
 
@@ -81,6 +82,9 @@ class ExperimentAnalysis:
         result: dict[str, Any] = (analyzer or StatisticalAnalyzer()).analyze(inp)
         result["experiment_name"] = experiment.name
         result["status"] = experiment.status
+        when = "Stopped" if experiment.stopped_at else "Read"
+        early = early_warnings(experiment, result, self.service.clock(), when, units=False)
+        result["warnings"] = [*early, *result["warnings"]]
         return experiment, result
 
     def summary(self, experiment_id: int) -> dict[str, Any]:
@@ -128,6 +132,25 @@ class ExperimentAnalysis:
             insights.append(entry)
         return {"experiment_id": experiment_id, "insights": insights, "next_cursor": next_cursor}
 
+    def report(self, experiment_id: int, history_limit: int = 500) -> str:
+        """The report page (HTML) of the current analysis and the insight history."""
+        from ab_testing.report_page import render_report
+
+        experiment, result = self.experiment_and_analysis(experiment_id)
+        history: list[dict[str, Any]] = []
+        cursor = None
+        while len(history) < history_limit:
+            items, cursor = self.store.list_insights(experiment_id, limit=100, cursor=cursor)
+            history += [
+                {"analysed_at": i.get("analysed_at"), "analysis": json.loads(i["analysis_json"])}
+                for i in items
+                if i.get("analysis_json")
+            ]
+            if not cursor:
+                break
+        view = experiment.model_dump(include={"id", "name", "status", "experiment_type"})
+        return render_report(view, result, history, self.service.clock())
+
     def reconcile(self, experiment_id: int) -> dict[str, Any]:
         from ab_testing.reconcile import reconcile
 
@@ -140,9 +163,10 @@ class ExperimentAnalysis:
         """Stops; with declare_winner, stores the analysis's recommended winner (or none, and
         why); with promote, get-variant serves the winner to every unit from then on."""
         changes: dict[str, Any] = {}
-        analysis: dict[str, Any] | None = None
+        before, analysis = self.experiment_and_analysis(experiment_id)
+        warnings = early_warnings(before, analysis, self.service.clock(), "Stopped")
         if declare_winner or promote:
-            analysis = self.analyze(experiment_id)
+            warnings += [r["message"] + "." for r in analysis.get("regressions", [])]
             winner = analysis["recommended_winner_id"]
             changes["winner_variant_id"] = winner
             changes["winner_reason"] = analysis["recommendation_reason"]
@@ -152,13 +176,37 @@ class ExperimentAnalysis:
             "message": f"Experiment {experiment_id} stopped successfully",
             "experiment_id": experiment_id,
             "status": experiment.status,
+            "warnings": warnings,
         }
-        if analysis is not None:
+        if declare_winner or promote:
             answer["winner_variant_id"] = experiment.winner_variant_id
             answer["winner_reason"] = experiment.winner_reason
             answer["p_value"] = analysis["p_value"]
             answer["promoted"] = experiment.promoted
         return answer
+
+
+def early_warnings(
+    experiment: Experiment, result: dict[str, Any], now: str, when: str, *, units: bool = True
+) -> list[str]:
+    """Warnings for a read or a stop before min_duration_days or below the planned units."""
+    from ab_testing.stats import messages as msg
+
+    out = []
+    days = days_running(experiment, now)
+    if days is not None and days < experiment.min_duration_days:
+        out.append(
+            msg.WARN_EARLY_DAYS.format(when=when, days=days, min_days=experiment.min_duration_days)
+        )
+    if units and not result.get("sufficient_sample_size"):
+        stats = result.get("variant_stats", {}).values()
+        smallest = min((int(v.get("units") or 0) for v in stats), default=0)
+        out.append(
+            msg.WARN_EARLY_UNITS.format(
+                when=when, units=smallest, required=experiment.min_sample_size
+            )
+        )
+    return out
 
 
 def _page_size(raw: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -13,10 +14,11 @@ from botocore.config import Config
 _deserializer = TypeDeserializer()
 
 # Standard retry mode backs off on throttling; the service adds its own loop for contention.
+# A local stack on a busy machine may answer a large Query slowly: it can wait longer.
 _CONFIG = Config(
     retries={"max_attempts": 5, "mode": "standard"},
     connect_timeout=2,
-    read_timeout=5,
+    read_timeout=float(os.environ.get("AB_DYNAMODB_READ_TIMEOUT") or 5),
     tcp_keepalive=True,
 )
 

@@ -38,8 +38,51 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class IdempotencyKeyReused(Conflict):
+    """The key was used before, for this unit and metric, with another value."""
+
+    code = "idempotency_key_reused"
+
+
 class StoreUnavailable(DomainError):
     """DynamoDB kept refusing (throttling, contention) after retries."""
 
     status = 503
     code = "unavailable"
+    retry_after_seconds = 1  # answered as the Retry-After header
+
+
+# DynamoDB refusals that a later attempt can get past (after botocore's own retries).
+RETRYABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ThrottlingError",  # a cancellation reason of TransactWriteItems
+        "TransactionConflict",
+    }
+)
+
+
+# botocore's transport errors once its retries are spent (named, to keep botocore out of here).
+TRANSPORT_ERRORS = frozenset(
+    {"ReadTimeoutError", "ConnectTimeoutError", "EndpointConnectionError", "ConnectionClosedError"}
+)
+
+
+def as_unavailable(exc: Exception) -> StoreUnavailable | None:
+    """A throttling, contention or transport error from DynamoDB as a StoreUnavailable."""
+    if type(exc).__name__ in TRANSPORT_ERRORS:
+        return StoreUnavailable("DynamoDB did not answer in time, please retry")
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    code = str((response.get("Error") or {}).get("Code", ""))
+    reasons = {str(r.get("Code")) for r in response.get("CancellationReasons") or []}
+    if code in RETRYABLE_CODES or reasons & RETRYABLE_CODES:
+        return StoreUnavailable("DynamoDB is busy (throttled or contended), please retry")
+    return None

@@ -12,18 +12,37 @@ import json
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ab_testing.errors import DomainError, InvalidInput
+from ab_testing.errors import DomainError, InvalidInput, as_unavailable
 from ab_testing.observability import API_GATEWAY_REST, logger, observed
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    M = TypeVar("M", bound=BaseModel)
+
 _ID = re.compile(r"^[1-9][0-9]{0,14}$")
-_TRUE = {"true", "1", "yes", ""}  # a bare ?declare_winner means yes
-_FALSE = {"false", "0", "no"}
 JSON_HEADERS = {"Content-Type": "application/json"}
 
-Answer = dict[str, Any] | list[Any] | tuple[int, Any]
+
+@dataclass(frozen=True)
+class TextAnswer:
+    """A non-JSON answer (CSV, JSON Lines, HTML), with its media type and extra headers."""
+
+    body: str
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+    status: int = 200
+
+
+class HtmlPage(str):
+    """A handler's answer that is an HTML page rather than JSON."""
+
+
+Answer = dict[str, Any] | list[Any] | tuple[int, Any] | HtmlPage | TextAnswer
 
 
 class ApiRequest:
@@ -46,15 +65,11 @@ class ApiRequest:
         value = self.query_parameters.get(name)
         return value if value not in (None, "") else None
 
-    def flag(self, name: str) -> bool:
-        if name not in self.query_parameters:
-            return False
-        raw = (self.query_parameters.get(name) or "").strip().lower()
-        if raw in _TRUE:
-            return True
-        if raw in _FALSE:
-            return False
-        raise InvalidInput(f"{name} must be true or false, got {raw!r}", field=name)
+    def params(self, model: type[M]) -> M:
+        """The query string validated by ``model``; unknown parameters are named in the 400."""
+        from ab_testing.validation import parse_query
+
+        return parse_query(model, self.query_parameters)
 
     def json(self) -> Any:
         body = self.event.get("body")
@@ -110,6 +125,24 @@ def respond(status: int, body: Any) -> dict[str, Any]:
     }
 
 
+def refused(exc: DomainError, request: ApiRequest) -> dict[str, Any]:
+    """A domain error as its answer; a 503 says when to retry."""
+    logger.info(
+        "request refused",
+        extra={
+            "status": exc.status,
+            "error": exc.code,
+            "detail": exc.message,
+            "path": request.path,
+        },
+    )
+    answer = respond(exc.status, exc.body())
+    retry_after = getattr(exc, "retry_after_seconds", None)
+    if retry_after is not None:
+        answer["headers"]["Retry-After"] = str(retry_after)
+    return answer
+
+
 def api(fn: Callable[[ApiRequest], Answer]) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """Wraps a handler body: a dict answer is a 200, a (status, body) tuple is explicit."""
 
@@ -119,17 +152,11 @@ def api(fn: Callable[[ApiRequest], Answer]) -> Callable[[dict[str, Any], Any], d
         try:
             answer = fn(request)
         except DomainError as exc:
-            logger.info(
-                "request refused",
-                extra={
-                    "status": exc.status,
-                    "error": exc.code,
-                    "detail": exc.message,
-                    "path": request.path,
-                },
-            )
-            return respond(exc.status, exc.body())
-        except Exception:
+            return refused(exc, request)
+        except Exception as exc:
+            unavailable = as_unavailable(exc)
+            if unavailable is not None:
+                return refused(unavailable, request)
             logger.exception("unhandled error", extra={"path": request.path})
             return respond(
                 500,
@@ -138,6 +165,15 @@ def api(fn: Callable[[ApiRequest], Answer]) -> Callable[[dict[str, Any], Any], d
                     "message": "an unexpected error occurred; it has been logged",
                 },
             )
+        if isinstance(answer, TextAnswer):
+            headers = {"Content-Type": answer.content_type, **answer.headers}
+            return {"statusCode": answer.status, "headers": headers, "body": answer.body}
+        if isinstance(answer, HtmlPage):
+            return {
+                "statusCode": 200,
+                "headers": {"Content-Type": "text/html; charset=utf-8"},
+                "body": str(answer),
+            }
         if isinstance(answer, tuple):
             return respond(answer[0], answer[1])
         return respond(200, answer)

@@ -32,6 +32,7 @@ MAX_VARIANTS = 20
 ALLOCATION_TOLERANCE = 1e-6
 MAX_UNIT_BYTES = 512  # a unit is part of a DynamoDB sort key (at most 1,024 bytes)
 MAX_CONFIG_BYTES = 64 * 1024  # an experiment and its variants must fit DynamoDB's 400 KB items
+MAX_CONFIG_DEPTH = 32  # objects and arrays inside one another, as DynamoDB allows for maps
 MAX_INTEGER_ID = 10**15 - 1
 
 
@@ -39,6 +40,19 @@ def _unit_bytes(value: str) -> str:
     if len(value.encode("utf-8")) > MAX_UNIT_BYTES:
         raise ValueError(f"must be at most {MAX_UNIT_BYTES} bytes in UTF-8")
     return value
+
+
+def _nesting_depth(value: Any) -> int:
+    """How many objects/arrays sit inside one another (without recursion: input is hostile)."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        current, depth = pending.pop()
+        if isinstance(current, dict | list):
+            deepest = max(deepest, depth)
+            children = current.values() if isinstance(current, dict) else current
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _storable(value: float) -> float:
@@ -70,6 +84,8 @@ class VariantIn(_Strict):
     @field_validator("config")
     @classmethod
     def _config_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if _nesting_depth(value) > MAX_CONFIG_DEPTH:
+            raise ValueError(f"config must nest at most {MAX_CONFIG_DEPTH} levels deep")
         if len(json.dumps(value, separators=(",", ":")).encode()) > MAX_CONFIG_BYTES:
             raise ValueError(f"config must be at most {MAX_CONFIG_BYTES // 1024} KB as JSON")
         return value
@@ -116,6 +132,9 @@ class ExperimentIn(_Strict):
     confidence_level: Storable = Field(0.95, gt=0, lt=1, allow_inf_nan=False)
     minimum_detectable_effect: Storable = Field(0.10, gt=0, le=10, allow_inf_nan=False)
     analysis_method: AnalysisMethod = "fixed_horizon"
+    # Units (control + treatment) at which the sequential confidence sequence is tightest;
+    # by default twice the planned units per variant (the power read-out at the MDE).
+    sequential_tuning_units: int | None = Field(None, ge=2, le=10**12)
     auto_stop: bool = False
     min_duration_days: Storable = Field(7.0, ge=0, le=3650, allow_inf_nan=False)
     max_duration_days: Storable | None = Field(None, gt=0, le=3650, allow_inf_nan=False)
@@ -239,6 +258,7 @@ class Experiment(BaseModel):
     confidence_level: float = 0.95
     minimum_detectable_effect: float = 0.10
     analysis_method: AnalysisMethod = "fixed_horizon"
+    sequential_tuning_units: int | None = None
     auto_stop: bool = False
     min_duration_days: float = 7.0
     max_duration_days: float | None = None

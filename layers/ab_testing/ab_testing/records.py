@@ -50,6 +50,21 @@ def decode_cursor(cursor: str) -> str:
     return stamp
 
 
+def encode_list_cursor(experiment_id: int) -> str:
+    return base64.urlsafe_b64encode(f"after:{experiment_id}".encode()).decode()
+
+
+def decode_list_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput("cursor is not valid", field="cursor") from exc
+    kind, _, number = text.partition(":")
+    if kind != "after" or not re.fullmatch(r"[1-9][0-9]{0,14}", number):
+        raise InvalidInput("cursor is not valid", field="cursor")
+    return int(number)
+
+
 def new_experiment(
     body: ExperimentIn, experiment_id: int, last_variant_id: int, salt: str, now: str
 ) -> Experiment:

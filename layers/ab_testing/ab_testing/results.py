@@ -10,7 +10,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from ab_testing import assignment
-from ab_testing.errors import DomainError, InvalidInput
+from ab_testing.errors import DomainError, IdempotencyKeyReused, InvalidInput, as_unavailable
 from ab_testing.ledger import ResultWrite
 from ab_testing.metrics import validate_value
 from ab_testing.models import RecordResultIn
@@ -98,7 +98,7 @@ class ResultRecording:
                 "would bias the analysis, so they are not counted",
             }
         stored = outcome.item or {}
-        return {
+        answer = {
             **base,
             "recorded": True,
             "duplicate": outcome.status == "duplicate",
@@ -109,6 +109,15 @@ class ResultRecording:
             "metric_value": float(stored.get("metric_value", value)),
             "recorded_at": stored.get("recorded_at", now),
         }
+        first_value = stored.get("metric_value")
+        if outcome.status == "duplicate" and first_value is not None and first_value != value:
+            raise IdempotencyKeyReused(
+                f"idempotency_key {key!r} was already used for this unit and metric with "
+                f"metric_value {answer['metric_value']:g}; use a new key for a new value",
+                field="idempotency_key",
+                stored={**answer, "duplicate": True},
+            )
+        return answer
 
     def record_result(
         self,
@@ -150,7 +159,11 @@ class ResultRecording:
                 answers.append({"index": index, "status": code, **answer})
             except DomainError as exc:
                 answers.append({"index": index, "status": exc.status, **exc.body()})
-            except Exception:  # an unexpected failure must not hide which items were stored
+            except Exception as exc:  # an unexpected failure must not hide which were stored
+                unavailable = as_unavailable(exc)
+                if unavailable is not None:
+                    answers.append({"index": index, "status": 503, **unavailable.body()})
+                    continue
                 logger.exception("batch item failed", extra={"index": index})
                 answers.append(
                     {

@@ -3,7 +3,9 @@ metrics (embedded metric format), stop experiments that opted into auto-stop, an
 reconcile running totals with raw results.
 
 Automatic decisions always use the sequential (always-valid) analysis: the job looks every
-hour, and a fixed-horizon test looked at that often would declare false winners.
+hour, and a fixed-horizon test looked at that often would declare false winners. The insight's
+headline is the experiment's own method (so it matches ``/analyze``), and each insight stores
+the primary p-value of both methods.
 """
 
 from __future__ import annotations
@@ -39,6 +41,22 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
         "recommended_winner_id": winner,
         "recommendation_reason": result.get("recommendation_reason"),
         "srm_flagged": bool((result.get("srm") or {}).get("flagged")),
+    }
+
+
+def primary_p_values(result: dict[str, Any]) -> dict[str, float | None]:
+    """The primary metric's Holm-adjusted p-value of each method, for the headline treatment."""
+    primary = result.get("metrics", {}).get(result.get("primary_metric", ""), {})
+    comparisons = primary.get("comparisons") or []
+    winner = result.get("recommended_winner_id")
+    chosen = next((c for c in comparisons if c.get("variant_id") == winner), None)
+    if chosen is None and comparisons:
+        chosen = min(comparisons, key=lambda c: c.get("p_value_adjusted") or 1.0)
+    if chosen is None:
+        return {"p_value_fixed_horizon": None, "p_value_sequential": None}
+    return {
+        "p_value_fixed_horizon": chosen.get("p_value_adjusted"),
+        "p_value_sequential": (chosen.get("sequential") or {}).get("p_value_adjusted"),
     }
 
 
@@ -96,20 +114,23 @@ class ScheduledAnalysis:
         }
 
     def analyse_one(self, experiment_id: int) -> dict[str, Any] | None:
-        experiment, result = self.analysis.experiment_and_analysis(experiment_id, "sequential")
+        experiment, result = self.analysis.experiment_and_analysis(experiment_id)
         units = sum(int(v.get("units_assigned") or 0) for v in result["variant_stats"].values())
         if units == 0:
             return None
+        sequential = result
+        if experiment.analysis_method != "sequential":
+            sequential = self.analysis.experiment_and_analysis(experiment_id, "sequential")[1]
         now = self.service.clock()
         summary = headline(result)
         days = days_running(experiment, now) or 0.0
-        stop_reason = auto_stop_reason(experiment, result, days)
+        stop_reason = auto_stop_reason(experiment, sequential, days)
         if stop_reason is not None:
             self.service.transition(
                 experiment_id,
                 "stop",
-                winner_variant_id=summary["recommended_winner_id"],
-                winner_reason=summary["recommendation_reason"],
+                winner_variant_id=sequential.get("recommended_winner_id"),
+                winner_reason=sequential.get("recommendation_reason"),
                 stop_reason=stop_reason,
             )
             logger.info(
@@ -121,7 +142,8 @@ class ScheduledAnalysis:
             now,
             {
                 **summary,
-                "analysis_method": "sequential",
+                **primary_p_values(result),
+                "analysis_method": experiment.analysis_method,
                 "days_running": days,
                 "auto_stopped": stop_reason is not None,
                 "stop_reason": stop_reason,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, get_args
 
-from ab_testing import assignment, dynamo
+from ab_testing import assignment, dynamo, records
 from ab_testing.errors import Conflict, InvalidInput
 from ab_testing.ledger import Ledger
 from ab_testing.models import (
@@ -28,6 +28,7 @@ from ab_testing.models import (
     Variant,
     unit_override_key,
 )
+from ab_testing.queries import ListQuery
 from ab_testing.records import summed_exposures
 from ab_testing.results import ACCEPTS_RESULTS, ResultRecording
 from ab_testing.settings import Settings, get_settings
@@ -108,7 +109,10 @@ class ExperimentService(ResultRecording):
         return self.store.get_experiment(experiment_id)
 
     def list_experiments(
-        self, status: str | None = None, experiment_type: str | None = None
+        self,
+        status: str | None = None,
+        experiment_type: str | None = None,
+        name_prefix: str | None = None,
     ) -> list[dict[str, Any]]:
         if status is not None and status not in STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
@@ -117,7 +121,21 @@ class ExperimentService(ResultRecording):
             raise InvalidInput(
                 f"experiment_type must be one of {', '.join(types)}", field="experiment_type"
             )
-        return [_listed(item) for item in self.store.list_experiments(status, experiment_type)]
+        found = self.store.list_experiments(status, experiment_type, name_prefix)
+        return [_listed(item) for item in found]
+
+    def list_page(self, query: ListQuery) -> dict[str, Any]:
+        """One page of the list, oldest first; the cursor is the last id shown, encoded."""
+        found = self.list_experiments(query.status, query.experiment_type, query.name)
+        after = records.decode_list_cursor(query.cursor) if query.cursor else 0
+        rest = [e for e in found if e["id"] > after]
+        page = rest[: query.limit]
+        more = len(rest) > len(page)
+        return {
+            "experiments": page,
+            "count": len(page),
+            "next_cursor": records.encode_list_cursor(page[-1]["id"]) if more else None,
+        }
 
     def transition(self, experiment_id: int, action: str, **changes: Any) -> Experiment:
         """draft -> running <-> paused -> stopped -> archived; anything else is a 409."""

@@ -19,7 +19,7 @@ from typing import Any, get_args
 from botocore.exceptions import ClientError
 
 from ab_testing import dynamo, records
-from ab_testing.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
+from ab_testing.errors import Conflict, NotFound, StoreUnavailable
 from ab_testing.models import Experiment, ExperimentIn, Status
 from ab_testing.records import experiment_pk, exposure_sk
 from ab_testing.settings import Settings
@@ -56,7 +56,7 @@ class Store:
             except self.client.exceptions.TransactionCanceledException as exc:
                 codes = dynamo.cancellation_codes(exc)
                 if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-                    raise InvalidInput(
+                    raise Conflict(
                         f"an experiment named {body.name!r} already exists", field="name"
                     ) from exc
                 if codes[:1] not in (["ConditionalCheckFailed"], ["TransactionConflict"]):
@@ -139,7 +139,9 @@ class Store:
         variants = [records.variant_from_item(i) for i in items if i["sk"].startswith("variant#")]
         return records.experiment_from_item(item, variants), items
 
-    def list_experiments(self, status: str | None, experiment_type: str | None) -> list[dict]:
+    def list_experiments(
+        self, status: str | None, experiment_type: str | None, name_prefix: str | None = None
+    ) -> list[dict]:
         """Experiments by status through the sparse status index: a Query per status."""
         found: list[dict] = []
         for one in [status] if status else list(STATUSES):
@@ -150,9 +152,16 @@ class Store:
                 "ExpressionAttributeNames": {"#s": "status"},
                 "ExpressionAttributeValues": {":s": {"S": one}},
             }
+            filters = []
             if experiment_type:
-                params["FilterExpression"] = "experiment_type = :t"
+                filters.append("experiment_type = :t")
                 params["ExpressionAttributeValues"][":t"] = {"S": experiment_type}
+            if name_prefix:
+                filters.append("begins_with(#n, :n)")
+                params["ExpressionAttributeNames"]["#n"] = "name"
+                params["ExpressionAttributeValues"][":n"] = {"S": name_prefix}
+            if filters:
+                params["FilterExpression"] = " AND ".join(filters)
             found.extend(dynamo.plain(i) for i in self.query_all(params))
         found.sort(key=lambda item: int(item["experiment_id"]))
         return found

@@ -26,6 +26,19 @@ def parse(model: type[M], data: Any) -> M:
         ) from None
 
 
+def parse_query(model: type[M], query: dict[str, str]) -> M:
+    """Query parameters by ``model``: an unknown one is refused by name, as a typo should be."""
+    unknown = sorted(set(query) - set(model.model_fields))
+    if unknown:
+        known = ", ".join(model.model_fields) or "none"
+        raise InvalidInput(
+            f"unknown query parameter(s): {', '.join(unknown)}; this route takes: {known}",
+            field=unknown[0],
+            unknown_parameters=unknown,
+        )
+    return parse(model, dict(query))
+
+
 def _problem(error: Any) -> dict[str, str]:
     location = ".".join(str(part) for part in error.get("loc", ()))
     message = str(error.get("msg", "invalid value"))

@@ -22,6 +22,7 @@ from .report import (
 )
 from .sequential import optimal_rho
 from .srm import SrmResult, srm_check
+from .verdict import bad_movements, variant_label, with_movements
 
 __all__ = ["StatisticalAnalyzer", "to_json_safe"]
 
@@ -30,8 +31,9 @@ class StatisticalAnalyzer:
     """Turns an :class:`AnalysisInput` into the analysis answer (see docs/statistics.md).
 
     ``sequential_t_star`` is the number of units (control + treatment) at which the confidence
-    sequence is tightest; by default twice the experiment's ``min_sample_size``. It is fixed
-    before the data are seen, as the validity of the sequence requires.
+    sequence is tightest. Unless given here or by the experiment (``sequential_tuning_units``)
+    it is twice the planned units per variant: the power read-out's units at the minimum
+    detectable effect (or ``min_sample_size`` when that cannot be computed).
     """
 
     def __init__(
@@ -87,8 +89,11 @@ class _Run:
             }
             for spec in self.specs
         }
-        t_star = analyzer.sequential_t_star or 2 * max(self.min_sample, 1)
-        self.rho = optimal_rho(t_star, self.alpha)
+        self.labels = {v.variant_id: variant_label(v.variant_id, v.name) for v in self.variants}
+        self.power = self._power()
+        planned = self.power.required_units_per_variant or max(self.min_sample, 1)
+        self.t_star = analyzer.sequential_t_star or inp.sequential_tuning_units or 2 * planned
+        self.rho = optimal_rho(self.t_star, self.alpha)
 
     def _split(self) -> tuple[VariantInput | None, list[VariantInput]]:
         controls = [v for v in self.variants if v.is_control]
@@ -116,7 +121,9 @@ class _Run:
         sums = self.summaries[spec.name]
         treatments = [(v.variant_id, sums[v.variant_id]) for v in self.treatments]
         control = sums[self.control.variant_id]
-        return compare_treatments(control, treatments, spec.direction, self.confidence, self.rho)
+        return compare_treatments(
+            control, treatments, spec.direction, self.confidence, self.rho, spec.kind
+        )
 
     def _metric_dict(self, spec: MetricSpec, results: Sequence[TreatmentResult]) -> dict[str, Any]:
         return {
@@ -133,7 +140,7 @@ class _Run:
         for vid, s in self.summaries[spec.name].items():
             if s.units_missing and s.results > 0:
                 self.warnings.append(
-                    msg.WARN_UNITS_MISSING.format(variant_id=vid, metric=spec.name)
+                    msg.WARN_UNITS_MISSING.format(label=self.labels[vid], metric=spec.name)
                 )
         for r in results:
             code = r.welch.reason
@@ -141,7 +148,7 @@ class _Run:
                 detail = msg.REASON_TEXT.get(code, code)
                 self.warnings.append(
                     msg.WARN_COMPARISON.format(
-                        metric=spec.name, variant_id=r.variant_id, detail=detail
+                        metric=spec.name, label=self.labels[r.variant_id], detail=detail
                     )
                 )
 
@@ -164,7 +171,7 @@ class _Run:
             if sums[v.variant_id].units < self.min_sample:
                 self.warnings.append(
                     msg.WARN_SMALL.format(
-                        variant_id=v.variant_id,
+                        label=self.labels[v.variant_id],
                         units=sums[v.variant_id].units,
                         metric=self.specs[0].name,
                         required=self.min_sample,
@@ -176,8 +183,15 @@ class _Run:
         if self.control is None:
             return PowerResult(None, msg.NO_CONTROL_DATA)
         control = self.summaries[self.specs[0].name][self.control.variant_id]
+        primary = self.specs[0]
         res = required_units(
-            control, self.inp.minimum_detectable_effect, self.alpha, self.analyzer.power
+            control,
+            self.inp.minimum_detectable_effect,
+            self.alpha,
+            self.analyzer.power,
+            kind=primary.kind,
+            direction=primary.direction,
+            planned_units=self.min_sample or None,
         )
         if res.reason:
             detail = msg.REASON_TEXT.get(res.reason, res.reason)
@@ -201,8 +215,9 @@ class _Run:
                 difference=r.welch.difference,
                 relative_lift=r.welch.relative_lift,
                 mean=sums[r.variant_id].mean,
-                count=sums[r.variant_id].results,
+                count=sums[r.variant_id].units,
                 reason=r.welch.reason,
+                label=self.labels[r.variant_id],
             )
             for r in results
         ]
@@ -239,9 +254,12 @@ class _Run:
         guardrails, regressions = guardrail_checks(
             self.specs[1:], all_results, self.method, self.alpha
         )
-        power = self._power()
         primary = self.specs[0]
         decision = self._decision(all_results[primary.name], srm, sample, regressions)
+        movements = bad_movements(
+            self.specs[1:], all_results, self.method, self.confidence, self.labels
+        )
+        self.warnings.extend(m.sentence() + "." for m in movements)
         sums = self.summaries[primary.name]
         variant_stats = {
             str(v.variant_id): {
@@ -261,7 +279,7 @@ class _Run:
             "is_significant": decision.is_significant,
             "recommended_winner_id": decision.winner_id,
             "recommendation_confidence": decision.confidence,
-            "recommendation_reason": decision.reason,
+            "recommendation_reason": with_movements(decision.reason, movements),
             "sufficient_sample_size": sample[0],
             "current_sample_size": sample[2],
             "required_sample_size": self.inp.min_sample_size,
@@ -273,8 +291,14 @@ class _Run:
             },
             "srm": srm_dict(srm, ids, self.analyzer.srm_threshold),
             "power": power_dict(
-                power, self.inp.minimum_detectable_effect, self.analyzer.power, self.alpha
+                self.power,
+                self.inp.minimum_detectable_effect,
+                self.analyzer.power,
+                self.alpha,
+                self.min_sample,
+                self.t_star,
             ),
             "guardrails": guardrails,
+            "regressions": [m.as_dict() for m in movements],
             "warnings": self.warnings,
         }

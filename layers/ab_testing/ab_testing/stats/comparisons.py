@@ -11,7 +11,7 @@ from .bayesian import BayesianResult, bayesian_readout
 from .decision import gain
 from .descriptive import Summary
 from .frequentist import Comparison, compare
-from .inputs import AnalysisMethod, Direction, MetricSpec
+from .inputs import AnalysisMethod, Direction, MetricKind, MetricSpec
 from .multiple import holm
 from .sequential import confidence_sequence
 
@@ -54,12 +54,14 @@ def compare_treatments(
     direction: Direction,
     confidence_level: float,
     rho: float,
+    kind: MetricKind = "continuous",
 ) -> list[TreatmentResult]:
-    """Welch, sequential and Bayesian read-outs of each treatment, Holm-adjusted across them."""
+    """Welch (or exact), sequential and Bayesian read-outs of each treatment, Holm-adjusted
+    across them."""
     alpha = 1.0 - confidence_level
     results = []
     for variant_id, treatment in treatments:
-        welch = compare(control, treatment, confidence_level)
+        welch = compare(control, treatment, confidence_level, kind)
         seq_p, seq_ci = sequential_result(welch, control, treatment, alpha, rho)
         bayes = bayesian_readout(welch.difference, welch.se, direction)
         results.append(TreatmentResult(variant_id, welch, seq_p, seq_ci, bayes))

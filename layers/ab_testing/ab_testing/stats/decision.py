@@ -26,8 +26,13 @@ class Candidate:
     difference: float | None
     relative_lift: float | None
     mean: float | None
-    count: int
+    count: int  # units of the variant on the primary metric
     reason: str | None = None
+    label: str = ""  # "Variant 2 (Few-shot)"
+
+    @property
+    def name(self) -> str:
+        return self.label or f"Variant {self.variant_id}"
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ def winner_reason(c: Candidate, metric: MetricSpec, control_mean: float) -> str:
     """The sentence of a recommended winner (the product guide's wording when higher is better)."""
     mean_t = c.mean if c.mean is not None else float("nan")
     common = {
-        "variant_id": c.variant_id,
+        "label": c.name,
         "count": c.count,
         "mean_t": mean_t,
         "mean_c": control_mean,
@@ -107,7 +112,7 @@ def _no_winner_reason(
         and gain(c.difference, direction) < 0
     ]
     if worse:
-        ids = ", ".join(str(c.variant_id) for c in worse)
+        ids = ", ".join(c.name for c in worse)
         p = min(c.p_value for c in worse if c.p_value is not None)
         return msg.ONLY_WORSE.format(metric=ctx.metric.name, ids=ids, p=msg.format_p(p))
     adjusted = ", Holm-adjusted" if ctx.adjusted else ""
@@ -159,7 +164,7 @@ def decide(ctx: DecisionContext, candidates: Sequence[Candidate]) -> Decision:
     best = max(better, key=lambda c: gain(c.difference or 0.0, direction))
     if not ctx.sufficient_sample_size:
         reason = msg.TOO_SMALL.format(
-            variant_id=best.variant_id,
+            label=best.name,
             p=msg.format_p(best.p_value),
             units=ctx.smallest_units,
             required=ctx.min_sample_size,
@@ -169,7 +174,7 @@ def decide(ctx: DecisionContext, candidates: Sequence[Candidate]) -> Decision:
     if not eligible:
         names = ", ".join(ctx.guardrail_regressions.get(best.variant_id, ()))
         reason = msg.GUARDRAIL_REGRESSION.format(
-            variant_id=best.variant_id, metric=ctx.metric.name, guardrails=names
+            label=best.name, metric=ctx.metric.name, guardrails=names
         )
         return Decision(None, top_p, significant, reason)
     winner = max(eligible, key=lambda c: gain(c.difference or 0.0, direction))

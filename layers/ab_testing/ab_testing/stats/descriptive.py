@@ -55,6 +55,9 @@ class Summary:
     unit_variance: float | None = None
     units_missing: bool = False  # no unit-level totals: each result counted as its own unit
     reason: str | None = None
+    # The mean as the exact Decimal quotient: differences of means are taken on these, since
+    # two float means near 1e15 round to the same float whatever their true difference.
+    mean_exact: Decimal | None = None
 
     @property
     def df_basis(self) -> int:
@@ -139,8 +142,20 @@ def summarize(totals: MetricTotals) -> Summary:
         var_mean=to_float(var_mean),
         unit_variance=to_float(unit_var),
         units_missing=units_missing,
+        mean_exact=mean,
     )
     return _with_reason(out, var_mean is not None)
+
+
+def mean_difference(control: Summary, treatment: Summary) -> float | None:
+    """mean_t - mean_c, taken on the exact Decimal means and rounded to float once."""
+    if control.mean_exact is None or treatment.mean_exact is None:
+        if control.mean is None or treatment.mean is None:
+            return None
+        return treatment.mean - control.mean
+    with localcontext() as ctx:
+        ctx.prec = DECIMAL_PRECISION
+        return to_float(treatment.mean_exact - control.mean_exact)
 
 
 def _with_reason(summary: Summary, variance_formed: bool) -> Summary:

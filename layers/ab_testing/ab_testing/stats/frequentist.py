@@ -1,6 +1,6 @@
 """Fixed-horizon comparison of a treatment with the control (Welch's unequal-variance t-test).
 
-The core functions (``welch_satterthwaite_df``, ``welch_test``, ``relative_lift``, ``z_test``)
+The core functions (``welch_satterthwaite_df``, ``welch_test``, ``z_test``)
 are plain arithmetic plus scipy distributions, so they accept floats or numpy arrays; the
 simulations in the test-suite call them on arrays. ``compare`` is the scalar entry point that
 handles degenerate inputs. scipy is imported inside the functions, never at module import.
@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any, NamedTuple
 
-from .descriptive import Summary
+from .descriptive import Summary, mean_difference
+from .exact import binary_counts, exact_comparison, needs_exact
+from .inputs import MetricKind
+from .lift_interval import lift_interval
 from .messages import (
     CONTROL_MEAN_ZERO,
     NO_CONTROL_DATA,
@@ -69,22 +73,6 @@ def welch_test(
     return WelchResult(se, df, p_value, diff - q * se, diff + q * se, q)
 
 
-def relative_lift(
-    mean_c: ArrayLike, mean_t: ArrayLike, var_c: ArrayLike, var_t: ArrayLike, quantile: ArrayLike
-) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
-    """Relative lift mean_t / mean_c - 1 and its delta-method interval.
-
-    Delta method for a ratio of independent means (e.g. Casella & Berger 2002, sec. 5.5.4):
-    Var(mu_t / mu_c) ~ Var(mu_t) / mu_c^2 + mu_t^2 Var(mu_c) / mu_c^4, so the interval counts
-    the uncertainty of the control mean too.
-    """
-    mc2 = mean_c * mean_c
-    lift = mean_t / mean_c - 1.0
-    var = var_t / mc2 + (mean_t * mean_t) * var_c / (mc2 * mc2)
-    half = quantile * var**0.5
-    return lift, lift - half, lift + half
-
-
 def z_test(diff: ArrayLike, se: ArrayLike, confidence_level: float) -> tuple[Any, Any, Any]:
     """Large-sample (Wald) z-test and interval: (p_value, ci_low, ci_high).
 
@@ -110,6 +98,7 @@ class Comparison:
     relative_lift: float | None = None
     relative_ci: tuple[float, float] | None = None
     reason: str | None = None
+    test: str = "welch"  # or "fisher_exact" for small or degenerate binary counts
 
     @property
     def tested(self) -> bool:
@@ -133,27 +122,63 @@ def _untestable_reason(control: Summary, treatment: Summary) -> str | None:
 
 
 def _relative(control: Summary, treatment: Summary, quantile: float | None) -> Comparison:
-    """Relative lift with its interval, or the reason it is undefined."""
+    """Relative lift with its interval (see lift_interval), or the reason it is undefined."""
     mean_c, mean_t = control.mean, treatment.mean
     if mean_c is None or mean_t is None:
         return Comparison()
     if mean_c == 0:
         return Comparison(reason=CONTROL_MEAN_ZERO)
     try:
+        lift = mean_t / mean_c - 1.0
+        if not _finite(lift):
+            return Comparison(reason=NUMERIC_OVERFLOW)
         if quantile is None or control.var_mean is None or treatment.var_mean is None:
-            lift = mean_t / mean_c - 1.0
-            return Comparison(relative_lift=lift if math.isfinite(lift) else None)
-        res = relative_lift(mean_c, mean_t, control.var_mean, treatment.var_mean, quantile)
+            return Comparison(relative_lift=lift)
+        non_negative = all(v is not None and v >= 0 for v in (control.min, treatment.min))
+        ci = lift_interval(
+            mean_t, mean_c, treatment.var_mean, control.var_mean, quantile, non_negative
+        )
     except (ZeroDivisionError, OverflowError):  # |control mean| below ~1e-154 or above 1e154
         return Comparison(reason=NUMERIC_OVERFLOW)
-    lift, lo, hi = (float(x) for x in res)
-    if not _finite(lift):
-        return Comparison(reason=NUMERIC_OVERFLOW)
-    return Comparison(relative_lift=lift, relative_ci=(lo, hi) if _finite(lo, hi) else None)
+    return Comparison(relative_lift=lift, relative_ci=ci)
 
 
-def compare(control: Summary, treatment: Summary, confidence_level: float) -> Comparison:
-    """Welch comparison of ``treatment`` with ``control``; never raises.
+def _exact(
+    control: Summary, treatment: Summary, confidence_level: float, kind: MetricKind
+) -> Comparison | None:
+    """Fisher's exact comparison when a binary metric's counts are small or degenerate."""
+    if kind != "binary":
+        return None
+    counts_c, counts_t = binary_counts(control), binary_counts(treatment)
+    if counts_c is None or counts_t is None or not needs_exact(counts_c, counts_t):
+        return None
+    res = exact_comparison(counts_c, counts_t, confidence_level)
+    # The lift interval keeps the normal quantile: Fieller or log-ratio, never below -100%.
+    rel = _relative(control, treatment, NormalDist().inv_cdf(0.5 + confidence_level / 2.0))
+    se = None
+    if control.var_mean is not None and treatment.var_mean is not None:
+        total = control.var_mean + treatment.var_mean
+        se = math.sqrt(total) if total > 0 else None
+    return Comparison(
+        difference=res.difference,
+        se=se,
+        p_value=res.p_value,
+        ci=res.ci,
+        relative_lift=rel.relative_lift,
+        relative_ci=rel.relative_ci,
+        reason=rel.reason,
+        test="fisher_exact",
+    )
+
+
+def compare(
+    control: Summary,
+    treatment: Summary,
+    confidence_level: float,
+    kind: MetricKind = "continuous",
+) -> Comparison:
+    """Welch comparison of ``treatment`` with ``control`` (Fisher's exact test for small or
+    degenerate binary counts); never raises.
 
     Degenerate data (empty group, fewer than 2 units, no variance, values too large for floats)
     gives a Comparison with ``reason`` set and the quantities that are still defined.
@@ -161,9 +186,12 @@ def compare(control: Summary, treatment: Summary, confidence_level: float) -> Co
     reason = _untestable_reason(control, treatment)
     if reason in (NO_DATA, NO_CONTROL_DATA) or control.mean is None or treatment.mean is None:
         return Comparison(reason=reason)
-    diff = treatment.mean - control.mean
-    if not math.isfinite(diff):
+    diff = mean_difference(control, treatment)
+    if diff is None or not math.isfinite(diff):
         return Comparison(reason=NUMERIC_OVERFLOW)
+    exact = _exact(control, treatment, confidence_level, kind)
+    if exact is not None:
+        return exact
     rel = _relative(control, treatment, None)
     partial = Comparison(difference=diff, relative_lift=rel.relative_lift, reason=reason)
     if reason is not None or control.var_mean is None or treatment.var_mean is None:

@@ -130,3 +130,4 @@ class AnalysisInput:
     min_sample_size: int = 100
     minimum_detectable_effect: float = 0.10  # relative, for the power read-out
     analysis_method: AnalysisMethod = "fixed_horizon"
+    sequential_tuning_units: int | None = None  # t* of the confidence sequence, if fixed

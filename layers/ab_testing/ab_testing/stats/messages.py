@@ -36,16 +36,16 @@ REASON_TEXT: dict[str, str] = {
 
 # Sentences of recommendation_reason. The first one is the product guide's wording.
 WINNER_HIGHER = (
-    "Variant {variant_id} shows {lift:.1f}% improvement with {count} samples. "
+    "{label} shows {lift:.1f}% improvement with {count} units. "
     "Mean: {mean_t:.3f} (vs control: {mean_c:.3f})"
 )
 WINNER_LOWER = (
-    "Variant {variant_id} shows {lift:.1f}% reduction (lower {metric} is better) with {count} "
-    "samples. Mean: {mean_t:.3f} (vs control: {mean_c:.3f})"
+    "{label} shows {lift:.1f}% reduction (lower {metric} is better) with {count} "
+    "units. Mean: {mean_t:.3f} (vs control: {mean_c:.3f})"
 )
 WINNER_NO_LIFT = (
-    "Variant {variant_id} shows an absolute difference of {diff:+.4g} ({better} {metric} is "
-    "better; relative lift undefined because the control mean is 0) with {count} samples. "
+    "{label} shows an absolute difference of {diff:+.4g} ({better} {metric} is "
+    "better; relative lift undefined because the control mean is 0) with {count} units. "
     "Mean: {mean_t:.3f} (vs control: {mean_c:.3f})"
 )
 NO_VARIANTS = "No variants to analyze."
@@ -63,33 +63,38 @@ NOT_SIGNIFICANT = (
     "No significant difference on {metric} yet (best {p}, not below {alpha:g}{adjusted})."
 )
 ONLY_WORSE = (
-    "No variant beats the control on {metric}: variant {ids} is significantly worse "
+    "No variant beats the control on {metric}: {ids} is significantly worse "
     "({p}). Keep the control."
 )
 TOO_SMALL = (
-    "Variant {variant_id} looks better ({p}) but the sample is too small: the smallest "
+    "{label} looks better ({p}) but the sample is too small: the smallest "
     "variant has {units} units and at least {required} per variant are required. "
     "Keep the experiment running."
 )
 GUARDRAIL_REGRESSION = (
-    "Variant {variant_id} is better on {metric} but significantly regresses guardrail "
+    "{label} is better on {metric} but significantly regresses guardrail "
     "metric {guardrails}; no winner is recommended."
 )
 ANALYSIS_FAILED = "The analysis could not be completed: {error}."
 
 # Warnings.
 WARN_SRM = "Sample ratio mismatch: {p} (threshold {threshold})."
-WARN_SMALL = (
-    "Variant {variant_id} has {units} units for {metric}, fewer than the {required} required."
-)
+WARN_SMALL = "{label} has {units} units for {metric}, fewer than the {required} required."
 WARN_UNITS_MISSING = (
-    "Variant {variant_id} has no unit-level totals for {metric}; each result is treated as its "
-    "own unit."
+    "{label} has no unit-level totals for {metric}; each result is treated as its own unit."
 )
-WARN_COMPARISON = "{metric}, variant {variant_id} vs control: {detail}."
+WARN_COMPARISON = "{metric}, {label} vs control: {detail}."
 WARN_POWER = "Sample-size read-out unavailable: {detail}."
 WARN_NO_CONTROL_STATS = "Control has no results for {metric}."
 WARN_MULTIPLE_CONTROLS = "Several variants are marked as control; variant {variant_id} is used."
+# {when} is "Stopped" in the stop answer and "Read" in an analysis of a running experiment.
+WARN_EARLY_DAYS = (
+    "{when} early: after {days:.3g} days, before min_duration_days ({min_days:g}); weekly "
+    "cycles and novelty effects are not yet averaged out."
+)
+WARN_EARLY_UNITS = (
+    "{when} early: the smallest variant has {units} units, fewer than the planned {required}."
+)
 WARN_BAD_CONFIDENCE = "confidence_level {value!r} is not in (0, 1); 0.95 is used."
 
 

@@ -69,6 +69,7 @@ def comparison_dict(r: TreatmentResult, method: AnalysisMethod, alpha: float) ->
             "expected_loss": r.bayes.expected_loss,
         },
         "reason": w.reason,
+        "test": w.test,
     }
 
 
@@ -82,12 +83,17 @@ def srm_dict(srm: SrmResult, ids: list[str], threshold: float) -> dict[str, Any]
     }
 
 
-def power_dict(res: PowerResult, mde: float, power: float, alpha: float) -> dict[str, Any]:
+def power_dict(
+    res: PowerResult, mde: float, power: float, alpha: float, planned: int, t_star: float
+) -> dict[str, Any]:
     return {
         "minimum_detectable_effect": mde,
         "power": power,
         "alpha": round(alpha, 12),
         "required_units_per_variant": res.required_units_per_variant,
+        "planned_units_per_variant": planned,
+        "power_at_planned_size": res.power_at_planned_size,
+        "sequential_tuning_units": t_star,
         "reason": res.reason,
     }
 
@@ -114,5 +120,6 @@ def failed_answer(inp: AnalysisInput, date: str, exc: Exception) -> dict[str, An
         "srm": None,
         "power": None,
         "guardrails": [],
+        "regressions": [],
         "warnings": [reason],
     }

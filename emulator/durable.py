@@ -1,0 +1,276 @@
+"""The local store's durability: state file + journal, recovery at start, snapshots, owner lock.
+
+- Every successful write call is in the journal, on disk, before its answer goes out
+  (`emulator.dynamo` hands it over under the call lock; `emulator.journal` syncs it).
+- At start the state file is loaded and the journals younger than it are replayed, in order.
+  Then a fresh snapshot is written and the replayed journals are deleted.
+- A snapshot reads every table while holding the call lock and switches to a new journal
+  before letting go, so it never holds half a transaction and never misses or repeats a write.
+  The file is written after the lock is released; only then are the older journals deleted
+  (a crash in between replays them over the previous snapshot, which does not hold them).
+- Snapshots are taken when the journal reaches `snapshot_every` entries or half as many
+  entries as the last snapshot held items, whichever is more (so the time spent reading the
+  tables stays a bounded share of the time spent writing, and a replay never takes longer
+  than a load), and on close.
+- The state file has one owner at a time: an exclusive lock on ``<state file>.lock``, which
+  also records the owner's pid and URL (the operating system releases it if the owner dies).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emulator.dynamo import DynamoError, InProcessDynamo
+from emulator.journal import Journal, JournalError, journal_files, read_journal
+from emulator.snapshot import Snapshot, StateFileError, read_snapshot, write_snapshot
+
+log = logging.getLogger("emulator.state")
+
+BATCH_SIZE = 25  # BatchWriteItem's limit
+SNAPSHOT_EVERY = 5_000  # journal entries, at least; more once the tables hold more items
+
+
+class StateBusy(RuntimeError):
+    """Another process owns the state file."""
+
+    def __init__(self, path: Path, pid: int | None, url: str) -> None:
+        self.path, self.pid, self.url = path, pid, url
+        who = f"process {pid}" if pid else "another process"
+        where = f" (serving {url})" if url else ""
+        super().__init__(f"{path} is in use by {who}{where}: stop it first, or use another file")
+
+
+class StateLock:
+    """An exclusive lock on ``<state file>.lock`` holding ``{"pid": ..., "url": ...}``."""
+
+    def __init__(self, state_path: Path) -> None:
+        self.path = state_path.with_name(state_path.name + ".lock")
+        self.state_path = state_path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = _owner_record(fd)
+            os.close(fd)
+            raise StateBusy(self.state_path, owner.get("pid"), owner.get("url", "")) from None
+        self._fd = fd
+        self.record("")
+
+    def record(self, url: str) -> None:
+        """Say who owns the state file and where it serves."""
+        assert self._fd is not None
+        data = json.dumps({"pid": os.getpid(), "url": url}).encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, data, 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = None
+
+
+def _owner_record(fd: int) -> dict[str, Any]:
+    try:
+        record = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def state_owner(state_path: Path) -> StateBusy | None:
+    """Who owns the state file right now (None: nobody)."""
+    probe = StateLock(state_path)
+    if not probe.path.exists():
+        return None
+    try:
+        probe.acquire()
+    except StateBusy as busy:
+        return busy
+    probe.release()
+    return None
+
+
+@dataclass
+class Recovery:
+    items: int = 0
+    replayed: int = 0
+    torn: list[str] | None = None
+
+
+class DurableStore:
+    """Keeps an InProcessDynamo's tables in a state file plus journal; see the module doc."""
+
+    def __init__(
+        self,
+        path: Path,
+        dynamo: InProcessDynamo,
+        tables: list[str],
+        snapshot_every: int = SNAPSHOT_EVERY,
+    ) -> None:
+        self.path = Path(path)
+        self.dynamo = dynamo
+        self.tables = tables
+        self.snapshot_every = snapshot_every
+        self.journal: Journal | None = None
+        self._saved_items = 0  # items in the last snapshot
+        self.saved = threading.Event()  # set after each snapshot is on disk
+        self._snapshot_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
+        self._thread = threading.Thread(target=self._snapshots, name="snapshots", daemon=True)
+
+    # ------------------------------------------------------------------ start
+
+    def open(self) -> Recovery:
+        """Load the state file, replay the journals, start journaling. Raises StateFileError
+        or JournalError (with what is wrong and how to recover) on damage."""
+        snapshot = read_snapshot(self.path)
+        recovery = Recovery()
+        with self.dynamo.lock:
+            recovery.items = self._saved_items = self._load(snapshot)
+            generation = self._replay(snapshot.journal_generation, recovery)
+            if recovery.replayed or recovery.torn:
+                write_snapshot(self.path, Snapshot(self._capture(), generation))
+            else:  # nothing but empty journals: the state file holds everything
+                generation = snapshot.journal_generation
+            self._delete_journals()
+            self._switch_journal(generation + 1)
+        self._thread.start()
+        return recovery
+
+    def _load(self, snapshot: Snapshot) -> int:
+        count = 0
+        for table, items in snapshot.tables.items():
+            if table not in self.tables:
+                log.warning("state file has items for unknown table %s: skipped", table)
+                continue
+            for start in range(0, len(items), BATCH_SIZE):
+                chunk = [{"PutRequest": {"Item": i}} for i in items[start : start + BATCH_SIZE]]
+                try:
+                    self.dynamo.call("BatchWriteItem", _json({"RequestItems": {table: chunk}}))
+                except DynamoError as exc:
+                    raise StateFileError(
+                        f"{self.path} holds an item of {table} that DynamoDB refuses ({exc}): "
+                        f"restore it from a backup, or move it away "
+                        f"(mv {self.path} {self.path}.damaged) to start with no data"
+                    ) from None
+            count += len(items)
+        return count
+
+    def _replay(self, covered: int, recovery: Recovery) -> int:
+        """Apply the journals younger than the snapshot; the last generation applied."""
+        younger = {g: p for g, p in journal_files(self.path).items() if g > covered}
+        generation = covered
+        for g, path in younger.items():
+            if g != generation + 1:
+                raise JournalError(
+                    f"journal generation {generation + 1} of {self.path} is missing (found "
+                    f"{path.name}): move the journals away to start from the state file alone"
+                )
+            content = read_journal(path, g, last=g == max(younger))
+            for number, (operation, params) in enumerate(content.entries, start=2):
+                try:
+                    self.dynamo.call(operation, params.encode())
+                except DynamoError as exc:
+                    raise JournalError(
+                        f"{path} line {number} ({operation}) cannot be applied again ({exc}): "
+                        f"move the journal away to start from the state file alone"
+                    ) from None
+            recovery.replayed += len(content.entries)
+            if content.torn_line is not None:
+                recovery.torn = [*(recovery.torn or []), f"{path} line {content.torn_line}"]
+            generation = g
+        return generation
+
+    # ------------------------------------------------------------------ snapshots
+
+    def _capture(self) -> dict[str, list[dict[str, Any]]]:
+        """Every item of every table (the caller holds the call lock)."""
+        tables: dict[str, list[dict[str, Any]]] = {}
+        for table in self.tables:
+            items: list[dict[str, Any]] = []
+            params: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+            while True:
+                page = json.loads(self.dynamo.call("Scan", _json(params)))
+                items.extend(page.get("Items", []))
+                if not page.get("LastEvaluatedKey"):
+                    break
+                params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            tables[table] = items
+        self._saved_items = sum(len(items) for items in tables.values())
+        return tables
+
+    def _switch_journal(self, generation: int) -> Journal | None:
+        """Start journal `generation` (the caller holds the call lock); the previous one."""
+        previous = self.journal
+        full_at = max(self.snapshot_every, self._saved_items // 2)
+        self.journal = Journal(self.path, generation, full_at, self._wake)
+        self.dynamo.write_log = self.journal
+        if previous is not None:
+            previous.close()
+        return previous
+
+    def snapshot(self) -> None:
+        """Save every table now and drop the journals the state file then holds."""
+        with self._snapshot_lock:
+            with self.dynamo.lock:
+                if self.journal is None or not self.journal.entries:
+                    return
+                tables = self._capture()
+                covered = self.journal.generation
+                self._switch_journal(covered + 1)
+            write_snapshot(self.path, Snapshot(tables, covered))
+            self._delete_journals(up_to=covered)
+            self.saved.set()
+
+    def _delete_journals(self, up_to: int | None = None) -> None:
+        for generation, path in journal_files(self.path).items():
+            if up_to is None or generation <= up_to:
+                path.unlink(missing_ok=True)
+
+    def _snapshots(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closing:
+                return
+            journal = self.journal
+            if journal is None or journal.entries < journal.full_at:
+                continue
+            try:
+                self.snapshot()
+            except Exception:
+                log.exception("could not save a snapshot to %s (the journal grows)", self.path)
+
+    # ------------------------------------------------------------------ stop
+
+    def close(self) -> None:
+        """A final snapshot, then no more journaling."""
+        self._closing = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        try:
+            self.snapshot()
+        finally:
+            with self.dynamo.lock:
+                self.dynamo.write_log = None
+                if self.journal is not None:
+                    self.journal.close()
+                    self.journal = None
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()

@@ -1,0 +1,170 @@
+"""The write-ahead journal: every successful DynamoDB write since the last snapshot, in order.
+
+One file per generation, ``<state file>.journal.<generation>``: a header line, then one JSON
+line per write, ``{"op": "<operation>", "params": <the request body as sent>}``. A line is
+written with one ``write`` call while the call lock is held, so lines are in the order the
+writes were applied. A caller that needs its write (or what it read) to be durable waits in
+`wait_durable`: whoever takes the sync lock first flushes every line written so far with one
+fsync (a group commit), and the others usually find their line already covered.
+
+A crash can leave only the last line half written: that write was never acknowledged, so
+reading drops it (and says so); anything else that does not parse is damage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT = 1
+
+
+class JournalError(ValueError):
+    """A journal that cannot be replayed as it is; the message says what and how to recover."""
+
+
+def journal_path(state_path: Path, generation: int) -> Path:
+    return state_path.with_name(f"{state_path.name}.journal.{generation}")
+
+
+def journal_files(state_path: Path) -> dict[int, Path]:
+    """Every journal file of a state file, by generation."""
+    pattern = re.compile(re.escape(state_path.name) + r"\.journal\.(\d+)$")
+    found = {}
+    for candidate in state_path.parent.glob(f"{state_path.name}.journal.*"):
+        match = pattern.match(candidate.name)
+        if match:
+            found[int(match.group(1))] = candidate
+    return dict(sorted(found.items()))
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or a new file in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """The open journal of one generation: appends, group commits, close."""
+
+    def __init__(
+        self,
+        state_path: Path,
+        generation: int,
+        full_at: int = 0,
+        full: threading.Event | None = None,
+    ) -> None:
+        """`full` is set once the journal holds `full_at` entries (time for a snapshot)."""
+        self.generation = generation
+        self.full_at = full_at
+        self.full = full
+        self.path = journal_path(state_path, generation)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        header = {"journal": FORMAT, "generation": generation}
+        self._write((json.dumps(header) + "\n").encode())
+        os.fsync(self._fd)
+        fsync_directory(self.path.parent)
+        self.entries = 0
+        self._synced = 0
+        self._sync_lock = threading.Lock()
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def append(self, operation: str, params: bytes) -> int:
+        """Write one entry (the caller holds the call lock); its position for wait_durable."""
+        self._write(b'{"op":"' + operation.encode() + b'","params":' + params + b"}\n")
+        self.entries += 1
+        if self.full is not None and self.entries >= self.full_at:
+            self.full.set()
+        return self.entries
+
+    def position(self) -> int:
+        return self.entries
+
+    def wait_durable(self, position: int) -> None:
+        """Return once every entry up to `position` is on disk."""
+        if self._synced >= position:
+            return
+        with self._sync_lock:
+            if self._synced >= position:
+                return
+            target = self.entries
+            os.fdatasync(self._fd)
+            self._synced = target
+
+    def close(self) -> None:
+        """Flush what is left and close (the caller holds the call lock: no append races)."""
+        self.wait_durable(self.entries)
+        with self._sync_lock:
+            os.close(self._fd)
+
+
+@dataclass
+class JournalContent:
+    generation: int
+    path: Path
+    entries: list[tuple[str, str]] = field(default_factory=list)  # (operation, params JSON)
+    torn_line: int | None = None  # the half-written last line that was dropped
+
+
+def _entry(line: bytes) -> tuple[str, str]:
+    record = json.loads(line)
+    if not isinstance(record, dict) or not isinstance(record.get("op"), str):
+        raise ValueError("not an entry")
+    params = record.get("params")
+    if not isinstance(params, dict):
+        raise ValueError("an entry without params")
+    return record["op"], json.dumps(params)
+
+
+def _header(path: Path, line: bytes, generation: int) -> None:
+    try:
+        header: Any = json.loads(line)
+    except ValueError:
+        header = None
+    expected = {"journal": FORMAT, "generation": generation}
+    if header != expected:
+        raise JournalError(
+            f"{path} does not start with a journal header of generation {generation}: "
+            f"move it away (mv {path} {path}.damaged) to start from the state file alone"
+        )
+
+
+def read_journal(path: Path, generation: int, last: bool) -> JournalContent:
+    """The entries of one journal file; only the last file may end with a torn line."""
+    content = JournalContent(generation, path)
+    lines = path.read_bytes().split(b"\n")
+    ends_cleanly = lines[-1] == b""
+    if ends_cleanly:
+        lines.pop()
+    if not lines:  # a crash right after the file was created
+        return content
+    _header(path, lines[0], generation)
+    for number, line in enumerate(lines[1:], start=2):
+        final = number == len(lines)
+        try:
+            if final and not ends_cleanly:
+                raise ValueError("no end of line")
+            content.entries.append(_entry(line))
+        except ValueError as exc:
+            if final and last:
+                content.torn_line = number
+                break
+            raise JournalError(
+                f"{path} line {number} is damaged ({exc}): keep the writes before it with "
+                f"`head -n {number - 1} {path} > {path}.fixed && mv {path}.fixed {path}`, "
+                f"or move the journal away to start from the state file alone"
+            ) from None
+    return content

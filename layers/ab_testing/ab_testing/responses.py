@@ -1,0 +1,250 @@
+"""Pydantic models of the API's answers: what docs/openapi.json promises a client.
+
+The handlers build plain dicts (the hot path stays light); these models describe them for the
+OpenAPI document, and the contract tests (schemathesis) check every answer against them.
+Objects may carry more fields than listed (new fields are not a breaking change).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ab_testing.models import Experiment, ExperimentType, Status
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 5xx answer of the API."""
+
+    error: str = Field(description="a stable code: validation_error, not_found, conflict, ...")
+    message: str = Field(description="what is wrong, for a person")
+    field: str | None = Field(None, description="the field, parameter or header at fault")
+    errors: list[dict[str, str]] | None = Field(
+        None, description="every validation problem, each with its field and message"
+    )
+
+
+class ExperimentCreated(BaseModel):
+    id: int
+    name: str
+    status: Status
+    message: str
+
+
+class ExperimentListed(BaseModel):
+    id: int
+    name: str | None = None
+    description: str | None = None
+    experiment_type: ExperimentType | None = None
+    status: Status | None = None
+    primary_metric: str | None = None
+    secondary_metrics: list[str] | None = None
+    target_percentage: float | None = None
+    min_sample_size: int | None = None
+    confidence_level: float | None = None
+    created_at: str | None = None
+    started_at: str | None = None
+    stopped_at: str | None = None
+    winner_variant_id: int | None = None
+
+
+class ExperimentPage(BaseModel):
+    experiments: list[ExperimentListed]
+    count: int = Field(description="experiments on this page")
+    next_cursor: str | None = Field(None, description="pass as ?cursor= for the next page")
+
+
+class ExperimentOut(Experiment):
+    """An experiment as stored, with its variants (GET /api/v1/experiments/{id})."""
+
+
+class Message(BaseModel):
+    message: str
+
+
+class StatusChanged(BaseModel):
+    message: str
+    experiment_id: int
+    status: Status
+
+
+class Stopped(StatusChanged):
+    winner_variant_id: int | None = None
+    winner_reason: str | None = None
+    p_value: float | None = None
+    promoted: bool | None = None
+
+
+class AllocationOut(BaseModel):
+    id: int
+    name: str
+    traffic_allocation: float
+
+
+class Rebalanced(BaseModel):
+    message: str
+    experiment_id: int
+    target_percentage: float
+    variants: list[AllocationOut]
+
+
+class VariantAnswer(BaseModel):
+    id: int
+    name: str
+    config: dict[str, Any]
+    is_control: bool
+
+
+class VariantAssigned(BaseModel):
+    experiment_id: int
+    experiment_name: str
+    unit: str = Field(description='"user:<id>" or "session:<id>"')
+    variant: VariantAnswer | None
+    reason: Literal[
+        "assigned",
+        "existing_assignment",
+        "not_in_target",
+        "experiment_not_running",
+        "override",
+        "winner_promoted",
+    ]
+
+
+class ResultRecorded(BaseModel):
+    """recorded=false (with reason and message) when the result is not counted."""
+
+    experiment_id: int
+    metric_name: str
+    unit: str
+    recorded: bool
+    duplicate: bool | None = None
+    result_id: str | None = None
+    variant_id: int | None = None
+    metric_value: float | None = None
+    recorded_at: str | None = None
+    reason: Literal["experiment_not_running", "override", "no_assignment"] | None = None
+    message: str | None = None
+
+
+class BatchItem(BaseModel):
+    """One item of a batch: a ResultRecorded or an ErrorBody, with its index and status."""
+
+    index: int
+    status: int
+    recorded: bool | None = None
+    error: str | None = None
+    message: str | None = None
+
+
+class BatchRecorded(BaseModel):
+    results: list[BatchItem]
+    recorded: int
+    failed: int
+    not_counted: int
+
+
+class Analysis(BaseModel):
+    """The analysis (the guide's analysis fields and the richer parts beside them)."""
+
+    experiment_id: int | None
+    experiment_name: str
+    status: Status
+    analysis_date: str
+    variant_stats: dict[str, Any]
+    p_value: float | None
+    is_significant: bool
+    recommended_winner_id: int | None
+    recommendation_confidence: float | None
+    recommendation_reason: str
+    sufficient_sample_size: bool
+    current_sample_size: int
+    required_sample_size: int | None
+    analysis_method: str | None
+    confidence_level: float | None = None
+    primary_metric: str | None = None
+    metrics: dict[str, Any] | None = None
+    srm: dict[str, Any] | None = None
+    power: dict[str, Any] | None = None
+    guardrails: list[Any] | dict[str, Any] | None = None
+    warnings: list[str] | None = None
+
+
+class VariantSummary(BaseModel):
+    variant_id: int
+    name: str
+    is_control: bool
+    traffic_allocation: float
+    units_assigned: int
+    results_collected: int
+    results_by_metric: dict[str, int]
+
+
+class Summary(BaseModel):
+    experiment_id: int
+    name: str
+    status: Status
+    experiment_type: ExperimentType
+    primary_metric: str
+    days_running: float | None
+    users_assigned: int
+    results_collected: int
+    variants: list[VariantSummary]
+    winner_variant_id: int | None
+    latest_insight: dict[str, Any] | None
+
+
+class InsightsPage(BaseModel):
+    experiment_id: int
+    insights: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class Reconciliation(BaseModel):
+    experiment_id: int
+    results_read: int
+    totals_checked: int
+    differences: list[dict[str, Any]]
+    clean: bool
+
+
+class ResultRow(BaseModel):
+    """One raw result, as stored in ab_results."""
+
+    result_id: str
+    experiment_id: int
+    variant_id: int
+    unit: str
+    user_id: str | None = Field(description="the user part of unit (null for a session)")
+    session_id: str | None = Field(description="the session part of unit (null for a user)")
+    metric_name: str
+    metric_value: float
+    idempotency_key: str | None
+    occurred_at: str | None
+    recorded_at: str
+
+
+class ResultsPage(BaseModel):
+    experiment_id: int
+    results: list[ResultRow]
+    count: int
+    next_cursor: str | None
+
+
+class AssignmentRow(BaseModel):
+    """One stored assignment, as in ab_assignments."""
+
+    experiment_id: int
+    unit: str
+    user_id: str | None
+    session_id: str | None
+    variant_id: int
+    assigned_at: str
+    source: str = Field(description="hash, or session_alias for a user who kept a session's")
+
+
+class AssignmentsPage(BaseModel):
+    experiment_id: int
+    assignments: list[AssignmentRow]
+    count: int
+    next_cursor: str | None

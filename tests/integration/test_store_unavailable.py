@@ -1,0 +1,344 @@
+"""When DynamoDB refuses (throttling, contention) or a transport retry repeats a write.
+
+Refusals are injected on the handlers' own boto3 client with a botocore ``before-call`` hook
+(the request never reaches moto), lost answers with a ``before-send`` hook that lets moto
+commit and then drops the answer, so botocore's retry sends the same request again.
+Every path that gives up answers 503 with Retry-After and stores nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any
+
+from botocore.exceptions import ReadTimeoutError
+
+from ab_testing import runtime
+from tests.conftest import guide_experiment, invoke
+
+EXPERIMENTS = "/api/v1/experiments/"
+
+
+class Refusal:
+    """A before-call hook answering an operation with a DynamoDB error, ``times`` times."""
+
+    def __init__(self, code: str, reasons: list[str] | None = None, times: int | None = None):
+        self.code = code
+        self.reasons = reasons
+        self.times = times
+        self.calls = 0
+
+    def __call__(self, **_: Any) -> Any:
+        if self.times is not None and self.calls >= self.times:
+            return None  # let the request through to moto
+        self.calls += 1
+        parsed: dict[str, Any] = {
+            "Error": {"Code": self.code, "Message": "injected by the test"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        if self.reasons is not None:
+            parsed["CancellationReasons"] = [{"Code": r} for r in self.reasons]
+        return SimpleNamespace(status_code=400, headers={}), parsed
+
+
+def store_client() -> Any:
+    return runtime.service().store.client
+
+
+@contextmanager
+def refusing(operation: str, refusal: Refusal) -> Iterator[Refusal]:
+    events = store_client().meta.events
+    event = f"before-call.dynamodb.{operation}"
+    events.register_first(event, refusal)
+    try:
+        yield refusal
+    finally:
+        events.unregister(event, refusal)
+
+
+def create(name: str) -> tuple[int, Any]:
+    return invoke(
+        "create_experiment",
+        "POST",
+        EXPERIMENTS,
+        resource="/api/v1/experiments",
+        body=guide_experiment(name=name),
+    )
+
+
+def by_id(function_dir: str, method: str, experiment_id: int, action: str = "", **kw: Any) -> Any:
+    suffix = f"/{action}" if action else ""
+    return invoke(
+        function_dir,
+        method,
+        f"{EXPERIMENTS}{experiment_id}{suffix}",
+        resource=f"/api/v1/experiments/{{id}}{suffix}",
+        path_parameters={"id": str(experiment_id)},
+        **kw,
+    )
+
+
+def raw_invoke(function_dir: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A handler's whole answer (status, headers and body) for a POST."""
+    from emulator.events import FakeLambdaContext, api_gateway_event
+    from tests.conftest import load_handler
+
+    event = api_gateway_event(
+        "POST", "/x", resource="/x", path_parameters=None, body=json.dumps(body), headers={}
+    )
+    answer: dict[str, Any] = load_handler(function_dir).handler(
+        event, FakeLambdaContext(function_dir)
+    )
+    return answer
+
+
+def running(name: str) -> int:
+    status, created = create(name)
+    assert status == 201
+    assert by_id("start_experiment", "POST", created["id"], "start")[0] == 200
+    return int(created["id"])
+
+
+def assigned(experiment_id: int, user: int) -> None:
+    status, _ = invoke(
+        "get_variant",
+        "POST",
+        "/api/v1/experiments/get-variant",
+        body={"experiment_id": experiment_id, "user_id": user},
+    )
+    assert status == 200
+
+
+def result(experiment_id: int, user: int, key: str = "k1") -> dict[str, Any]:
+    return {
+        "experiment_id": experiment_id,
+        "user_id": user,
+        "metric_name": "resolution_rate",
+        "metric_value": 1,
+        "idempotency_key": key,
+    }
+
+
+def assert_unavailable(answer: dict[str, Any]) -> None:
+    assert answer["statusCode"] == 503, answer
+    assert answer["headers"]["Retry-After"] == "1"
+    assert json.loads(answer["body"])["error"] == "unavailable"
+
+
+def summary(experiment_id: int) -> dict[str, Any]:
+    status, body = by_id("experiment_summary", "GET", experiment_id, "summary")
+    assert status == 200
+    return dict(body)
+
+
+# ------------------------------------------------------------------ experiment ids
+
+
+def test_create_gives_up_with_503_when_the_id_counter_stays_contended(aws: Any) -> None:
+    # Given a counter that every attempt finds taken by another create
+    assert running("warm up") == 1
+    contended = Refusal(
+        "TransactionCanceledException", reasons=["ConditionalCheckFailed", "None", "None"]
+    )
+    # When an experiment is created
+    with refusing("TransactWriteItems", contended):
+        answer = raw_invoke("create_experiment", guide_experiment(name="never stored"))
+    # Then, after its retries, it answers 503 with Retry-After and stores nothing
+    assert_unavailable(answer)
+    assert contended.calls == 8
+    code, listed = invoke("list_experiments", "GET", EXPERIMENTS, resource="/api/v1/experiments")
+    assert code == 200
+    assert [e["name"] for e in listed["experiments"]] == ["warm up"]
+
+
+def test_create_retries_past_a_contended_counter(aws: Any) -> None:
+    # Given a counter contended twice, then free
+    running("warm up")
+    contended = Refusal("TransactionCanceledException", reasons=["TransactionConflict"], times=2)
+    # When an experiment is created
+    with refusing("TransactWriteItems", contended):
+        status, created = create("second")
+    # Then it is created with the next id
+    assert (status, created["id"]) == (201, 2)
+    assert contended.calls == 2
+
+
+# ------------------------------------------------------------------ throttling anywhere
+
+
+def test_throttled_reads_answer_503_with_retry_after(aws: Any) -> None:
+    # Given a running experiment, and DynamoDB throttling every GetItem
+    experiment_id = running("throttled")
+    throttled = Refusal("ProvisionedThroughputExceededException")
+    # When get-variant is asked
+    with refusing("GetItem", throttled):
+        answer = raw_invoke("get_variant", {"experiment_id": experiment_id, "user_id": 1})
+    # Then it answers 503 with Retry-After, not 500
+    assert_unavailable(answer)
+    assert throttled.calls >= 1
+
+
+def test_throttled_lifecycle_update_answers_503(aws: Any) -> None:
+    experiment_id = running("throttled update")
+    with refusing("UpdateItem", Refusal("ThrottlingException")):
+        code, body = by_id("pause_experiment", "POST", experiment_id, "pause")
+    assert (code, body["error"]) == (503, "unavailable")
+    code, body = by_id("get_experiment", "GET", experiment_id)
+    assert body["status"] == "running"
+
+
+def test_a_validation_refusal_is_a_500_not_a_503(aws: Any) -> None:
+    # Given DynamoDB refusing a request as malformed (a bug, not load)
+    experiment_id = running("malformed")
+    with refusing("GetItem", Refusal("ValidationException")):
+        answer = raw_invoke("get_variant", {"experiment_id": experiment_id, "user_id": 1})
+    # Then retrying would not help: it is an internal error, without Retry-After
+    assert answer["statusCode"] == 500
+    assert "Retry-After" not in answer["headers"]
+
+
+# ------------------------------------------------------------------ assignments
+
+
+def test_assignment_gives_up_with_503_under_contention(aws: Any) -> None:
+    # Given every assignment transaction cancelled by a conflict on the exposure counter
+    experiment_id = running("busy variant")
+    conflict = Refusal("TransactionCanceledException", reasons=["None", "TransactionConflict"])
+    with refusing("TransactWriteItems", conflict):
+        answer = raw_invoke("get_variant", {"experiment_id": experiment_id, "user_id": 7})
+    # Then 503 after its retries, and no unit was counted
+    assert_unavailable(answer)
+    assert conflict.calls == 5
+    assert summary(experiment_id)["users_assigned"] == 0
+
+
+def test_assignment_survives_one_conflict(aws: Any) -> None:
+    experiment_id = running("one conflict")
+    conflict = Refusal(
+        "TransactionCanceledException", reasons=["None", "TransactionConflict"], times=1
+    )
+    with refusing("TransactWriteItems", conflict):
+        answer = raw_invoke("get_variant", {"experiment_id": experiment_id, "user_id": 7})
+    assert answer["statusCode"] == 200
+    assert json.loads(answer["body"])["reason"] == "assigned"
+    assert summary(experiment_id)["users_assigned"] == 1
+
+
+# ------------------------------------------------------------------ results
+
+
+def test_result_gives_up_with_503_under_contention(aws: Any) -> None:
+    # Given an assigned user and every result transaction cancelled by a conflict
+    experiment_id = running("busy totals")
+    assigned(experiment_id, 3)
+    conflict = Refusal(
+        "TransactionCanceledException", reasons=["None", "TransactionConflict", "None"]
+    )
+    with refusing("TransactWriteItems", conflict):
+        answer = raw_invoke("record_result", result(experiment_id, 3))
+    # Then 503 after its retries, and nothing was counted
+    assert_unavailable(answer)
+    assert conflict.calls == 12
+    assert summary(experiment_id)["results_collected"] == 0
+
+
+def test_throttled_result_transaction_answers_503(aws: Any) -> None:
+    experiment_id = running("throttled totals")
+    assigned(experiment_id, 3)
+    throttled = Refusal("TransactionCanceledException", reasons=["None", "ThrottlingError", "None"])
+    with refusing("TransactWriteItems", throttled):
+        answer = raw_invoke("record_result", result(experiment_id, 3))
+    assert_unavailable(answer)
+    assert summary(experiment_id)["results_collected"] == 0
+
+
+def test_a_batch_reports_the_unavailable_item_and_records_the_others(aws: Any) -> None:
+    # Given three assigned users and a store that refuses only the second result's write
+    experiment_id = running("batch")
+    for user in (1, 2, 3):
+        assigned(experiment_id, user)
+    events = store_client().meta.events
+    refused_second = Refusal("TransactionCanceledException", reasons=["None", "ThrottlingError"])
+    writes = {"n": 0}
+
+    def second_only(**kwargs: Any) -> Any:
+        writes["n"] += 1
+        return refused_second(**kwargs) if writes["n"] == 2 else None
+
+    events.register_first("before-call.dynamodb.TransactWriteItems", second_only)
+    try:
+        body = {"results": [result(experiment_id, u, key=f"b{u}") for u in (1, 2, 3)]}
+        code, answer = invoke(
+            "record_results", "POST", "/api/v1/experiments/record-results", body=body
+        )
+    finally:
+        events.unregister("before-call.dynamodb.TransactWriteItems", second_only)
+    # Then the batch answers 200 with a status per item: 201, 503, 201
+    assert code == 200
+    assert [item["status"] for item in answer["results"]] == [201, 503, 201]
+    assert answer["results"][1]["error"] == "unavailable"
+    assert (answer["recorded"], answer["failed"], answer["not_counted"]) == (2, 1, 0)
+    assert summary(experiment_id)["results_collected"] == 2
+
+
+def test_rebalance_gives_up_with_503_when_its_transaction_is_contended(aws: Any) -> None:
+    experiment_id = running("rebalance")
+    conflict = Refusal("TransactionCanceledException", reasons=["TransactionConflict", "None"])
+    with refusing("TransactWriteItems", conflict):
+        code, body = by_id(
+            "rebalance_experiment", "PATCH", experiment_id, body={"target_percentage": 50}
+        )
+    assert (code, body["error"]) == (503, "unavailable")
+    assert by_id("get_experiment", "GET", experiment_id)[1]["target_percentage"] == 100
+
+
+# ------------------------------------------------------------------ transport retries
+
+
+class LostAnswer:
+    """A before-send hook: the first request reaches moto and commits, its answer is lost."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def __call__(self, request: Any, **kwargs: Any) -> Any:
+        from moto.core.models import botocore_stubber
+
+        self.sent += 1
+        if self.sent == 1:
+            botocore_stubber(request=request, **kwargs)  # DynamoDB did the write...
+            raise ReadTimeoutError(endpoint_url=request.url)  # ...but the answer never came
+        return None
+
+
+def test_a_transport_retry_of_a_committed_result_is_recorded_not_duplicate(aws: Any) -> None:
+    # Given an assigned user, and a network that loses the answer to the first write
+    experiment_id = running("lost answer")
+    assigned(experiment_id, 5)
+    lost = LostAnswer()
+    events = store_client().meta.events
+    events.register_first("before-send.dynamodb.TransactWriteItems", lost)
+    try:
+        # When the result is recorded (botocore re-sends the same transaction)
+        code, answer = invoke(
+            "record_result",
+            "POST",
+            "/api/v1/experiments/record-result",
+            body=result(experiment_id, 5),
+        )
+    finally:
+        events.unregister("before-send.dynamodb.TransactWriteItems", lost)
+    # Then the write was sent twice, and the answer is "recorded" (201), counted once
+    assert lost.sent == 2
+    assert code == 201, answer
+    assert (answer["recorded"], answer["duplicate"]) == (True, False)
+    assert summary(experiment_id)["results_collected"] == 1
+    # And a real repeat of the request by the client is a duplicate (200)
+    code, again = invoke(
+        "record_result", "POST", "/api/v1/experiments/record-result", body=result(experiment_id, 5)
+    )
+    assert (code, again["duplicate"], again["variant_id"]) == (200, True, answer["variant_id"])
+    assert summary(experiment_id)["results_collected"] == 1

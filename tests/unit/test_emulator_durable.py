@@ -1,0 +1,226 @@
+"""The local store's durability: journal, snapshots, recovery and refusal of damaged files.
+
+Each test runs the in-process DynamoDB with the template's tables; "a crash" is a second store
+opened on the same files while the first one was never closed (nothing of it saved on exit).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator.durable import DurableStore, StateBusy, StateLock, state_owner
+from emulator.dynamo import InProcessDynamo, dynamodb_client
+from emulator.journal import JournalError, journal_files
+from emulator.snapshot import StateFileError
+from emulator.template import create_tables, load_template
+
+TABLE = "ab_results"
+ONE = {"experiment_id": {"N": "1"}}
+
+
+class Opened:
+    def __init__(self, path: Path, snapshot_every: int = 1000) -> None:
+        self.dynamo = InProcessDynamo("us-east-1")
+        self.dynamo.start()
+        self.client = dynamodb_client("us-east-1")
+        tables = create_tables(self.client, load_template())
+        self.store = DurableStore(path, self.dynamo, list(tables.values()), snapshot_every)
+        self.recovery = self.store.open()
+
+    def put(self, i: int, **extra: Any) -> None:
+        item = {"experiment_id": {"N": "1"}, "result_id": {"S": f"r{i:03d}"}, **extra}
+        self.client.put_item(TableName=TABLE, Item=item)
+
+    def ids(self) -> list[str]:
+        pages = self.client.get_paginator("scan").paginate(TableName=TABLE)
+        return sorted(item["result_id"]["S"] for page in pages for item in page["Items"])
+
+    def close(self) -> None:
+        self.store.close()
+        self.dynamo.stop()
+
+
+@pytest.fixture
+def opened() -> Iterator[list[Opened]]:
+    stores: list[Opened] = []
+    yield stores
+    for store in stores:
+        store.dynamo.stop()
+
+
+def open_store(stores: list[Opened], path: Path, snapshot_every: int = 1000) -> Opened:
+    store = Opened(path, snapshot_every)
+    stores.append(store)
+    return store
+
+
+def test_items_survive_a_close_and_reopen(opened: list[Opened], tmp_path: Path) -> None:
+    # Given items written (more than one batch, binary values included) and a clean close
+    path = tmp_path / "state.json"
+    first = open_store(opened, path)
+    for i in range(60):
+        first.put(i, blob={"B": bytes([i, 255])}, nested={"M": {"l": {"L": [{"B": b"\x00"}]}}})
+    first.close()
+    # When the state is opened again
+    second = open_store(opened, path)
+    # Then every item is back, binary values included, from a plain JSON file and no journal
+    assert second.recovery.items == 60 and second.recovery.replayed == 0
+    item = second.client.get_item(
+        TableName=TABLE, Key={"experiment_id": {"N": "1"}, "result_id": {"S": "r007"}}
+    )["Item"]
+    assert item["blob"]["B"] == bytes([7, 255])
+    assert item["nested"]["M"]["l"]["L"][0]["B"] == b"\x00"
+    assert len(json.loads(path.read_text())["tables"][TABLE]) == 60
+    assert not list(tmp_path.glob(".state-*"))
+
+
+def test_a_crash_loses_no_acknowledged_write(opened: list[Opened], tmp_path: Path) -> None:
+    # Given writes acknowledged, a snapshot in the middle, and a crash (no close)
+    path = tmp_path / "state.json"
+    first = open_store(opened, path)
+    for i in range(10):
+        first.put(i)
+    first.store.snapshot()
+    for i in range(10, 15):
+        first.put(i)
+    first.client.delete_item(
+        TableName=TABLE, Key={"experiment_id": {"N": "1"}, "result_id": {"S": "r003"}}
+    )
+    # When another store opens the same files
+    second = open_store(opened, path)
+    # Then the snapshot plus the journal hold everything, the delete included
+    assert second.ids() == [f"r{i:03d}" for i in range(15) if i != 3]
+    assert (second.recovery.items, second.recovery.replayed) == (10, 6)
+    # And the replayed journal was folded into a new snapshot
+    assert list(journal_files(path)) == [json.loads(path.read_text())["journal_generation"] + 1]
+
+
+def test_a_snapshot_holds_whole_transactions_and_the_journal_restarts(
+    opened: list[Opened], tmp_path: Path
+) -> None:
+    # Given a transaction of two writes, then a snapshot
+    path = tmp_path / "state.json"
+    first = open_store(opened, path)
+    first.client.transact_write_items(
+        TransactItems=[
+            {
+                "Put": {
+                    "TableName": TABLE,
+                    "Item": {"experiment_id": {"N": "1"}, "result_id": {"S": "a"}},
+                }
+            },
+            {
+                "Put": {
+                    "TableName": TABLE,
+                    "Item": {"experiment_id": {"N": "1"}, "result_id": {"S": "b"}},
+                }
+            },
+        ]
+    )
+    generation = first.store.journal.generation if first.store.journal else 0
+    first.store.snapshot()
+    # Then the state file has both, and only the new, empty journal is left
+    saved = json.loads(path.read_text())
+    assert sorted(i["result_id"]["S"] for i in saved["tables"][TABLE]) == ["a", "b"]
+    assert saved["journal_generation"] == generation
+    assert list(journal_files(path)) == [generation + 1]
+    assert journal_files(path)[generation + 1].read_text().count("\n") == 1  # header only
+
+
+def test_a_full_journal_is_folded_into_a_snapshot_in_the_background(
+    opened: list[Opened], tmp_path: Path
+) -> None:
+    # Given a store that snapshots every 5 journaled writes
+    path = tmp_path / "state.json"
+    first = open_store(opened, path, snapshot_every=5)
+    # When 5 writes are acknowledged
+    for i in range(5):
+        first.put(i)
+    # Then a snapshot with all of them is written and their journal deleted
+    assert first.store.saved.wait(60)
+    saved = json.loads(path.read_text())
+    assert len(saved["tables"][TABLE]) == 5
+    assert min(journal_files(path)) > saved["journal_generation"]
+
+
+def test_a_torn_last_journal_line_is_dropped_and_reported(
+    opened: list[Opened], tmp_path: Path
+) -> None:
+    # Given three acknowledged writes and a fourth cut off by a crash mid-write
+    path = tmp_path / "state.json"
+    first = open_store(opened, path)
+    for i in range(3):
+        first.put(i)
+    journal = next(iter(journal_files(path).values()))
+    with journal.open("ab") as fh:
+        fh.write(b'{"op":"PutItem","params":{"TableName":"ab_res')
+    # When the state is opened again
+    second = open_store(opened, path)
+    # Then the three are there and the torn line is reported
+    assert second.ids() == ["r000", "r001", "r002"]
+    assert second.recovery.torn == [f"{journal} line 5"]
+
+
+def test_a_damaged_journal_line_is_refused_with_a_way_out(
+    opened: list[Opened], tmp_path: Path
+) -> None:
+    # Given a journal whose second entry is garbage, followed by a good one
+    path = tmp_path / "state.json"
+    first = open_store(opened, path)
+    for i in range(3):
+        first.put(i)
+    journal = next(iter(journal_files(path).values()))
+    lines = journal.read_bytes().split(b"\n")
+    lines[2] = b"garbage"
+    journal.write_bytes(b"\n".join(lines))
+    # When the state is opened again / Then it is refused, saying which line and how to recover
+    with pytest.raises(JournalError, match=r"line 3 is damaged .*head -n 2"):
+        Opened(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b'{"version": 1, "tables": {"ab_results": [{"experiment_id"', "not valid JSON"),
+        (b"[1, 2]", "wrong shape"),
+        (b'{"version": 1, "tables": {"ab_results": {"a": 1}}}', "wrong shape"),
+        (b'{"version": 7, "tables": {}}', "version 7"),
+        (b'{"tables": {"ab_results": [{"result_id": {"S": "x"}}]}}', "refuses"),
+    ],
+)
+def test_a_damaged_state_file_is_refused_never_started_empty(
+    opened: list[Opened], tmp_path: Path, content: bytes, message: str
+) -> None:
+    # Given a state file that is empty, truncated, of the wrong shape or refused by DynamoDB
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    # When it is opened / Then it is refused with what is wrong and how to recover
+    with pytest.raises(StateFileError, match=message) as raised:
+        store = Opened(path)
+        opened.append(store)
+    assert "mv " in str(raised.value) or "use the release" in str(raised.value)
+    assert path.read_bytes() == content  # left as it was
+
+
+def test_one_owner_per_state_file(tmp_path: Path) -> None:
+    # Given a state file owned by this process, serving at a URL
+    path = tmp_path / "state.json"
+    lock = StateLock(path)
+    lock.acquire()
+    lock.record("http://127.0.0.1:9999")
+    try:
+        # When someone else asks / Then it is busy, with the owner's pid and URL
+        with pytest.raises(StateBusy, match="in use by process"):
+            StateLock(path).acquire()
+        owner = state_owner(path)
+        assert owner is not None and owner.url == "http://127.0.0.1:9999"
+    finally:
+        lock.release()
+    # And once released, nobody owns it
+    assert state_owner(path) is None

@@ -1,0 +1,132 @@
+"""The fast answers of item calls are exactly what moto's own serializer writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from moto.core.responses import ActionResult
+
+from emulator.dynamo import InProcessDynamo, dynamodb_client
+from emulator.moto_answers import ITEM_OPERATIONS, ItemCallHandler
+
+KEY = {"pk": {"S": "a"}, "sk": {"S": "1"}}
+ITEM = {
+    **KEY,
+    "b": {"B": b"\x00\xff"},
+    "n": {"N": "1.50"},
+    "m": {
+        "M": {
+            "x": {
+                "L": [
+                    {"B": b"\x01"},
+                    {"NULL": True},
+                    {"BOOL": False},
+                    {"SS": ["a", "b"]},
+                    {"NS": ["1", "2"]},
+                    {"BS": [b"\x02"]},
+                ]
+            }
+        }
+    },
+}
+
+
+@pytest.fixture
+def compared(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, list[tuple[str, Any, Any]]]]:
+    """A client whose every answer is also written by moto's serializer, for comparison."""
+    seen: list[tuple[str, Any, Any]] = []
+    fast = ItemCallHandler.serialized
+
+    def both(self: ItemCallHandler, action_result: ActionResult) -> Any:
+        ours = fast(self, action_result)
+        theirs = super(ItemCallHandler, self).serialized(action_result)
+        seen.append((self._get_action(), ours, theirs))
+        return ours
+
+    monkeypatch.setattr(ItemCallHandler, "serialized", both)
+    dynamo = InProcessDynamo("us-east-1")
+    dynamo.start()
+    client = dynamodb_client("us-east-1")
+    client.create_table(
+        TableName="t",
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    try:
+        yield client, seen
+    finally:
+        dynamo.stop()
+
+
+def every_item_call(client: Any) -> None:
+    client.put_item(TableName="t", Item=ITEM)
+    client.put_item(TableName="t", Item=ITEM, ReturnValues="ALL_OLD")
+    client.get_item(TableName="t", Key=KEY)
+    client.get_item(TableName="t", Key={**KEY, "sk": {"S": "2"}})
+    add = {"UpdateExpression": "ADD n :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}
+    client.update_item(TableName="t", Key=KEY, ReturnValues="ALL_NEW", **add)
+    client.update_item(TableName="t", Key=KEY, **add)
+    client.query(
+        TableName="t",
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "a"}},
+        Limit=1,
+    )
+    client.scan(TableName="t")
+    client.batch_get_item(RequestItems={"t": {"Keys": [KEY]}})
+    client.transact_write_items(
+        TransactItems=[{"Put": {"TableName": "t", "Item": {**KEY, "sk": {"S": "9"}}}}]
+    )
+    client.transact_get_items(TransactItems=[{"Get": {"TableName": "t", "Key": KEY}}])
+    client.delete_item(TableName="t", Key={**KEY, "sk": {"S": "9"}}, ReturnValues="ALL_OLD")
+    client.batch_write_item(
+        RequestItems={"t": [{"PutRequest": {"Item": {**KEY, "sk": {"S": "3"}}}}]}
+    )
+    with pytest.raises(ClientError) as refused:
+        client.put_item(
+            TableName="t",
+            Item=ITEM,
+            ConditionExpression="attribute_not_exists(pk)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    assert refused.value.response["Item"]["b"] == {"B": b"\x00\xff"}
+    with pytest.raises(ClientError) as cancelled:
+        client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": "t",
+                        "Item": ITEM,
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                }
+            ]
+        )
+    assert cancelled.value.response["CancellationReasons"][0]["Item"]["b"]["B"] == b"\x00\xff"
+
+
+def test_item_calls_answer_what_motos_serializer_would(
+    compared: tuple[Any, list[tuple[str, Any, Any]]],
+) -> None:
+    # Given a client whose answers are written both ways / When every item call is made
+    client, seen = compared
+    every_item_call(client)
+    # Then every item call was answered, and both ways wrote the same status and JSON
+    assert {action for action, _, _ in seen} >= ITEM_OPERATIONS
+    for action, ours, theirs in seen:
+        assert ours[0] == theirs[0], action
+        assert json.loads(ours[2] or "{}") == json.loads(theirs[2] or "{}"), action
+    # And the values came back through boto3 intact
+    assert client.get_item(TableName="t", Key=KEY)["Item"]["m"] == ITEM["m"]

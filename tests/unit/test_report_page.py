@@ -1,0 +1,75 @@
+"""The report page's rendering, from analysis answers (no DynamoDB, no browser)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+from ab_testing.report_page import render_report
+from ab_testing.report_svg import BAD, GOOD, NEUTRAL, IntervalRow, interval_chart
+from ab_testing.stats import StatisticalAnalyzer
+from tests.unit.test_stats_verdict import fewshot
+
+
+def analysis(**kwargs: Any) -> dict[str, Any]:
+    return StatisticalAnalyzer().analyze(fewshot(min_sample_size=100, **kwargs))
+
+
+def test_good_and_bad_differ_by_more_than_colour() -> None:
+    # Given one better, one worse and one unclear treatment
+    rows = [
+        IntervalRow("A", 5.0, 1.0, 9.0, GOOD),
+        IntervalRow("B", -5.0, -9.0, -1.0, BAD),
+        IntervalRow("C", 1.0, -3.0, 5.0, NEUTRAL),
+    ]
+    svg = interval_chart(rows, "lift")
+    lines = re.findall(r"<line [^>]*stroke-width=\"3\"[^>]*>", svg)
+    # Then each has its own marker shape, line style and word, not only its own colour
+    assert len(lines) == 3
+    assert "stroke-dasharray" not in lines[0]
+    assert 'stroke-dasharray="6 3"' in lines[1] and 'stroke-dasharray="1 3"' in lines[2]
+    assert svg.count("<polygon") == 2 and svg.count("<circle") == 1
+    assert "better" in svg and "worse" in svg and "no clear difference" in svg
+
+
+def test_page_has_every_part_and_escapes_names() -> None:
+    # Given the few-shot analysis, two stored insights, and a hostile variant name
+    current = analysis()
+    current["variant_stats"]["2"]["name"] = "<script>alert(1)</script>"
+    history = [
+        {"analysed_at": "2026-01-01T00:00:00Z", "analysis": analysis()},
+        {"analysed_at": "2026-01-02T00:00:00Z", "analysis": analysis()},
+    ]
+    # When rendered
+    page = render_report(
+        {"id": 1, "name": "Few-shot", "status": "running"}, current, history, "2026-01-03T00:00:00Z"
+    )
+    # Then it has the verdict, one section per metric, the time charts, SRM and guardrails
+    assert page.count('<section class="metric"') == 4
+    assert "Recommend Variant 2" in page and "<script>" not in page
+    assert "&lt;script&gt;" in page
+    for part in ("over time", "Units per variant", "Sample-ratio check", "Guardrails", "Warnings"):
+        assert part in page
+    # And the lift-over-time chart shows both bands (fixed and sequential) over three points
+    over_time = page.split("over time</h2>")[1].split("<h2>")[0]
+    assert (
+        over_time.count('fill-opacity="0.12"') == 1 and over_time.count('fill-opacity="0.28"') == 1
+    )
+    assert "min_sample_size" in page and "@media print" in page and "max-width: 700px" in page
+
+
+def test_page_for_a_sequential_experiment_plots_differences() -> None:
+    # Given a sequential analysis (its interval bounds the difference, not the lift)
+    current = analysis(analysis_method="sequential")
+    page = render_report({"id": 1, "name": "x"}, current, [], "2026-01-03T00:00:00Z")
+    # Then the metric charts say "Difference" rather than "Lift"
+    assert "Difference with its 95% interval" in page
+
+
+def test_page_without_data_still_renders() -> None:
+    inp = fewshot()
+    empty = replace(inp, variants=[replace(v, metrics={}) for v in inp.variants])
+    current = StatisticalAnalyzer().analyze(empty)
+    page = render_report({"id": 1, "name": "x"}, current, [], "2026-01-03T00:00:00Z")
+    assert "No winner yet" in page and page.endswith("</html>")
