@@ -71,7 +71,9 @@ Storable = Annotated[float, AfterValidator(_storable)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # defer_build: a request model's validator is built on its first use, so a function
+    # builds only the models it reads (get-variant never builds ExperimentIn): cold starts.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
 
 class VariantIn(_Strict):
