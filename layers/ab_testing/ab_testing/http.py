@@ -71,6 +71,13 @@ class ApiRequest:
 
         return parse_query(model, self.query_parameters)
 
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        for key, value in (self.event.get("headers") or {}).items():
+            if key.lower() == wanted:
+                return str(value)
+        return None
+
     def json(self) -> Any:
         body = self.event.get("body")
         if body is None or body == "":

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from ab_testing import metrics
+from ab_testing import assignment, metrics
 from ab_testing.stats.inputs import MetricSpec, RatioSpec
 
 ExperimentType = Literal["prompt", "model", "agent_config", "feature", "ui"]
@@ -342,6 +342,20 @@ class Experiment(BaseModel):
     stop_reason: str | None = None
     # Units per variant id when the allocation last changed (see ExperimentService.rebalance).
     srm_baseline: dict[str, int] = Field(default_factory=dict)
+    # Range-preserving rebalancing (docs/assignment.md): the variant draw's ranges once they
+    # differ from the cumulative allocations, the spans that ever changed variant, and the
+    # highest target_percentage ever set (units above today's target may still be stored).
+    allocation_ranges: list[tuple[float, float, int]] | None = None
+    changed_ranges: list[tuple[float, float]] = Field(default_factory=list)
+    max_target_percentage: float | None = None
+
+    def ranges(self) -> list[tuple[float, float, int]]:
+        """Which variant id each part of the variant draw's [0, 100) goes to."""
+        if self.allocation_ranges is not None:
+            return list(self.allocation_ranges)
+        return assignment.initial_ranges(
+            [v.traffic_allocation for v in self.variants], [v.id for v in self.variants]
+        )
 
     def metric_spec(self, name: str) -> MetricSpec | None:
         if name != self.primary_metric and name not in self.secondary_metrics:
@@ -453,3 +467,18 @@ class RecordResultIn(_UnitRequest):
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     occurred_at: AwareDatetime | None = None
     covariates: Covariates | None = None  # as with get-variant; kept only with a first result
+
+
+class ExposureIn(_UnitRequest):
+    """One item of POST /api/v1/experiments/exposures: a unit a client assigned itself."""
+
+    variant_id: ExperimentId
+
+    @model_validator(mode="after")
+    def _one_unit(self) -> ExposureIn:
+        if self.user_id is not None and self.session_id is not None:
+            raise ValueError(
+                "an exposure names one unit: user_id or session_id (a user with a session "
+                "is asked of get-variant, which keeps the session's variant)"
+            )
+        return self

@@ -183,6 +183,7 @@ class ExperimentService(ResultRecording):
                 "target_percentage": experiment.target_percentage if target is None else target,
             }
         )
+        updated = _preserving_ranges(experiment, updated)
         # The sample-ratio check must compare later units with the new weights only.
         exposures = summed_exposures(
             self.store.query_experiment_items(experiment_id, prefix="exposure#")
@@ -265,16 +266,14 @@ class ExperimentService(ResultRecording):
             return aliased  # the same person as an assigned session: allowed while paused too
         if experiment.status != "running":
             return None, "experiment_not_running"
-        index = assignment.assign(
-            experiment.salt,
-            unit,
-            experiment.target_percentage,
-            [v.traffic_allocation for v in experiment.variants],
-        )
-        if index is None:
+        cover, pick = assignment.draws(experiment.salt, unit)
+        if not assignment.in_target(cover, experiment.target_percentage):
             return None, "not_in_target"
         return self._store_assignment(
-            experiment, unit, experiment.variants[index].id, covariate=covariate
+            experiment,
+            unit,
+            assignment.variant_at(pick, experiment.ranges()),
+            covariate=covariate,
         )
 
     def _alias_from_session(
@@ -366,6 +365,33 @@ def _reallocate(experiment: Experiment, wanted: list[AllocationIn]) -> list[Vari
     if abs(math.fsum(shares.values()) - 100.0) > ALLOCATION_TOLERANCE:
         raise InvalidInput("traffic_allocation must sum to 100", field="variants")
     return [v.model_copy(update={"traffic_allocation": shares[v.id]}) for v in experiment.variants]
+
+
+def _preserving_ranges(before: Experiment, after: Experiment) -> Experiment:
+    """The new allocation as ranges that move the fewest draws (docs/assignment.md).
+
+    Before the first start nobody is assigned, so the ranges simply follow the allocations.
+    """
+    shares = {v.id: v.traffic_allocation for v in after.variants}
+    if before.status == "draft":
+        ranges = after.model_copy(update={"allocation_ranges": None}).ranges()
+        changed: list[tuple[float, float]] = []
+        highest = after.target_percentage
+    else:
+        ranges, moved = assignment.rebalanced(before.ranges(), shares)
+        changed = assignment.merged_spans([*before.changed_ranges, *moved])
+        highest = max(
+            before.max_target_percentage or before.target_percentage,
+            before.target_percentage,
+            after.target_percentage,
+        )
+    return after.model_copy(
+        update={
+            "allocation_ranges": ranges,
+            "changed_ranges": changed,
+            "max_target_percentage": highest,
+        }
+    )
 
 
 def _normalise_overrides(overrides: dict[str, str]) -> dict[str, str]:

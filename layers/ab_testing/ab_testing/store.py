@@ -224,7 +224,8 @@ class Store:
                     "TableName": self.experiments,
                     "Key": dynamo.serialize({"pk": experiment_pk(experiment.id)}),
                     "UpdateExpression": (
-                        "SET target_percentage = :t, rebalanced_at = :now, srm_baseline = :b"
+                        "SET target_percentage = :t, rebalanced_at = :now, srm_baseline = :b, "
+                        "allocation_ranges = :r, changed_ranges = :c, max_target_percentage = :m"
                     ),
                     "ConditionExpression": f"#status IN ({', '.join(statuses)})",
                     "ExpressionAttributeNames": {"#status": "status"},
@@ -233,6 +234,9 @@ class Store:
                             ":t": experiment.target_percentage,
                             ":now": now,
                             ":b": srm_baseline,
+                            ":r": experiment.ranges(),
+                            ":c": experiment.changed_ranges,
+                            ":m": experiment.max_target_percentage or experiment.target_percentage,
                             **statuses,
                         }
                     ),
