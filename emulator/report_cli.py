@@ -39,8 +39,8 @@ def _connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--api-key",
         dest="key",
-        default=os.environ.get("AB_API_KEY") or os.environ.get("AB_LOCAL_API_KEY") or "",
-        help="x-api-key header (env AB_API_KEY)",
+        default=os.environ.get("AB_API_KEY") or os.environ.get("AB_LOCAL_ADMIN_KEY") or "",
+        help="x-api-key header: the admin key locally (env AB_API_KEY or AB_LOCAL_ADMIN_KEY)",
     )
     parser.add_argument(
         "--sigv4",

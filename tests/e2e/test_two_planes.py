@@ -70,8 +70,9 @@ def test_the_runtime_calls_are_data_plane_and_every_experiment_route_is_admin() 
     # Given the planes read from template.yaml's per-route Auth
     planes = {(method, path): plane for plane, method, path in concrete_routes()}
     # Then what an application calls per request takes the data-plane key
-    for runtime_call in ("get-variant", "record-result", "record-results"):
+    for runtime_call in ("get-variant", "record-result", "record-results", "exposures"):
         assert planes[("POST", f"/api/v1/experiments/{runtime_call}")] == DATA_PLANE
+    assert planes[("GET", "/api/v1/experiments/definitions")] == DATA_PLANE  # local evaluation
     # And creating, listing, and everything on one experiment (salt, lifecycle, analysis) is admin
     assert planes[("POST", "/api/v1/experiments")] == ADMIN_PLANE
     assert planes[("GET", "/api/v1/experiments")] == ADMIN_PLANE

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ab_testing import assignment
 from emulator.events import FakeLambdaContext
 from tests.conftest import guide_experiment, load_event, load_handler
 
@@ -24,6 +25,20 @@ def test_each_handler_answers_its_event_file_in_lifecycle_order(aws: Any) -> Non
     assert call("start_experiment")[0] == 200
     assert call("list_experiments")[1]["count"] == 1
     assert call("get_variant")[1]["reason"] == "assigned"
+    definitions = call("experiment_definitions")[1]["experiments"]
+    assert [e["name"] for e in definitions] == [guide_experiment()["name"]]
+    # The event's two exposures: each is written if the hash agrees, else refused (409)
+    salt = definitions[0]["salt"]
+    exposures = call("record_exposures")[1]["results"]
+    written = ["user:123"]
+    for answer, unit, claimed in zip(
+        exposures, ["user:456", "session:sess-789"], [2, 1], strict=True
+    ):
+        _, pick = assignment.draws(salt, unit)
+        ranges = [(a, b, int(v)) for a, b, v in definitions[0]["ranges"]]
+        agrees = assignment.variant_at(pick, ranges) == claimed
+        assert answer["status"] == (201 if agrees else 409), answer
+        written += [unit] if agrees else []
     assert call("record_result")[0] == 201
     assert call("record_result")[1]["duplicate"] is True  # the same idempotency key
     assert call("record_results")[1]["recorded"] == 2
@@ -49,7 +64,8 @@ def test_each_handler_answers_its_event_file_in_lifecycle_order(aws: Any) -> Non
     units = load_handler("export_assignments").handler(
         load_event("export_assignments"), FakeLambdaContext("export_assignments")
     )
-    assert [json.loads(line)["unit"] for line in units["body"].splitlines()] == ["user:123"]
+    exported = [json.loads(line)["unit"] for line in units["body"].splitlines()]
+    assert sorted(exported) == sorted(written)
     assert call("api_docs")[1]["openapi"].startswith("3.1")
     method = load_event("method_not_allowed")
     assert load_handler("method_not_allowed").handler(method, None)["statusCode"] == 405

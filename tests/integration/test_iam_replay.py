@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ab_testing import assignment
 from emulator import iam
 from emulator.events import FakeLambdaContext, api_gateway_event
 from emulator.template import DEFAULT_TEMPLATE, api_routes, load_template
@@ -83,6 +84,10 @@ def replay_lifecycle() -> list[tuple[str, int]]:
         step("get-variant user", post("get_variant", "get-variant", _unit(user=unit)))
     # A visitor logs in: the user inherits the session's variant (the alias path).
     step("login alias", post("get_variant", "get-variant", _unit(user="login-0", session=0)))
+    # A client evaluating locally: the definitions, then an exposure its ranges give.
+    published = step("definitions", invoke("experiment_definitions", "GET", f"{BASE}/definitions"))
+    answer = step("exposures", post("record_exposures", "exposures", _exposure(published)))
+    steps.extend(("exposure item", item["status"]) for item in answer["results"])
     step("result session", post("record_result", "record-result", {**RESULT, **_unit(session=1)}))
     step("result user", post("record_result", "record-result", {**RESULT, **_unit(user=1)}))
     # A user's first call is a result, with the session that already has a variant.
@@ -120,6 +125,14 @@ def replay_lifecycle() -> list[tuple[str, int]]:
     return steps
 
 
+def _exposure(published: dict[str, Any]) -> dict[str, Any]:
+    definition = published["experiments"][0]
+    _, pick = assignment.draws(definition["salt"], "user:u-local")
+    ranges = [(a, b, int(v)) for a, b, v in definition["ranges"]]
+    variant_id = assignment.variant_at(pick, ranges)
+    return {"exposures": [{"experiment_id": 1, "user_id": "u-local", "variant_id": variant_id}]}
+
+
 def _status(module: Any, action: str) -> tuple[int, Any]:
     """A handler whose answer is not JSON (the report page): its status only."""
     from emulator.events import api_gateway_event
@@ -155,6 +168,8 @@ CALLED = {
     "experiment_report",
     "export_results",
     "export_assignments",
+    "experiment_definitions",
+    "record_exposures",
 }
 
 
@@ -196,6 +211,7 @@ EXPECTED = {
     "result user": 201,
     "result aliased first": 201,
     "batch item": 201,
+    "exposure item": 201,
 }
 
 

@@ -50,7 +50,9 @@ def heavy_modules_after_import(handler: str, *preload: str) -> list[str]:
     return modules
 
 
-@pytest.mark.parametrize("handler", ["get_variant", "record_result"])
+@pytest.mark.parametrize(
+    "handler", ["get_variant", "record_result", "experiment_definitions", "record_exposures"]
+)
 def test_hot_path_handler_imports_no_scipy_or_numpy(handler: str) -> None:
     # Given a fresh interpreter with only the layer and the repository root on sys.path
     # When the handler module is loaded by file path, as Lambda would

@@ -31,6 +31,15 @@ class RecordResultsIn(BaseModel):
     results: list[Any] = Field(min_length=1, max_length=MAX_BATCH)
 
 
+class ExposuresIn(BaseModel):
+    """Body of POST /api/v1/experiments/exposures: 1 to 100 units a client assigned itself.
+
+    Each item (an ExposureIn body) is answered in its place in ``results``.
+    """
+
+    exposures: list[Any] = Field(min_length=1, max_length=MAX_BATCH)
+
+
 @dataclass(frozen=True)
 class Operation:
     operation_id: str
@@ -239,6 +248,23 @@ ROUTES: dict[tuple[str, str], Operation] = {
         body=RecordResultsIn,
         tags=("data plane",),
         example={"results": [RESULT_EXAMPLE]},
+    ),
+    ("GET", E + "/definitions"): Operation(
+        "experimentDefinitions",
+        "Running, paused and promoted experiments, for clients that assign locally",
+        "data",
+        r.Definitions,
+        tags=("data plane",),
+        also={304: "unchanged since the ETag sent in If-None-Match"},
+    ),
+    ("POST", E + "/exposures"): Operation(
+        "recordExposures",
+        "Up to 100 units a client assigned itself, written to the assignment ledger",
+        "data",
+        r.ExposuresRecorded,
+        body=ExposuresIn,
+        tags=("data plane",),
+        example={"exposures": [{"experiment_id": 1, "user_id": 123, "variant_id": 1}]},
     ),
     ("GET", "/api/v1/openapi.json"): Operation(
         "openapiDocument",

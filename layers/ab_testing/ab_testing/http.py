@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ab_testing.errors import DomainError, InvalidInput, as_unavailable
-from ab_testing.observability import logger
+from ab_testing.observability import API_GATEWAY_REST, logger, observed
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -70,6 +70,13 @@ class ApiRequest:
         from ab_testing.validation import parse_query
 
         return parse_query(model, self.query_parameters)
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        for key, value in (self.event.get("headers") or {}).items():
+            if key.lower() == wanted:
+                return str(value)
+        return None
 
     def json(self) -> Any:
         body = self.event.get("body")
@@ -178,4 +185,4 @@ def api(fn: Callable[[ApiRequest], Answer]) -> Callable[[dict[str, Any], Any], d
             return respond(answer[0], answer[1])
         return respond(200, answer)
 
-    return handler
+    return observed(handler, API_GATEWAY_REST)

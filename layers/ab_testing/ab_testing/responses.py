@@ -248,3 +248,54 @@ class AssignmentsPage(BaseModel):
     assignments: list[AssignmentRow]
     count: int
     next_cursor: str | None
+
+
+class PublishedVariant(BaseModel):
+    id: int
+    name: str
+    is_control: bool
+    traffic_allocation: float
+    config: dict[str, Any]
+
+
+class PublishedExperiment(BaseModel):
+    """What a client needs to assign units itself (docs/assignment.md, section 12)."""
+
+    id: int
+    name: str
+    status: Status
+    salt: str
+    target_percentage: float
+    max_target_percentage: float
+    variants: list[PublishedVariant]
+    ranges: list[tuple[float, float, int]] = Field(
+        description="[start, end, variant_id] tiling [0, 100) of the variant draw"
+    )
+    changed_ranges: list[tuple[float, float]] = Field(
+        description="spans of the variant draw whose units are asked of get-variant"
+    )
+    overrides: dict[str, int] = Field(description="unit key to variant id")
+    promoted: bool
+    winner_variant_id: int | None = None
+
+
+class Definitions(BaseModel):
+    algorithm: str = Field(description="sha256-53bit-ranges-v1")
+    experiments: list[PublishedExperiment]
+
+
+class ExposureItem(BaseModel):
+    """One exposure's answer: the variant the ledger holds, or an ErrorBody's fields."""
+
+    index: int
+    status: int
+    variant_id: int | None = None
+    reason: str | None = None
+    error: str | None = None
+    message: str | None = None
+
+
+class ExposuresRecorded(BaseModel):
+    results: list[ExposureItem]
+    assigned: int
+    failed: int

@@ -1,0 +1,387 @@
+"""ABTestingClient: variants in microseconds, results exactly once, and never an exception
+from an outage (unless ``strict=True``)."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ab_testing_client.answers import ClientStats, Refusal, Variant
+from ab_testing_client.assignment import ALGORITHM, ASK, NONE, Definition, unit_key
+from ab_testing_client.outbox import MAX_BATCH, Outbox
+from ab_testing_client.run import Run
+from ab_testing_client.transport import (
+    ABTestingError,
+    Api,
+    HttpTransport,
+    RetryPolicy,
+    Signer,
+    Transport,
+    Unavailable,
+)
+
+GET_VARIANT_PATH = "/api/v1/experiments/get-variant"
+DEFINITIONS_PATH = "/api/v1/experiments/definitions"
+logger = logging.getLogger("ab_testing_client")
+
+Unit = int | str | None
+
+
+class ABTestingClient:
+    """A client for one service URL. Thread-safe; one per process is enough.
+
+    ``local_evaluation=True`` assigns from published definitions (no request for a unit it
+    has seen, exposures batched); ``False`` asks get-variant on every call.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        local_evaluation: bool = True,
+        *,
+        strict: bool = False,
+        timeout: float = 2.0,
+        attempts: int = 4,
+        refresh_interval: float = 15.0,
+        flush_interval: float = 1.0,
+        batch_size: int = MAX_BATCH,
+        max_queue: int = 10_000,
+        max_cached_units: int = 200_000,
+        on_refusal: Callable[[Refusal], None] | None = None,
+        background: bool = True,
+        transport: Transport | None = None,
+        signer: Signer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.local_evaluation = local_evaluation
+        self.strict = strict
+        self.refresh_interval = refresh_interval
+        self.flush_interval = flush_interval
+        self.background = background
+        self._transport = transport or HttpTransport(url)
+        self.api = Api(
+            self._transport,
+            api_key=api_key,
+            policy=RetryPolicy(attempts=attempts, timeout=timeout),
+            signer=signer,
+            sleep=sleep,
+        )
+        self.outbox = Outbox(
+            self.api,
+            batch_size=batch_size,
+            max_queue=max_queue,
+            on_refusal=on_refusal,
+            on_exposure=self._exposure_answered,
+        )
+        self._budget = timeout * 2  # a caller waits at most about this long for an answer
+        self._max_cached = max_cached_units
+        self._lock = threading.Lock()
+        self._wake = threading.Condition()
+        self._served: OrderedDict[tuple[int, str], tuple[int | None, int]] = OrderedDict()
+        self._last_known: OrderedDict[tuple[str, str], Variant | None] = OrderedDict()
+        self._definitions: dict[str, Definition] | None = None
+        self._etag: str | None = None
+        self._version = 0
+        self._next_refresh = 0.0
+        self._failures = 0
+        self._down_until = 0.0
+        self.retry_pause = 5.0  # after an outage, callers get the fallback at once this long
+        self._conflicts = 0
+        self._closed = False
+        self._worker: threading.Thread | None = None
+        atexit.register(self.close)
+
+    # ------------------------------------------------------------------ public API
+    def get_variant(
+        self, experiment: str, user_id: Unit = None, session_id: str | None = None
+    ) -> Variant | None:
+        """The unit's variant; None when it is not in the experiment, the experiment is not
+        running, or the service cannot be reached (strict mode raises instead)."""
+        unit = unit_key(user_id, session_id)
+        definitions = self._current_definitions() if self.local_evaluation else None
+        if definitions is None:
+            return self._ask(experiment, None, user_id, session_id, unit)
+        found = definitions.get(experiment)
+        if found is None:
+            return None  # not running (or unknown): the service would answer no variant
+        fixed = found.fixed(unit)
+        if fixed is not None:
+            return None if fixed == NONE else found.variants.get(int(fixed))
+        key = (found.id, unit)
+        with self._lock:
+            hit = self._served.get(key)
+            if hit is not None:
+                self._served.move_to_end(key)
+        if hit is not None and (hit[0] is not None or hit[1] == self._version):
+            return None if hit[0] is None else found.variants.get(hit[0])
+        # A user arriving with a session may inherit the session's variant: the server knows.
+        decision = ASK if user_id is not None and session_id is not None else found.evaluate(unit)
+        if decision == NONE:
+            return None
+        if decision == ASK:
+            return self._ask(experiment, found, user_id, session_id, unit)
+        variant_id = int(decision)
+        self._remember(key, variant_id)
+        exposure: dict[str, Any] = {"experiment_id": found.id, "variant_id": variant_id}
+        exposure["user_id" if user_id is not None else "session_id"] = (
+            user_id if user_id is not None else session_id
+        )
+        self._queue("exposure", exposure)
+        return found.variants.get(variant_id)
+
+    def record(
+        self,
+        experiment: str,
+        metric: str,
+        value: float,
+        user_id: Unit = None,
+        session_id: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        """Queues a result; it is sent in the background and counted exactly once."""
+        unit_key(user_id, session_id)  # a missing unit is a programming error: say so now
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"metric value must be a number, got {type(value).__name__}")
+        item: dict[str, Any] = {
+            "experiment_name": experiment,
+            "metric_name": metric,
+            "metric_value": value,
+            # Made once, here: every resend of this result carries the same key.
+            "idempotency_key": idempotency_key or uuid.uuid4().hex,
+            "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
+        }
+        if user_id is not None:
+            item["user_id"] = user_id
+        if session_id is not None:
+            item["session_id"] = session_id
+        self._queue("result", item)
+
+    def run(
+        self,
+        experiment: str,
+        user_id: Unit = None,
+        session_id: str | None = None,
+        *,
+        timing_metric: str | None = "response_time",
+    ) -> Run:
+        """A block that uses the unit's variant: ``run.config`` is the variant's config, or
+        the control's when there is none; ``timing_metric`` (seconds) is recorded on a
+        normal exit."""
+        variant = self.get_variant(experiment, user_id, session_id)
+        control = None
+        if variant is None:
+            definitions = self._current_definitions()
+            found = definitions.get(experiment) if definitions else None
+            control = found.control if found else None
+        return Run(self, experiment, user_id, session_id, variant, control, timing_metric)
+
+    def flush(self) -> bool:
+        """Sends everything queued now, in this thread. False (strict: an exception) when the
+        service could not take it all; what is left stays queued."""
+        done = self.outbox.send_all()
+        if not done and self.strict:
+            raise ABTestingError(f"{self.outbox.pending()} items could not be sent")
+        return done
+
+    def refresh(self) -> None:
+        """Fetches the definitions now (an unchanged document costs a 304)."""
+        self._fetch_definitions()
+
+    def close(self) -> None:
+        """Stops the background thread and sends what is queued. Also called at exit."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        with self._wake:
+            self._wake.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=self._budget * 4)
+        try:
+            self.outbox.send_all()
+        finally:
+            left = self.outbox.pending()
+            if left:
+                logger.warning("ab_testing_client closed with %d items unsent", left)
+            close = getattr(self._transport, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self) -> ABTestingClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def stats(self) -> ClientStats:
+        box = self.outbox
+        return ClientStats(
+            requests=self.api.requests,
+            results_sent=box.results_sent,
+            exposures_sent=box.exposures_sent,
+            refused=box.refused,
+            dropped=box.dropped,
+            queued=box.pending(),
+            conflicts=self._conflicts,
+        )
+
+    # ------------------------------------------------------------------ assignment
+    def _ask(
+        self,
+        experiment: str,
+        found: Definition | None,
+        user_id: Unit,
+        session_id: str | None,
+        unit: str,
+    ) -> Variant | None:
+        """get-variant on the server; remembered when it is the unit's for good."""
+        if found is not None and user_id is not None and session_id is not None:
+            # The session's own exposure must reach the ledger first.
+            self.outbox.send_all(exposures_only=True)
+        if time.monotonic() < self._down_until and not self.strict:
+            with self._lock:  # the service failed a moment ago: do not make callers wait
+                return self._last_known.get((experiment, unit))
+        body: dict[str, Any] = {"experiment_name": experiment}
+        if user_id is not None:
+            body["user_id"] = user_id
+        if session_id is not None:
+            body["session_id"] = session_id
+        try:
+            answer = self.api.call("POST", GET_VARIANT_PATH, body, budget=self._budget).json()
+        except ABTestingError as exc:
+            if self.strict:
+                raise
+            if isinstance(exc, Unavailable):
+                self._down_until = time.monotonic() + self.retry_pause
+            with self._lock:
+                last = self._last_known.get((experiment, unit))
+            logger.warning("ab_testing_client get_variant degraded (%s): %s", experiment, exc)
+            return last
+        variant = Variant.from_json(answer["variant"]) if answer.get("variant") else None
+        with self._lock:
+            self._last_known[(experiment, unit)] = variant
+            self._trim(self._last_known)
+        if found is not None:
+            sticky = answer.get("reason") in ("assigned", "existing_assignment")
+            self._remember((found.id, unit), variant.id if variant and sticky else None)
+        return variant
+
+    def _remember(self, key: tuple[int, str], variant_id: int | None) -> None:
+        with self._lock:
+            self._served[key] = (variant_id, self._version)
+            self._served.move_to_end(key)
+            self._trim(self._served)
+
+    def _trim(self, cache: OrderedDict[Any, Any]) -> None:
+        while len(cache) > self._max_cached:
+            cache.popitem(last=False)
+
+    def _exposure_answered(self, item: dict[str, Any], answer: dict[str, Any]) -> None:
+        """The ledger's word on a unit served locally: it wins over what was served."""
+        unit = unit_key(item.get("user_id"), item.get("session_id"))
+        key = (int(item["experiment_id"]), unit)
+        stored = answer.get("variant_id")
+        if int(answer.get("status", 500)) >= 400:
+            with self._lock:
+                self._served.pop(key, None)  # evaluate again with fresh definitions
+            self._next_refresh = 0.0
+        elif answer.get("reason") in ("assigned", "existing_assignment") and stored != int(
+            item["variant_id"]
+        ):
+            self._conflicts += 1
+            logger.warning(
+                "ab_testing_client: %s holds variant %s in the ledger, not the %s served",
+                unit,
+                stored,
+                item["variant_id"],
+            )
+            self._remember(key, int(stored) if stored is not None else None)
+
+    # ------------------------------------------------------------------ definitions
+    def _current_definitions(self) -> dict[str, Definition] | None:
+        now = time.monotonic()
+        if self._definitions is None or (not self.background and now >= self._next_refresh):
+            if now >= self._next_refresh:
+                self._fetch_definitions()
+        self._ensure_worker()
+        return self._definitions
+
+    def _fetch_definitions(self) -> None:
+        headers = {"If-None-Match": self._etag} if self._etag else {}
+        try:
+            answer = self.api.call("GET", DEFINITIONS_PATH, headers=headers, budget=self._budget)
+        except ABTestingError as exc:
+            self._failures += 1
+            self._next_refresh = time.monotonic() + min(60.0, 2.0**self._failures)
+            if self.strict:
+                raise
+            logger.warning("ab_testing_client could not fetch definitions: %s", exc)
+            return
+        self._failures = 0
+        self._next_refresh = time.monotonic() + self.refresh_interval
+        if answer.status == 304:
+            return
+        document = answer.json()
+        if document.get("algorithm") != ALGORITHM:
+            logger.error(
+                "ab_testing_client: the service assigns with %r, this client knows %r; "
+                "asking the service for every unit",
+                document.get("algorithm"),
+                ALGORITHM,
+            )
+            self.local_evaluation = False
+            return
+        parsed = [Definition.from_json(e) for e in document.get("experiments", [])]
+        with self._lock:
+            self._definitions = {d.name: d for d in parsed}
+            self._etag = answer.headers.get("etag")
+            self._version += 1
+
+    # ------------------------------------------------------------------ background
+    def _queue(self, kind: str, item: dict[str, Any]) -> None:
+        waiting = self.outbox.add(kind, item)
+        self._ensure_worker()
+        if waiting >= self.outbox.batch_size:
+            with self._wake:
+                self._wake.notify()
+
+    def _ensure_worker(self) -> None:
+        if self._worker is not None or not self.background or self._closed:
+            return
+        with self._lock:
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._work, name="ab-testing-client", daemon=True
+                )
+                self._worker.start()
+
+    def _work(self) -> None:
+        send_failures = 0
+        next_send = 0.0
+        while not self._closed:
+            with self._wake:
+                self._wake.wait(timeout=self.flush_interval)
+            if self._closed:
+                return
+            now = time.monotonic()
+            try:
+                if self.outbox.pending() and now >= next_send:
+                    ok = self.outbox.send_all()
+                    send_failures = 0 if ok else send_failures + 1
+                    if send_failures:  # back off while the service is away
+                        next_send = now + min(60.0, self.flush_interval * 2**send_failures)
+                if self.local_evaluation and now >= self._next_refresh:
+                    self._fetch_definitions()
+            except Exception:  # the sender must outlive any surprise
+                logger.exception("ab_testing_client background thread")

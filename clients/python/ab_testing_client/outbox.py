@@ -1,0 +1,161 @@
+"""Exposures and results waiting to be sent: bounded, batched, exposures before results.
+
+Each result carries an idempotency key from the moment it is queued, so resending a batch
+whose answer was lost counts nothing twice. Items the service refuses are handed to
+``on_refusal`` and logged; items it failed on (5xx) are sent again with the same key.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ab_testing_client.answers import Refusal
+from ab_testing_client.transport import Api, Rejected, Unavailable
+
+EXPOSURES_PATH = "/api/v1/experiments/exposures"
+RESULTS_PATH = "/api/v1/experiments/record-results"
+MAX_BATCH = 100
+
+logger = logging.getLogger("ab_testing_client")
+
+
+class Outbox:
+    def __init__(
+        self,
+        api: Api,
+        *,
+        batch_size: int = MAX_BATCH,
+        max_queue: int = 10_000,
+        on_refusal: Callable[[Refusal], None] | None = None,
+        on_exposure: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+        send_timeout: float = 30.0,
+        send_budget: float = 60.0,
+    ) -> None:
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be 1 to {MAX_BATCH}")
+        self.api = api
+        self.batch_size = batch_size
+        self.max_queue = max_queue
+        self.on_refusal = on_refusal
+        self.on_exposure = on_exposure
+        # Batches go from the background: they may take longer than a caller would wait
+        # (100 writes; a Lambda has 29 s), so their timeout is their own.
+        self.send_timeout = send_timeout
+        self.send_budget = send_budget
+        self.exposures: deque[dict[str, Any]] = deque()
+        self.results: deque[dict[str, Any]] = deque()
+        self.dropped = 0
+        self.refused = 0
+        self.results_sent = 0
+        self.exposures_sent = 0
+        self._lock = threading.Lock()
+        self._sending = threading.Lock()
+
+    def add(self, kind: str, item: dict[str, Any]) -> int:
+        """Queues an item; returns how many are waiting (0 when it had to be dropped)."""
+        queue = self.exposures if kind == "exposure" else self.results
+        with self._lock:
+            if len(queue) >= self.max_queue:
+                self.dropped += 1
+                dropped = self.dropped
+            else:
+                queue.append(item)
+                return len(self.exposures) + len(self.results)
+        if dropped == 1 or dropped % 1000 == 0:
+            logger.warning("ab_testing_client queue full: %d %ss dropped so far", dropped, kind)
+        return 0
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self.exposures) + len(self.results)
+
+    def send_all(self, exposures_only: bool = False) -> bool:
+        """Sends everything queued, exposures first; False when the service is unavailable
+        (what is left stays queued)."""
+        with self._sending:
+            while True:
+                kind, queue, path, key = "exposure", self.exposures, EXPOSURES_PATH, "exposures"
+                with self._lock:
+                    if not self.exposures and exposures_only:
+                        return True
+                    if not self.exposures:
+                        kind, queue, path, key = "result", self.results, RESULTS_PATH, "results"
+                    batch = [queue[i] for i in range(min(self.batch_size, len(queue)))]
+                if not batch:
+                    return True
+                try:
+                    answer = self.api.call(
+                        "POST",
+                        path,
+                        {key: batch},
+                        budget=self.send_budget,
+                        timeout=self.send_timeout,
+                    )
+                    answers = (answer.json() or {}).get("results", [])
+                except Unavailable as exc:
+                    logger.warning("ab_testing_client could not send %ss: %s", kind, exc)
+                    return False
+                except Rejected as exc:
+                    body = exc.body if isinstance(exc.body, dict) else {"message": str(exc.body)}
+                    answers = [
+                        {"index": i, "status": exc.status, **body} for i in range(len(batch))
+                    ]
+                retry = self._settle(kind, batch, answers)
+                with self._lock:
+                    for _ in batch:
+                        queue.popleft()
+                    queue.extendleft(reversed(retry))
+                if retry:
+                    return False  # the service failed on some: try again on the next round
+
+    def _settle(
+        self, kind: str, batch: list[dict[str, Any]], answers: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        by_index = {int(a.get("index", -1)): a for a in answers}
+        retry: list[dict[str, Any]] = []
+        for index, item in enumerate(batch):
+            answer = by_index.get(index, {"status": 500, "message": "no answer for this item"})
+            status = int(answer.get("status", 500))
+            if status >= 500:
+                retry.append(item)
+                continue
+            if kind == "exposure":
+                self._exposed(item, answer, status)
+            elif status < 400 and answer.get("recorded"):
+                self.results_sent += 1
+            else:
+                self._refuse(kind, item, answer, status)
+        return retry
+
+    def _exposed(self, item: dict[str, Any], answer: dict[str, Any], status: int) -> None:
+        if status < 400:
+            self.exposures_sent += 1
+        else:
+            self._refuse("exposure", item, answer, status)
+        if self.on_exposure is not None:
+            self.on_exposure(item, answer)
+
+    def _refuse(self, kind: str, item: dict[str, Any], answer: dict[str, Any], status: int) -> None:
+        self.refused += 1
+        refusal = Refusal(
+            kind=kind,
+            item=item,
+            status=status,
+            reason=str(answer.get("reason") or answer.get("error") or "refused"),
+            message=str(answer.get("message", "")),
+        )
+        logger.warning(
+            "ab_testing_client: the service did not count a %s (%s): %s",
+            kind,
+            refusal.reason,
+            refusal.message,
+        )
+        if self.on_refusal is not None:
+            try:
+                self.on_refusal(refusal)
+            except Exception:  # a caller's callback must not stop the sender
+                logger.exception("ab_testing_client on_refusal callback failed")

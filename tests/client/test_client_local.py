@@ -1,0 +1,208 @@
+"""Local evaluation: the published vectors, no request for a returning unit, and the spans
+where only the server knows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ab_testing_client import ABTestingClient
+from ab_testing_client.assignment import (
+    ASK,
+    Definition,
+    draws,
+    ranges_from_allocations,
+    unit_key,
+    variant_at,
+)
+from tests.client.fake_service import SALT, FakeService, definition
+
+ROOT = Path(__file__).resolve().parents[2]
+VECTORS = json.loads((ROOT / "docs" / "assignment_vectors.json").read_text("utf-8"))["vectors"]
+DEFINITIONS = "/api/v1/experiments/definitions"
+EXPOSURES = "/api/v1/experiments/exposures"
+GET_VARIANT = "/api/v1/experiments/get-variant"
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=lambda v: f"{v['note']}|{v['unit']}")
+def test_the_client_reproduces_every_published_vector(vector: dict[str, Any]) -> None:
+    # Given a vector of docs/assignment_vectors.json
+    unit = unit_key(vector["user_id"], vector["session_id"])
+    allocations = vector["allocations"]
+
+    # When the client computes it
+    cover, pick = draws(vector["salt"], unit)
+    inside = cover * 100.0 < vector["target_percentage"]
+    index = variant_at(pick, ranges_from_allocations(allocations, range(len(allocations))))
+
+    # Then every published number matches
+    assert unit == vector["unit"]
+    assert (cover, pick) == (vector["u_cover"], vector["u_variant"])
+    assert cover * 2.0**53 == vector["cover_bits"] and pick * 2.0**53 == vector["variant_bits"]
+    assert inside == vector["in_target"]
+    assert (index if inside else None) == vector["variant_index"]
+
+
+def local_client(fake: FakeService, **options: Any) -> ABTestingClient:
+    return ABTestingClient(
+        "http://fake",
+        background=False,
+        transport=fake,
+        sleep=lambda s: None,
+        refresh_interval=3600,
+        **options,
+    )
+
+
+def expected(user: int, **changes: Any) -> int | str:
+    return Definition.from_json(definition(**changes)).evaluate(f"user:{user}")
+
+
+def test_a_returning_unit_costs_no_request_and_new_units_one_per_hundred() -> None:
+    fake = FakeService()
+    client = local_client(fake)
+
+    # When 1,000 new units are assigned (and their exposures sent), then all of them again
+    first = [client.get_variant("Prompt Test", user_id=u) for u in range(1000)]
+    client.flush()
+    after_first = list(fake.paths())
+    again = [client.get_variant("Prompt Test", user_id=u) for u in range(1000)]
+
+    # Then: one definitions fetch, exposures in batches of 100, nothing for returning units
+    assert after_first == [DEFINITIONS] + [EXPOSURES] * 10
+    assert fake.paths() == after_first
+    assert again == first
+    # And the variants are the hash's, as the ledger received them
+    assert all(v is not None and v.id == expected(u) for u, v in enumerate(first))
+    assert fake.ledger == {(7, f"user:{u}"): expected(u) for u in range(1000)}
+
+
+def test_an_unchanged_definition_costs_a_304() -> None:
+    fake = FakeService()
+    client = local_client(fake)
+    client.get_variant("Prompt Test", user_id=1)
+    client.refresh()
+    assert fake.calls[-1][3]["If-None-Match"] == '"v1"'
+    assert client.get_variant("Prompt Test", user_id=1) is not None
+
+
+def test_a_unit_in_a_changed_span_is_asked_of_the_server_once() -> None:
+    # Given a rebalance that moved draws in [40, 50): units there may hold either variant
+    fake = FakeService(definition(changed_ranges=[[40.0, 50.0]]))
+    client = local_client(fake)
+    inside = next(u for u in range(10_000) if 40 <= draws(SALT, f"user:{u}")[1] * 100 < 50)
+    outside = next(u for u in range(10_000) if draws(SALT, f"user:{u}")[1] * 100 >= 50)
+
+    # When each is asked for twice
+    answers = [client.get_variant("Prompt Test", user_id=u) for u in (inside, inside, outside)]
+
+    # Then the server answered the first (its ledger: the fake gives control) once
+    assert fake.paths().count(GET_VARIANT) == 1
+    assert [a.id if a else None for a in answers] == [1, 1, 2]
+
+
+def test_units_between_the_target_and_an_earlier_higher_target_are_asked() -> None:
+    fake = FakeService(definition(target_percentage=30.0, max_target_percentage=60.0))
+    client = local_client(fake)
+    covers = {u: draws(SALT, f"user:{u}")[0] * 100 for u in range(2000)}
+    between = next(u for u, c in covers.items() if 30 <= c < 60)
+    above = next(u for u, c in covers.items() if c >= 60)
+    assert client.get_variant("Prompt Test", user_id=above) is None
+    assert client.get_variant("Prompt Test", user_id=between) is not None
+    assert fake.paths().count(GET_VARIANT) == 1
+
+
+def test_overrides_promoted_winners_and_stopped_experiments_are_honoured_locally() -> None:
+    fake = FakeService(
+        definition(overrides={"user:qa": 2}),
+        definition(id=8, name="Promoted", status="stopped", promoted=True, winner_variant_id=2),
+    )
+    client = local_client(fake)
+    pinned = client.get_variant("Prompt Test", user_id="qa")
+    winner = client.get_variant("Promoted", user_id=1)
+    assert pinned is not None and pinned.id == 2 and winner is not None and winner.id == 2
+    assert client.get_variant("Not Running", user_id=1) is None
+    client.flush()
+    assert fake.paths().count(EXPOSURES) == 0 and fake.paths().count(GET_VARIANT) == 0
+
+
+def test_a_paused_experiment_asks_the_server_about_units_it_has_not_seen() -> None:
+    fake = FakeService(definition(status="paused"))
+    client = local_client(fake)
+    assert expected(5, status="paused") == ASK
+    assert client.get_variant("Prompt Test", user_id=5) is not None
+    assert client.get_variant("Prompt Test", user_id=5) is not None
+    assert fake.paths().count(GET_VARIANT) == 1
+
+
+def test_a_user_arriving_with_a_session_is_asked_after_the_sessions_exposure_is_sent() -> None:
+    fake = FakeService()
+    client = local_client(fake)
+    session_variant = client.get_variant("Prompt Test", session_id="s-1")
+    client.get_variant("Prompt Test", user_id=9, session_id="s-1")
+    assert session_variant is not None
+    assert fake.paths()[-2:] == [EXPOSURES, GET_VARIANT]
+
+
+def test_the_ledgers_variant_wins_when_an_exposure_lost_a_race() -> None:
+    # Given a unit whose ledger entry was written by someone else first
+    fake = FakeService()
+    client = local_client(fake)
+    user = next(u for u in range(100) if expected(u) == 2)
+    fake.ledger[(7, f"user:{user}")] = 1
+
+    # When the client serves it locally, then sends the exposure
+    served = client.get_variant("Prompt Test", user_id=user)
+    client.flush()
+
+    # Then the client follows the ledger from then on, and counts the conflict
+    assert served is not None and served.id == 2
+    later = client.get_variant("Prompt Test", user_id=user)
+    assert later is not None and later.id == 1 and client.stats.conflicts == 1
+
+
+def test_run_times_the_block_and_falls_back_to_the_controls_config() -> None:
+    fake = FakeService(definition(target_percentage=1.0, max_target_percentage=1.0))
+    client = local_client(fake)
+    covers = {u: draws(SALT, f"user:{u}")[0] * 100 for u in range(2000)}
+    inside = next(u for u, c in covers.items() if c < 1)
+    outside = next(u for u, c in covers.items() if c >= 1)
+
+    with client.run("Prompt Test", user_id=outside) as run:
+        assert run.variant is None and run.config == {"system_prompt": "control"}
+        run.record("satisfaction_score", 4.5)
+    with client.run("Prompt Test", user_id=inside) as run:
+        assert run.variant is not None and run.config == run.variant.config
+        run.record("satisfaction_score", 4.5)
+    with pytest.raises(RuntimeError), client.run("Prompt Test", user_id=inside):
+        raise RuntimeError("the model call failed")
+    client.flush()
+
+    recorded = [
+        (r["user_id"], r["metric_name"])
+        for _, path, body, _ in fake.calls
+        if path.endswith("record-results")
+        for r in body["results"]
+    ]
+    assert recorded == [(inside, "satisfaction_score"), (inside, "response_time")]
+
+
+def test_unknown_algorithm_makes_the_client_ask_the_server() -> None:
+    fake = FakeService()
+    client = local_client(fake)
+    original = fake._route
+
+    def other_algorithm(*args: Any) -> Any:
+        answer = original(*args)
+        if args[1].endswith("/definitions"):
+            body = json.loads(answer.body)
+            body["algorithm"] = "something-else"
+            return type(answer)(answer.status, answer.headers, json.dumps(body).encode())
+        return answer
+
+    fake._route = other_algorithm  # type: ignore[method-assign]
+    assert client.get_variant("Prompt Test", user_id=1) is not None
+    assert fake.paths() == [DEFINITIONS, GET_VARIANT]
