@@ -21,7 +21,13 @@ PROMISES: dict[str, Any] = {
     "update_replace_policy": "Retain",
     "auth_modes": {"API_KEY", "IAM"},
     # The data plane takes the API key in API_KEY mode; every other route (admin) is SigV4.
-    "data_plane": {"/get-variant", "/record-result", "/record-results"},
+    "data_plane": {
+        "/get-variant",
+        "/record-result",
+        "/record-results",
+        "/definitions",
+        "/exposures",
+    },
     "default_auth_mode": "API_KEY",
     "parameter_defaults": {
         "AnalysisSchedule": "rate(1 hour)",
