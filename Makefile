@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit cfn-lint bench build clean analyze-once chromium mutation openapi
+.PHONY: run test lint typecheck unit cfn-lint bench build clean analyze-once chromium mutation openapi checkov
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,9 +52,17 @@ mutation: $(STAMP)
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+## Security scan of template.yaml; findings not fixed are skipped, each with its reason, in
+## .checkov.yaml. checkov lives in its own venv (its pins clash with the project's).
+CHECKOV_VENV ?= .venv-checkov
+checkov:
+	test -x $(CHECKOV_VENV)/bin/checkov || \
+		($(PYTHON) -m venv $(CHECKOV_VENV) && $(CHECKOV_VENV)/bin/pip install --quiet checkov)
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml
+
 ## Build the Lambda artifacts (needs aws-sam-cli installed outside the venv and python3.13).
 build:
 	PYENV_VERSION=3.11.7:3.13.0 sam build
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .mutation
+	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .mutation

@@ -3,7 +3,8 @@
 Prints the median time of one analysis of an experiment with 4 variants x 5 metrics, then the
 false-positive rates (fixed horizon with a single look, fixed horizon checked at 20 looks,
 always-valid sequential test checked at 20 looks) and the 95% interval coverage over 2,000
-seeded replications.
+seeded replications; then (bench_unit_metrics.py) the variance reduction CUPED reports and the
+DynamoDB calls of a record-result with a ratio metric declared.
 
     python benchmarks/bench_stats.py
 """
@@ -14,6 +15,7 @@ import statistics
 import time
 
 import _local  # noqa: F401  (first: sys.path and fake AWS credentials)
+import bench_unit_metrics
 import numpy as np
 
 from ab_testing.stats import (
@@ -95,6 +97,7 @@ def main() -> None:
     print(f"  sequential (always valid), 20  {rates['sequential_every_look']:.2%}")
     print(f"95% Welch interval coverage, 2,000 replications: {coverage:.2%}")
     print(f"simulations: {elapsed:.2f} s")
+    bench_unit_metrics.main()
 
 
 if __name__ == "__main__":

@@ -53,14 +53,20 @@ def load_yaml_template(path: Path | str) -> dict[str, Any]:
 # ------------------------------------------------------------------ resolver
 
 
+# Local defaults that differ from the template's: one local stack has no second stack or
+# earlier creation to collide with, so its tables keep the plain names (ab_experiments ...).
+LOCAL_DEFAULTS = {"TableNaming": "fixed"}
+
+
 def parameter_values(
     template: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
 ) -> dict[str, str]:
-    """Parameter defaults as strings (as CloudFormation passes them), then the overrides."""
+    """Parameter defaults as strings (as CloudFormation passes them), the local defaults,
+    then the overrides."""
     values: dict[str, str] = {}
     for name, spec in (template.get("Parameters") or {}).items():
         if isinstance(spec, Mapping) and "Default" in spec:
-            values[name] = to_str(spec["Default"])
+            values[name] = to_str(LOCAL_DEFAULTS.get(name, spec["Default"]))
     for name, value in (overrides or {}).items():
         values[name] = to_str(value)
     return values

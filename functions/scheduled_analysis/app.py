@@ -3,12 +3,12 @@ apply auto-stop; with ``{"reconcile": true}`` (the daily rule), check running to
 
 from typing import Any
 
-from ab_testing.observability import logger
+from ab_testing.observability import EVENT_BRIDGE, logger, observed
 from ab_testing.runtime import analysis
 from ab_testing.scheduled import ScheduledAnalysis
 
 
-def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def run(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     job = ScheduledAnalysis(analysis())
     if (event or {}).get("reconcile"):
         report = job.reconcile_all()
@@ -21,3 +21,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         "scheduled analysis done", extra={k: summary[k] for k in ("analysed", "failed", "skipped")}
     )
     return summary
+
+
+handler = observed(run, EVENT_BRIDGE)

@@ -47,7 +47,7 @@ def test_a_significantly_better_treatment_wins() -> None:
     assert (decision.winner_id, decision.p_value, decision.is_significant) == (2, 0.01, True)
     assert decision.confidence == 0.95
     assert decision.reason == (
-        "Variant 2 shows 20.0% improvement with 200 samples. Mean: 0.600 (vs control: 0.500)"
+        "Variant 2 shows 20.0% improvement with 200 units. Mean: 0.600 (vs control: 0.500)"
     )
 
 
@@ -81,7 +81,7 @@ def test_lower_is_better_metrics_win_by_going_down() -> None:
     decision = decide(ctx, [up, down])
     assert decision.winner_id == 3
     assert decision.reason.startswith(
-        "Variant 3 shows 20.0% reduction (lower response_time is better) with 300 samples."
+        "Variant 3 shows 20.0% reduction (lower response_time is better) with 300 units."
     )
 
 
@@ -89,8 +89,8 @@ def test_only_worse_treatments_keep_the_control() -> None:
     decision = decide(context(), [candidate(2, 0.001, -0.1), candidate(3, 0.01, -0.05)])
     assert (decision.winner_id, decision.is_significant) == (None, True)
     assert decision.reason == (
-        "No variant beats the control on resolution_rate: variant 2, 3 is significantly worse "
-        "(p = 0.0010). Keep the control."
+        "No variant beats the control on resolution_rate: Variant 2, Variant 3 is "
+        "significantly worse (p = 0.0010). Keep the control."
     )
     assert decision.confidence == 0.0
 
@@ -184,7 +184,7 @@ def test_winner_reason_without_a_relative_lift() -> None:
     c = Candidate(2, 0.01, 0.25, None, 0.25, 50)
     assert winner_reason(c, HIGHER, 0.0) == (
         "Variant 2 shows an absolute difference of +0.25 (higher resolution_rate is better; "
-        "relative lift undefined because the control mean is 0) with 50 samples. "
+        "relative lift undefined because the control mean is 0) with 50 units. "
         "Mean: 0.250 (vs control: 0.000)"
     )
     lower = Candidate(2, 0.01, -0.25, None, None, 50)

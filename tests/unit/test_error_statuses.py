@@ -148,3 +148,8 @@ def test_a_503_says_what_happened_and_to_retry() -> None:
 def test_errors_without_a_dynamodb_answer_are_not_503() -> None:
     assert answer_to(ClientError({}, "GetItem"))["statusCode"] == 500  # type: ignore[arg-type]
     assert answer_to(ValueError("no response attribute"))["statusCode"] == 500
+
+
+def test_a_domain_error_reads_as_its_message() -> None:
+    # the scheduled job reports a failed experiment with str(error)
+    assert str(NotFound("experiment 9 not found", field="id")) == "experiment 9 not found"

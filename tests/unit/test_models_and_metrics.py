@@ -94,7 +94,17 @@ def test_good_values_become_exact_decimals_at_six_places() -> None:
 
 def test_direction_of_the_guides_metrics() -> None:
     lower = {n for n, s in metrics.CATALOGUE.items() if s.direction == "lower"}
-    assert lower == {"escalation_rate", "response_time", "token_usage"}
+    assert lower == {
+        "escalation_rate",
+        "response_time",
+        "token_usage",
+        # the LLM metrics: costs, tokens and latencies are better lower
+        "cost_usd",
+        "input_tokens",
+        "output_tokens",
+        "latency_ms",
+        "time_to_first_token_ms",
+    }
 
 
 def test_unit_requests_need_a_unit_and_an_experiment() -> None:

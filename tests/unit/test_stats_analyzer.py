@@ -42,6 +42,7 @@ NEW_KEYS = {
     "guardrails",
     "regressions",
     "warnings",
+    "trade_offs",
 }
 
 

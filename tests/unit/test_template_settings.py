@@ -25,7 +25,7 @@ PROMISES: dict[str, Any] = {
         "/get-variant",
         "/record-result",
         "/record-results",
-        "/definitions",  # local evaluation (clients/python)
+        "/definitions",
         "/exposures",
     },
     "default_auth_mode": "API_KEY",

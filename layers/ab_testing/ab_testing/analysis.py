@@ -14,7 +14,7 @@ from typing import Any
 from ab_testing.dynamo import plain
 from ab_testing.errors import InvalidInput
 from ab_testing.models import Experiment
-from ab_testing.records import summed_exposures, summed_totals
+from ab_testing.records import summed_exposures, summed_ratios, summed_totals
 from ab_testing.service import ExperimentService
 from ab_testing.stats.inputs import AnalysisInput, VariantInput
 
@@ -28,6 +28,7 @@ class ExperimentAnalysis:
         """The experiment, the analyzer's input, and how many DynamoDB items it took."""
         experiment, items = self.store.experiment_with_items(experiment_id)
         totals, exposures = summed_totals(items), summed_exposures(items)
+        ratios = summed_ratios(items)
         specs = [
             s
             for s in (experiment.metric_spec(m) for m in experiment.declared_metrics)
@@ -46,6 +47,7 @@ class ExperimentAnalysis:
                     else None
                 ),
                 metrics={s.name: totals[(v.id, s.name)] for s in specs},
+                ratios={r.name: ratios[(v.id, r.name)] for r in experiment.ratio_metrics},
             )
             for v in experiment.variants
         ]
@@ -59,6 +61,8 @@ class ExperimentAnalysis:
             minimum_detectable_effect=experiment.minimum_detectable_effect,
             analysis_method=experiment.analysis_method,
             sequential_tuning_units=experiment.sequential_tuning_units,
+            ratio_metrics=tuple(r.spec() for r in experiment.ratio_metrics),
+            covariate=experiment.covariate,
         )
         return experiment, inp, len(items)
 
@@ -154,8 +158,8 @@ class ExperimentAnalysis:
     def reconcile(self, experiment_id: int) -> dict[str, Any]:
         from ab_testing.reconcile import reconcile
 
-        self.store.get_experiment(experiment_id)  # a 404 for an unknown experiment
-        return reconcile(self.store, experiment_id)
+        experiment = self.store.get_experiment(experiment_id)  # a 404 for an unknown one
+        return reconcile(self.store, experiment_id, [r.spec() for r in experiment.ratio_metrics])
 
     def stop(
         self, experiment_id: int, declare_winner: bool = False, promote: bool = False

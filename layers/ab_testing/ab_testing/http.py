@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ab_testing.errors import DomainError, InvalidInput, as_unavailable
-from ab_testing.observability import logger
+from ab_testing.observability import API_GATEWAY_REST, logger, observed
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -185,4 +185,4 @@ def api(fn: Callable[[ApiRequest], Answer]) -> Callable[[dict[str, Any], Any], d
             return respond(answer[0], answer[1])
         return respond(200, answer)
 
-    return handler
+    return observed(handler, API_GATEWAY_REST)

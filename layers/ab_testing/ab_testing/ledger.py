@@ -4,7 +4,13 @@ The transaction writes, all or nothing:
   1. the raw result in ab_results (condition: its result_id is new; the idempotency key),
   2. the running totals of (experiment, variant, metric[, shard]) in ab_variants,
   3. the unit's own running sum and count in its ab_assignments item (optimistic condition),
+  4. for each ratio metric the result's metric is part of, the ratio's own totals item: the
+     cross sum sum_i N_i D_i (from the unit's sums of both metrics, both guarded by the
+     condition of step 3) and the units with a result of either metric,
 so raw results and totals never disagree, and a retried request cannot count twice.
+With a covariate (CUPED), the unit's value X, stored once in its assignment item, adds the
+covariate sums to the totals in the same ADD; a covariate sent with the unit's first result
+is stored by step 3 under attribute_not_exists(x) and an empty results map.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 
 from ab_testing import dynamo
 from ab_testing.errors import InvalidInput, StoreUnavailable
-from ab_testing.records import totals_sk
+from ab_testing.records import ratio_sk, totals_sk
 from ab_testing.store import Store
 
 _ATTEMPTS = 12
@@ -30,7 +36,15 @@ TOTALS_FIELDS = (
     "unit_sum_sq",
     "unit_count_sq",
     "unit_sum_count",
+    "cov_units",
+    "cov_sum",
+    "cov_sum_sq",
+    "cov_x_sum",
+    "cov_x_count",
+    "cov_h_sum",
+    "cov_h_count",
 )
+RATIO_FIELDS = ("units", "cross", "cov_units", "cov_sum", "cov_sum_sq")
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,9 @@ class ResultWrite:
     value: Decimal
     result_id: str
     item: dict[str, Any]  # the raw result's other attributes (times, key, answer)
+    # (ratio name, the other metric of the ratio, True when this metric is the numerator)
+    ratios: tuple[tuple[str, str, bool], ...] = ()
+    covariate: Decimal | None = None  # sent with this result; stored if the unit has none
 
 
 @dataclass(frozen=True)
@@ -61,9 +78,9 @@ class Ledger:
             if assignment is None:
                 return Outcome("no_assignment", None, None)
             variant_id = int(assignment["variant_id"])
-            state = (assignment.get("m") or {}).get(write.metric)
+            unit = _UnitState.of(assignment, write)
             with localcontext(prec=60):  # exact: inputs have <= 16 digits, results <= 38
-                items = self._items(write, variant_id, state, totals.get(variant_id, {}), shard)
+                items = self._items(write, variant_id, unit, totals.get(variant_id, {}), shard)
             try:
                 self.client.transact_write_items(TransactItems=items)
                 return Outcome("recorded", variant_id, write.item)
@@ -122,11 +139,11 @@ class Ledger:
         self,
         write: ResultWrite,
         variant_id: int,
-        state: dict[str, Any] | None,
+        unit: _UnitState,
         totals: dict[str, Any],
         shard: int,
     ) -> list[dict[str, Any]]:
-        store, y = self.store, write.value
+        store, y, state = self.store, write.value, unit.state
         old_sum = Decimal(state["s"]) if state else Decimal(0)
         old_count = int(state["c"]) if state else 0
         new_sum, new_count = old_sum + y, old_count + 1
@@ -138,6 +155,7 @@ class Ledger:
             ":unit_sum_sq": new_sum * new_sum - old_sum * old_sum,
             ":unit_count_sq": 2 * old_count + 1,
             ":unit_sum_count": new_sum * new_count - old_sum * old_count,
+            **_covariate_deltas(unit.x, y, first=not old_count),
         }
         _check_precision(write.metric, totals, deltas)
         totals_update, totals_condition, totals_values = _extremes(totals, y)
@@ -163,12 +181,7 @@ class Ledger:
         }
         if totals_condition:
             update_totals["ConditionExpression"] = totals_condition
-        unit_condition = (
-            "attribute_not_exists(#m.#metric)" if state is None else "#m.#metric.#c = :old_count"
-        )
-        unit_values: dict[str, Any] = {":state": {"s": new_sum, "c": new_count}}
-        if state is not None:
-            unit_values[":old_count"] = old_count
+        unit_update = self._unit_update(write, unit, new_sum, new_count)
         result_item = {
             "experiment_id": write.experiment_id,
             "result_id": write.result_id,
@@ -188,23 +201,82 @@ class Ledger:
                 }
             },
             {"Update": update_totals},
-            {
-                "Update": {
-                    "TableName": store.assignments,
-                    "Key": dynamo.serialize(
-                        {"experiment_id": write.experiment_id, "unit": write.unit}
-                    ),
-                    "UpdateExpression": "SET #m.#metric = :state",
-                    "ConditionExpression": unit_condition,
-                    "ExpressionAttributeNames": {
-                        "#m": "m",
-                        "#metric": write.metric,
-                        **({"#c": "c"} if state else {}),
-                    },
-                    "ExpressionAttributeValues": dynamo.serialize(unit_values),
-                }
-            },
+            {"Update": unit_update},
+            *(
+                {"Update": self._ratio_update(write, variant_id, unit, ratio, shard)}
+                for ratio in write.ratios
+            ),
         ]
+
+    def _unit_update(
+        self, write: ResultWrite, unit: _UnitState, new_sum: Decimal, new_count: int
+    ) -> dict[str, Any]:
+        """The unit's new (sum, count) of the metric, guarded by the counts read of this metric
+        and of every metric it forms a ratio with (their sums went into the cross sums)."""
+        names: dict[str, str] = {"#m": "m"}
+        values: dict[str, Any] = {":state": {"s": new_sum, "c": new_count}}
+        conditions = []
+        watched = [write.metric, *dict.fromkeys(other for _, other, _ in write.ratios)]
+        for i, metric in enumerate(watched):
+            names[f"#w{i}"] = metric
+            seen = unit.states.get(metric)
+            if seen is None:
+                conditions.append(f"attribute_not_exists(#m.#w{i})")
+            else:
+                conditions.append(f"#m.#w{i}.#c = :c{i}")
+                names["#c"] = "c"
+                values[f":c{i}"] = int(seen["c"])
+        expression = "SET #m.#w0 = :state"
+        if unit.store_x:
+            # A covariate with the unit's first result: stored once, only while it has none.
+            names["#x"] = "x"
+            values.update({":x": unit.x, ":none": 0})
+            expression += ", #x = :x"
+            conditions += ["attribute_not_exists(#x)", "size(#m) = :none"]
+        return {
+            "TableName": self.store.assignments,
+            "Key": dynamo.serialize({"experiment_id": write.experiment_id, "unit": write.unit}),
+            "UpdateExpression": expression,
+            "ConditionExpression": " AND ".join(conditions),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": dynamo.serialize(values),
+        }
+
+    def _ratio_update(
+        self,
+        write: ResultWrite,
+        variant_id: int,
+        unit: _UnitState,
+        ratio: tuple[str, str, bool],
+        shard: int,
+    ) -> dict[str, Any]:
+        """ADD to the ratio's item: y times the unit's sum of the other metric (the change of
+        N_i D_i), and the unit itself when this is its first result of either metric."""
+        name, other, _ = ratio
+        other_state = unit.states.get(other)
+        other_sum = Decimal(other_state["s"]) if other_state else Decimal(0)
+        new_unit = unit.state is None and other_state is None
+        x = unit.x if new_unit else None
+        deltas = {
+            ":units": 1 if new_unit else 0,
+            ":cross": write.value * other_sum,
+            ":cov_units": 0 if x is None else 1,
+            ":cov_sum": x if x is not None else 0,
+            ":cov_sum_sq": x * x if x is not None else 0,
+        }
+        return {
+            "TableName": self.store.variants,
+            "Key": dynamo.serialize(
+                {"experiment_id": write.experiment_id, "sk": ratio_sk(variant_id, name, shard)}
+            ),
+            "UpdateExpression": "ADD "
+            + ", ".join(f"#{f} :{f}" for f in RATIO_FIELDS)
+            + " SET #variant_id = :v, #ratio = :r",
+            "ExpressionAttributeNames": {
+                f"#{f}": f for f in (*RATIO_FIELDS, "variant_id", "ratio")
+            },
+            "ExpressionAttributeValues": dynamo.serialize({**deltas, ":v": variant_id, ":r": name}),
+        }
 
     def _result(self, write: ResultWrite) -> dict[str, Any] | None:
         return self.store.get_item(
@@ -222,6 +294,40 @@ class Ledger:
                 "ExpressionAttributeValues": dynamo.serialize({":e": experiment_id}),
             }
         )
+
+
+@dataclass(frozen=True)
+class _UnitState:
+    """What the transaction needs of the unit's assignment item, as read."""
+
+    states: dict[str, Any]  # metric -> {"s": sum, "c": count}
+    state: dict[str, Any] | None  # of the result's metric
+    x: Decimal | None  # the unit's covariate (stored, or sent with its first result)
+    store_x: bool  # True when this transaction stores the covariate
+
+    @classmethod
+    def of(cls, assignment: dict[str, Any], write: ResultWrite) -> _UnitState:
+        states = dict(assignment.get("m") or {})
+        stored = assignment.get("x")
+        store_x = stored is None and write.covariate is not None and not states
+        x = Decimal(stored) if stored is not None else (write.covariate if store_x else None)
+        return cls(states, states.get(write.metric), x, store_x)
+
+
+def _covariate_deltas(x: Decimal | None, y: Decimal, first: bool) -> dict[str, Any]:
+    """Changes of sum h, sum X, sum X^2 (on the unit's first result of the metric) and of
+    sum X*S, sum X*m, sum h*S, sum h*m: all 0 for a unit without a covariate."""
+    if x is None:
+        return {f":{f}": 0 for f in TOTALS_FIELDS if f.startswith("cov_")}
+    return {
+        ":cov_units": 1 if first else 0,
+        ":cov_sum": x if first else 0,
+        ":cov_sum_sq": x * x if first else 0,
+        ":cov_x_sum": x * y,
+        ":cov_x_count": x,
+        ":cov_h_sum": y,
+        ":cov_h_count": 1,
+    }
 
 
 def _check_precision(metric: str, totals: dict[str, Any], deltas: dict[str, Any]) -> None:

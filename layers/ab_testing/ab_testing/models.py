@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,7 +21,7 @@ from pydantic import (
 )
 
 from ab_testing import assignment, metrics
-from ab_testing.stats.inputs import MetricSpec
+from ab_testing.stats.inputs import MetricSpec, RatioSpec
 
 ExperimentType = Literal["prompt", "model", "agent_config", "feature", "ui"]
 Status = Literal["draft", "running", "paused", "stopped", "archived"]
@@ -69,7 +71,9 @@ Storable = Annotated[float, AfterValidator(_storable)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # defer_build: a request model's validator is built on its first use, so a function
+    # builds only the models it reads (get-variant never builds ExperimentIn): cold starts.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
 
 class VariantIn(_Strict):
@@ -97,18 +101,43 @@ class MetricDefinition(_Strict):
     direction: Literal["higher", "lower"] = "higher"
     lower: Storable | None = Field(None, allow_inf_nan=False)
     upper: Storable | None = Field(None, allow_inf_nan=False)
+    decimals: int = Field(metrics.DEFAULT_DECIMALS, ge=0, le=metrics.MAX_DECIMALS)
 
     @model_validator(mode="after")
     def _ordered_bounds(self) -> MetricDefinition:
         if self.lower is not None and self.upper is not None and self.lower >= self.upper:
             raise ValueError(f"lower ({self.lower:g}) must be below upper ({self.upper:g})")
+        problem = metrics.precision_problem(self.spec())
+        if problem:
+            raise ValueError(problem)
         return self
 
     def spec(self, guardrail: bool = False) -> MetricSpec:
         lower, upper = self.lower, self.upper
         if self.kind == "binary":
             lower, upper = 0.0, 1.0
-        return MetricSpec(self.name, self.kind, self.direction, lower, upper, guardrail)
+        return MetricSpec(
+            self.name, self.kind, self.direction, lower, upper, guardrail, self.decimals
+        )
+
+
+class RatioMetricDefinition(_Strict):
+    """A ratio of two metrics' per-unit sums, e.g. cost per resolution (sum cost / sum resolved
+    over units), analysed with the delta method."""
+
+    name: MetricName
+    numerator: MetricName
+    denominator: MetricName
+    direction: Literal["higher", "lower"] = "lower"
+
+    @model_validator(mode="after")
+    def _two_metrics(self) -> RatioMetricDefinition:
+        if self.numerator == self.denominator:
+            raise ValueError("numerator and denominator must be two different metrics")
+        return self
+
+    def spec(self) -> RatioSpec:
+        return RatioSpec(self.name, self.numerator, self.denominator, self.direction)
 
 
 class ExperimentIn(_Strict):
@@ -121,6 +150,10 @@ class ExperimentIn(_Strict):
     description: str = Field("", max_length=2000)
     experiment_type: ExperimentType
     metrics: list[MetricDefinition] = Field(default_factory=list, max_length=20)
+    ratio_metrics: list[RatioMetricDefinition] = Field(default_factory=list, max_length=10)
+    # CUPED: the name of a number per unit from before the experiment, sent with get-variant
+    # (or the unit's first result) as "covariates": {name: value}.
+    covariate: MetricName | None = None
     primary_metric: MetricName
     secondary_metrics: list[MetricName] = Field(default_factory=list, max_length=20)
     guardrail_metrics: list[MetricName] = Field(default_factory=list, max_length=20)
@@ -157,14 +190,14 @@ class ExperimentIn(_Strict):
     @field_validator("primary_metric")
     @classmethod
     def _known_primary(cls, value: str, info: ValidationInfo) -> str:
-        _check_known(value, info.data.get("metrics", []))
+        _check_known(value, info.data.get("metrics", []), info.data.get("ratio_metrics", []))
         return value
 
     @field_validator("secondary_metrics")
     @classmethod
     def _known_secondary(cls, value: list[str], info: ValidationInfo) -> list[str]:
         for name in value:
-            _check_known(name, info.data.get("metrics", []))
+            _check_known(name, info.data.get("metrics", []), info.data.get("ratio_metrics", []))
         if info.data.get("primary_metric") in value:
             raise ValueError("the primary metric must not also be a secondary metric")
         if len(set(value)) != len(value):
@@ -179,6 +212,11 @@ class ExperimentIn(_Strict):
             if name not in secondary:
                 raise ValueError(f"guardrail metric {name!r} must be one of the secondary_metrics")
         return value
+
+    @model_validator(mode="after")
+    def _ratios_of_declared_metrics(self) -> ExperimentIn:
+        _check_ratios(self)
+        return self
 
     @field_validator("variants")
     @classmethod
@@ -206,12 +244,40 @@ def unit_override_key(unit: str) -> str:
     return unit if unit.startswith(("user:", "session:")) else f"user:{unit}"
 
 
-def _check_known(name: str, declared: list[MetricDefinition]) -> None:
+def _check_known(
+    name: str, declared: list[MetricDefinition], ratios: Sequence[RatioMetricDefinition] = ()
+) -> None:
+    if any(r.name == name for r in ratios):
+        return
     if metrics.resolve(name, [m.spec() for m in declared]) is None:
         known = ", ".join(sorted(metrics.CATALOGUE))
         raise ValueError(
             f"unknown metric {name!r}: use one of {known}, or declare it under 'metrics'"
         )
+
+
+def _check_ratios(body: ExperimentIn) -> None:
+    """Ratio names are new; their parts are declared metrics whose cross sum fits."""
+    own = [m.spec() for m in body.metrics]
+    names = [r.name for r in body.ratio_metrics]
+    if len(set(names)) != len(names):
+        raise ValueError("each ratio metric name must be unique")
+    recorded = [body.primary_metric, *body.secondary_metrics]
+    for ratio in body.ratio_metrics:
+        if metrics.resolve(ratio.name, own) is not None:
+            raise ValueError(f"ratio metric {ratio.name!r} has the name of a metric")
+        parts = []
+        for role, part in (("numerator", ratio.numerator), ("denominator", ratio.denominator)):
+            spec = metrics.resolve(part, own)
+            if spec is None or part not in recorded:
+                raise ValueError(
+                    f"ratio metric {ratio.name!r}: its {role} {part!r} must be the primary "
+                    "or a secondary metric (a metric of this experiment, not a ratio)"
+                )
+            parts.append(spec)
+        problem = metrics.ratio_precision_problem(ratio.name, parts[0], parts[1])
+        if problem:
+            raise ValueError(problem)
 
 
 def _check_variants(variants: list[VariantIn]) -> None:
@@ -250,6 +316,8 @@ class Experiment(BaseModel):
     secondary_metrics: list[str] = Field(default_factory=list)
     guardrail_metrics: list[str] = Field(default_factory=list)
     metrics: list[MetricDefinition] = Field(default_factory=list)
+    ratio_metrics: list[RatioMetricDefinition] = Field(default_factory=list)
+    covariate: str | None = None
     variants: list[Variant] = Field(default_factory=list)
     target_percentage: float = 100.0
     min_sample_size: int = 100
@@ -292,11 +360,22 @@ class Experiment(BaseModel):
     def metric_spec(self, name: str) -> MetricSpec | None:
         if name != self.primary_metric and name not in self.secondary_metrics:
             return None
+        ratio = self.ratio(name)
+        if ratio is not None:
+            return MetricSpec(
+                name, "ratio", ratio.direction, guardrail=name in self.guardrail_metrics
+            )
         spec = metrics.resolve(name, [m.spec() for m in self.metrics])
         if spec is None:
             return None
-        guardrail = name in self.guardrail_metrics
-        return MetricSpec(spec.name, spec.kind, spec.direction, spec.lower, spec.upper, guardrail)
+        return replace(spec, guardrail=name in self.guardrail_metrics)
+
+    def ratio(self, name: str) -> RatioMetricDefinition | None:
+        return next((r for r in self.ratio_metrics if r.name == name), None)
+
+    def ratios_of(self, metric: str) -> list[RatioMetricDefinition]:
+        """The ratio metrics that have ``metric`` as numerator or denominator."""
+        return [r for r in self.ratio_metrics if metric in (r.numerator, r.denominator)]
 
     @property
     def declared_metrics(self) -> list[str]:
@@ -332,7 +411,7 @@ class RebalanceIn(_Strict):
     def _something(self) -> RebalanceIn:
         if self.variants is None and self.target_percentage is None:
             raise ValueError("give variants (with traffic_allocation) and/or target_percentage")
-        named = [str(v.id) if v.id is not None else f"name:{v.name}" for v in self.variants or []]
+        named = [(v.id, None) if v.id is not None else (None, v.name) for v in self.variants or []]
         if len(set(named)) != len(named):
             raise ValueError("each variant may appear only once")
         return self
@@ -362,8 +441,17 @@ class _UnitRequest(_Strict):
         return self
 
 
+Covariates = Annotated[dict[MetricName, Any], Field(max_length=20)]
+
+
 class GetVariantIn(_UnitRequest):
-    """Body of POST /api/v1/experiments/get-variant."""
+    """Body of POST /api/v1/experiments/get-variant.
+
+    ``covariates`` (optional): numbers per unit from before the experiment; the one the
+    experiment names as its ``covariate`` is stored once with the unit (CUPED).
+    """
+
+    covariates: Covariates | None = None
 
 
 class RecordResultIn(_UnitRequest):
@@ -378,6 +466,7 @@ class RecordResultIn(_UnitRequest):
     metric_value: Any
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     occurred_at: AwareDatetime | None = None
+    covariates: Covariates | None = None  # as with get-variant; kept only with a first result
 
 
 class ExposureIn(_UnitRequest):

@@ -7,12 +7,13 @@ it, and finds any drift (a manual edit, a bug) by comparing every field.
 from __future__ import annotations
 
 from collections import defaultdict
-from decimal import Decimal
+from collections.abc import Sequence
+from decimal import Decimal, localcontext
 from typing import Any
 
 from ab_testing.ledger import Ledger
-from ab_testing.records import summed_totals
-from ab_testing.stats.inputs import MetricTotals
+from ab_testing.records import summed_ratios, summed_totals
+from ab_testing.stats.inputs import STORE_PRECISION, MetricTotals, RatioSpec, RatioTotals
 from ab_testing.store import Store
 
 FIELDS = (
@@ -28,7 +29,7 @@ FIELDS = (
 )
 
 
-def reconcile(store: Store, experiment_id: int) -> dict[str, Any]:
+def reconcile(store: Store, experiment_id: int, ratios: Sequence[RatioSpec] = ()) -> dict[str, Any]:
     """Every difference between stored totals and totals recomputed from ab_results."""
     raw: dict[tuple[int, str], dict[str, list[Decimal]]] = defaultdict(lambda: defaultdict(list))
     results_read = 0
@@ -55,13 +56,54 @@ def reconcile(store: Store, experiment_id: int) -> dict[str, Any]:
                         "stored": _show(b),
                     }
                 )
+    checked = len(set(expected) | set(stored))
+    if ratios:
+        ratio_differences, ratios_checked = _ratio_differences(store, experiment_id, raw, ratios)
+        differences += ratio_differences
+        checked += ratios_checked
     return {
         "experiment_id": experiment_id,
         "results_read": results_read,
-        "totals_checked": len(set(expected) | set(stored)),
+        "totals_checked": checked,
         "differences": differences,
         "clean": not differences,
     }
+
+
+def _ratio_differences(
+    store: Store,
+    experiment_id: int,
+    raw: dict[tuple[int, str], dict[str, list[Decimal]]],
+    ratios: Sequence[RatioSpec],
+) -> tuple[list[dict[str, Any]], int]:
+    """The units and cross sum (sum N_i D_i) of each ratio metric, recomputed per variant."""
+    stored = summed_ratios(store.query_experiment_items(experiment_id, prefix="ratio#"))
+    variants = {vid for vid, _ in raw} | {vid for vid, _ in stored}
+    differences = []
+    for ratio in ratios:
+        for vid in sorted(variants):
+            num, den = raw.get((vid, ratio.numerator), {}), raw.get((vid, ratio.denominator), {})
+            with localcontext(prec=STORE_PRECISION):
+                cross = sum(
+                    (sum(num[u], Decimal(0)) * sum(den[u], Decimal(0)) for u in num if u in den),
+                    Decimal(0),
+                )
+            have = stored.get((vid, ratio.name), RatioTotals())
+            for field, a, b in (
+                ("units", Decimal(len(set(num) | set(den))), Decimal(have.units)),
+                ("cross", cross, Decimal(str(have.cross))),
+            ):
+                if _number(a) != _number(b):
+                    differences.append(
+                        {
+                            "variant_id": vid,
+                            "metric": ratio.name,
+                            "field": field,
+                            "from_results": _show(_number(a)),
+                            "stored": _show(_number(b)),
+                        }
+                    )
+    return differences, len(ratios) * len(variants)
 
 
 def _number(value: Any) -> Decimal | None:

@@ -13,23 +13,61 @@ from typing import Any
 from ab_testing import dynamo
 from ab_testing.errors import InvalidInput
 from ab_testing.models import Experiment, ExperimentIn, Variant
-from ab_testing.stats.inputs import MetricTotals
+from ab_testing.stats.inputs import MetricTotals, RatioTotals
+
+# Composite keys are injective by construction: each part is escaped ("%" -> "%25",
+# "#" -> "%23") before the parts are joined with "#", so no part holds a separator and splitting
+# on "#" gives back exactly the parts. Parts free of "#" and "%" are written as they are, so
+# keys of ordinary ids read as before (docs/data-model.md, "Keys").
+SEPARATOR = "#"
+
+
+def key_part(value: str | int) -> str:
+    return str(value).replace("%", "%25").replace(SEPARATOR, "%23")
+
+
+def composite(tag: str, *parts: str | int) -> str:
+    """``tag#part#part...`` with every part escaped: distinct tuples give distinct keys."""
+    return SEPARATOR.join((tag, *(key_part(p) for p in parts)))
+
+
+def split_composite(key: str) -> tuple[str, ...]:
+    """The inverse of composite: (tag, part, ...)."""
+    return tuple(p.replace("%23", SEPARATOR).replace("%25", "%") for p in key.split(SEPARATOR))
 
 
 def experiment_pk(experiment_id: int) -> str:
-    return f"experiment#{experiment_id}"
+    return composite("experiment", experiment_id)
+
+
+def name_pk(name: str) -> str:
+    """The item that holds an experiment name (a conditional put keeps names unique)."""
+    return composite("name", name)
 
 
 def variant_sk(variant_id: int) -> str:
-    return f"variant#{variant_id:010d}"
+    return composite("variant", f"{variant_id:010d}")
 
 
 def totals_sk(variant_id: int, metric: str, shard: int) -> str:
-    return f"totals#{variant_id:010d}#{metric}#{shard:03d}"
+    return composite("totals", f"{variant_id:010d}", metric, f"{shard:03d}")
+
+
+def ratio_sk(variant_id: int, ratio: str, shard: int) -> str:
+    return composite("ratio", f"{variant_id:010d}", ratio, f"{shard:03d}")
 
 
 def exposure_sk(variant_id: int, shard: int) -> str:
-    return f"exposure#{variant_id:010d}#{shard:03d}"
+    return composite("exposure", f"{variant_id:010d}", f"{shard:03d}")
+
+
+def keyed_result_id(metric: str, unit: str, idempotency_key: str) -> str:
+    """A keyed result's id: the key is scoped to its (unit, metric)."""
+    return composite("key", metric, unit, idempotency_key)
+
+
+def auto_result_id(now: str, token: str) -> str:
+    return composite("auto", now, token)
 
 
 def encode_cursor(analysed_at: str) -> str:
@@ -121,7 +159,28 @@ def totals_from_item(item: dict[str, Any]) -> MetricTotals:
         unit_sum_sq=item.get("unit_sum_sq", Decimal(0)),
         unit_count_sq=item.get("unit_count_sq", Decimal(0)),
         unit_sum_count=item.get("unit_sum_count", Decimal(0)),
+        cov_units=int(item.get("cov_units", 0)),
+        **{f: item.get(f, Decimal(0)) for f in _COVARIATE_SUMS},
     )
+
+
+_COVARIATE_SUMS = ("cov_sum", "cov_sum_sq", "cov_x_sum", "cov_x_count", "cov_h_sum", "cov_h_count")
+
+
+def summed_ratios(items: list[dict[str, Any]]) -> dict[tuple[int, str], RatioTotals]:
+    """What each ratio metric keeps per (variant id, ratio name), shards added up."""
+    totals: dict[tuple[int, str], RatioTotals] = defaultdict(RatioTotals)
+    for item in items:
+        if item["sk"].startswith("ratio#"):
+            key = (int(item["variant_id"]), str(item["ratio"]))
+            totals[key] = totals[key] + RatioTotals(
+                units=int(item.get("units", 0)),
+                cross=item.get("cross", Decimal(0)),
+                cov_units=int(item.get("cov_units", 0)),
+                cov_sum=item.get("cov_sum", Decimal(0)),
+                cov_sum_sq=item.get("cov_sum_sq", Decimal(0)),
+            )
+    return totals
 
 
 def summed_totals(items: list[dict[str, Any]]) -> dict[tuple[int, str], MetricTotals]:

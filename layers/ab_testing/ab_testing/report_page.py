@@ -29,8 +29,8 @@ h3 { font-size: 1.05rem; margin-bottom: 0.3em; }
 section.metric { border-top: 1px solid var(--line); padding-top: 6px; page-break-inside: avoid;
   break-inside: avoid; }
 svg.chart { width: 100%; height: auto; max-width: 760px; display: block; }
-svg .axis { font-size: 11px; fill: #444; } svg .label { font-size: 12px; fill: #111; }
-svg .value { font-size: 11px; fill: #111; }
+svg .axis { font-size: 14px; fill: #444; } svg .label { font-size: 15px; fill: #111; }
+svg .value { font-size: 14px; fill: #111; }
 table { border-collapse: collapse; width: 100%; font-size: 0.9rem; margin: 6px 0; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 6px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }

@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ab_testing import assignment
+from ab_testing import assignment, records
 from ab_testing.errors import DomainError, IdempotencyKeyReused, InvalidInput, as_unavailable
 from ab_testing.ledger import ResultWrite
-from ab_testing.metrics import validate_value
+from ab_testing.metrics import covariate_value, validate_value
 from ab_testing.models import RecordResultIn
 from ab_testing.observability import logger
 from ab_testing.validation import parse
@@ -51,7 +51,15 @@ class ResultRecording:
                 field="metric_name",
                 declared_metrics=experiment.declared_metrics,
             )
+        if spec.kind == "ratio":
+            ratio = experiment.ratio(spec.name)
+            parts = f"{ratio.numerator} and {ratio.denominator}" if ratio else "its parts"
+            raise InvalidInput(
+                f"{spec.name} is a ratio metric: record {parts}, it follows from them",
+                field="metric_name",
+            )
         value = validate_value(spec, request.metric_value)
+        covariate = covariate_value(experiment, request.covariates)
         unit = assignment.unit_key(request.user_id, request.session_id)
         base = {"experiment_id": experiment.id, "metric_name": spec.name, "unit": unit}
         if experiment.status not in ACCEPTS_RESULTS:
@@ -72,7 +80,11 @@ class ResultRecording:
         now = self.clock()
         key = request.idempotency_key
         # The key is scoped to (unit, metric): one request id can key all its metrics.
-        result_id = f"key#{spec.name}#{unit}#{key}" if key else f"auto#{now}#{uuid.uuid4().hex}"
+        result_id = (
+            records.keyed_result_id(spec.name, unit, key)
+            if key
+            else records.auto_result_id(now, uuid.uuid4().hex)
+        )
         occurred = request.occurred_at.isoformat() if request.occurred_at else None
         extra = {
             "recorded_at": now,
@@ -80,7 +92,17 @@ class ResultRecording:
             "idempotency_key": key,
             "write_token": uuid.uuid4().hex,
         }
-        write = ResultWrite(experiment.id, unit, spec.name, value, result_id, extra)
+        ratios = tuple(
+            (
+                r.name,
+                r.denominator if r.numerator == spec.name else r.numerator,
+                r.numerator == spec.name,
+            )
+            for r in experiment.ratios_of(spec.name)
+        )
+        write = ResultWrite(
+            experiment.id, unit, spec.name, value, result_id, extra, ratios, covariate
+        )
         variant_ids = [v.id for v in experiment.variants]
         outcome = self.ledger.record(write, variant_ids, self._shard(unit))
         if outcome.status == "no_assignment" and self._alias_from_session(

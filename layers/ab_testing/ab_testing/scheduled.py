@@ -11,6 +11,7 @@ the primary p-value of both methods.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Metrics
@@ -147,6 +148,7 @@ class ScheduledAnalysis:
                 "auto_stopped": stop_reason is not None,
                 "stop_reason": stop_reason,
                 "analysis_json": json.dumps(json_safe(result), separators=(",", ":")),
+                "expires_at": self._expires_at(now),
             },
         )
         self._emit(experiment_id, units, result, summary)
@@ -156,6 +158,13 @@ class ScheduledAnalysis:
             **summary,
             "stop_reason": stop_reason,
         }
+
+    def _expires_at(self, now: str) -> int | None:
+        """The insight's TTL (epoch seconds), or None to keep it: AB_INSIGHTS_TTL_DAYS."""
+        days = self.store.settings.insights_ttl_days
+        if not days:
+            return None
+        return int(datetime.fromisoformat(now).timestamp() + days * 86400)
 
     def _emit(
         self, experiment_id: int, units: int, result: dict[str, Any], summary: dict[str, Any]
@@ -186,8 +195,8 @@ class ScheduledAnalysis:
             if not report["clean"]:
                 logger.error("running totals differ from raw results", extra=report)
             reports.append(report)
-        return {
-            "reconciled": len(reports),
-            "with_differences": sum(1 for r in reports if not r["clean"]),
-            "reports": reports,
-        }
+        differences = sum(1 for r in reports if not r["clean"])
+        self.metrics.add_metric("ExperimentsReconciled", MetricUnit.Count, len(reports))
+        self.metrics.add_metric("ReconciliationDifferences", MetricUnit.Count, differences)
+        self.metrics.flush_metrics()
+        return {"reconciled": len(reports), "with_differences": differences, "reports": reports}

@@ -12,9 +12,10 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, NamedTuple, get_args
 
-from ab_testing import assignment, dynamo, records
+from ab_testing import assignment, dynamo, metrics, records
 from ab_testing.errors import Conflict, InvalidInput
 from ab_testing.ledger import Ledger
 from ab_testing.models import (
@@ -88,7 +89,7 @@ class ExperimentService(ResultRecording):
         self.cache_ttl = (
             settings.cache_ttl_seconds if cache_ttl_seconds is None else cache_ttl_seconds
         )
-        self._cache: dict[str | int, tuple[float, Experiment]] = {}
+        self._cache: dict[tuple[int | None, str | None], tuple[float, Experiment]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -217,7 +218,8 @@ class ExperimentService(ResultRecording):
         request = body if isinstance(body, GetVariantIn) else parse(GetVariantIn, body)
         experiment = self._experiment(request.experiment_name, request.experiment_id)
         unit = assignment.unit_key(request.user_id, request.session_id)
-        variant, reason = self._variant_for(experiment, unit, request.session_id)
+        covariate = metrics.covariate_value(experiment, request.covariates)
+        variant, reason = self._variant_for(experiment, unit, request.session_id, covariate)
         return {
             "experiment_id": experiment.id,
             "experiment_name": experiment.name,
@@ -240,7 +242,11 @@ class ExperimentService(ResultRecording):
         return variant
 
     def _variant_for(
-        self, experiment: Experiment, unit: str, session_id: str | None
+        self,
+        experiment: Experiment,
+        unit: str,
+        session_id: str | None,
+        covariate: Decimal | None = None,
     ) -> tuple[Variant | None, str]:
         if experiment.promoted and experiment.winner_variant_id is not None:
             # The guide's "promote winners" step: everyone gets the winner, nothing is stored.
@@ -252,6 +258,8 @@ class ExperimentService(ResultRecording):
             return next(v for v in experiment.variants if v.name == pinned), "override"
         stored = self.store.get_assignment(experiment.id, unit)
         if stored is not None:
+            if covariate is not None and "x" not in stored and not stored.get("m"):
+                self.store.set_covariate(experiment.id, unit, covariate)
             return experiment.variant(int(stored["variant_id"])), "existing_assignment"
         aliased = self._alias_from_session(experiment, unit, session_id)
         if aliased is not None:
@@ -262,7 +270,10 @@ class ExperimentService(ResultRecording):
         if not assignment.in_target(cover, experiment.target_percentage):
             return None, "not_in_target"
         return self._store_assignment(
-            experiment, unit, assignment.variant_at(pick, experiment.ranges())
+            experiment,
+            unit,
+            assignment.variant_at(pick, experiment.ranges()),
+            covariate=covariate,
         )
 
     def _alias_from_session(
@@ -274,7 +285,7 @@ class ExperimentService(ResultRecording):
             return None
         if experiment.status not in ACCEPTS_RESULTS:
             return None
-        stored = self.store.get_assignment(experiment.id, f"session:{session_id}")
+        stored = self.store.get_assignment(experiment.id, assignment.unit_key(None, session_id))
         if stored is None:
             return None
         return self._store_assignment(
@@ -282,7 +293,12 @@ class ExperimentService(ResultRecording):
         )
 
     def _store_assignment(
-        self, experiment: Experiment, unit: str, variant_id: int, source: str = "hash"
+        self,
+        experiment: Experiment,
+        unit: str,
+        variant_id: int,
+        source: str = "hash",
+        covariate: Decimal | None = None,
     ) -> tuple[Variant | None, str]:
         item, created = self.store.create_assignment(
             experiment.id,
@@ -291,6 +307,7 @@ class ExperimentService(ResultRecording):
             now=self.clock(),
             shard=self._shard(unit),
             source=source,
+            covariate=covariate,
         )
         if created and source == "hash":
             return experiment.variant(variant_id), "assigned"
@@ -299,9 +316,7 @@ class ExperimentService(ResultRecording):
     # ------------------------------------------------------------------ plumbing
     def _experiment(self, name: str | None, experiment_id: int | None) -> Experiment:
         """The experiment from this instance's memory, fresh for cache_ttl seconds."""
-        key: str | int = experiment_id if experiment_id is not None else f"name:{name}"
-        if experiment_id is not None and name is not None:
-            key = f"{experiment_id}:{name}"
+        key = (experiment_id, name)  # a tuple: no id or name can pass for another
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
@@ -333,10 +348,13 @@ class ExperimentService(ResultRecording):
 
 
 def _reallocate(experiment: Experiment, wanted: list[AllocationIn]) -> list[Variant]:
-    by_key = {str(v.id): v for v in experiment.variants} | {v.name: v for v in experiment.variants}
+    # Ids and names apart: a variant named "3" is not variant 3.
+    by_key: dict[tuple[str, int | str], Variant] = {("id", v.id): v for v in experiment.variants}
+    by_key.update({("name", v.name): v for v in experiment.variants})
     shares: dict[int, float] = {}
     for entry in wanted:
-        variant = by_key.get(str(entry.id) if entry.id is not None else (entry.name or ""))
+        wanted_key = ("id", entry.id) if entry.id is not None else ("name", entry.name or "")
+        variant = by_key.get(wanted_key)
         if variant is None:
             raise InvalidInput(f"unknown variant {entry.id or entry.name!r}", field="variants")
         if variant.id in shares:

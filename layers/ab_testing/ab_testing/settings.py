@@ -21,6 +21,8 @@ class Settings(BaseModel):
     cache_ttl_seconds: float = Field(5.0, ge=0, alias="AB_CACHE_TTL_SECONDS")
     # Running totals of a hot variant can be spread over N items, summed when read.
     totals_shards: int = Field(1, ge=1, le=100, alias="AB_TOTALS_SHARDS")
+    # Scheduled insights carry expires_at (DynamoDB TTL) this many days ahead; 0 = kept forever.
+    insights_ttl_days: float = Field(0, ge=0, alias="AB_INSIGHTS_TTL_DAYS")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

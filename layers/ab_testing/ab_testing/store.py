@@ -2,6 +2,7 @@
 
 Key design (docs/data-model.md):
   ab_experiments  pk="experiment#<id>" | "name#<name>" | "counter"; GSI status-index
+  (every composite key is built by records.composite: parts escaped, so keys are injective)
   ab_variants     (experiment_id, sk) with sk = "variant#<vid>" | "totals#<vid>#<metric>#<shard>"
                   | "exposure#<vid>#<shard>": one Query returns everything an analysis needs
   ab_assignments  (experiment_id, unit): the sticky variant and the unit's running sums
@@ -93,7 +94,7 @@ class Store:
                     "TableName": self.experiments,
                     **not_there,
                     "Item": dynamo.serialize(
-                        {"pk": f"name#{experiment.name}", "experiment_id": experiment.id}
+                        {"pk": records.name_pk(experiment.name), "experiment_id": experiment.id}
                     ),
                 }
             },
@@ -117,7 +118,7 @@ class Store:
         return items
 
     def experiment_id_by_name(self, name: str) -> int:
-        item = self.get_item(self.experiments, {"pk": f"name#{name}"}, consistent=True)
+        item = self.get_item(self.experiments, {"pk": records.name_pk(name)}, consistent=True)
         if item is None:
             raise NotFound(f"no experiment named {name!r}", field="experiment_name")
         return int(item["experiment_id"])
@@ -276,6 +277,7 @@ class Store:
         now: str,
         shard: int,
         source: str = "hash",
+        covariate: Any = None,
     ) -> tuple[dict[str, Any], bool]:
         """The first writer wins; a later writer gets the stored assignment back (sticky).
 
@@ -292,6 +294,8 @@ class Store:
             "source": source,
             "m": {},
         }
+        if covariate is not None:
+            item["x"] = covariate  # CUPED: the unit's pre-experiment value, stored once
         key = {"experiment_id": experiment_id, "unit": unit}
         exposure = {"experiment_id": experiment_id, "sk": exposure_sk(variant_id, shard)}
         transaction = [
@@ -326,6 +330,23 @@ class Store:
             # A conflicting transaction on the exposure item (a busy variant): back off.
             time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
         raise StoreUnavailable("the assignment could not be written under contention, retry")
+
+    def set_covariate(self, experiment_id: int, unit: str, covariate: Any) -> None:
+        """Stores a returning unit's covariate, only while it has none and no results (its
+        sums so far must not mix units with and without it)."""
+        try:
+            self.client.update_item(
+                TableName=self.assignments,
+                Key=dynamo.serialize({"experiment_id": experiment_id, "unit": unit}),
+                UpdateExpression="SET #x = :x",
+                ConditionExpression="attribute_exists(#m) AND attribute_not_exists(#x) "
+                "AND size(#m) = :none",
+                ExpressionAttributeNames={"#x": "x", "#m": "m"},
+                ExpressionAttributeValues=dynamo.serialize({":x": covariate, ":none": 0}),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     # ------------------------------------------------------------------ reads for analysis
     def query_experiment_items(self, experiment_id: int, prefix: str = "") -> list[dict]:

@@ -8,9 +8,9 @@ from typing import Any
 
 from . import messages as msg
 from .comparisons import TreatmentResult, compare_treatments, guardrail_checks
+from .cuped import CupedFit
 from .decision import Candidate, Decision, DecisionContext, decide
-from .descriptive import summarize
-from .inputs import AnalysisInput, MetricSpec, MetricTotals, VariantInput
+from .inputs import AnalysisInput, MetricSpec, VariantInput
 from .power import PowerResult, required_units
 from .report import (
     comparison_dict,
@@ -22,6 +22,8 @@ from .report import (
 )
 from .sequential import optimal_rho
 from .srm import SrmResult, srm_check
+from .tradeoff import trade_off_lines
+from .unit_metrics import cuped_dict, cuped_results, metric_summaries
 from .verdict import bad_movements, variant_label, with_movements
 
 __all__ = ["StatisticalAnalyzer", "to_json_safe"]
@@ -82,18 +84,13 @@ class _Run:
         self.variants: list[VariantInput] = list(inp.variants)
         self.control, self.treatments = self._split()
         self.specs = self._specs()
-        self.summaries = {
-            spec.name: {
-                v.variant_id: summarize(v.metrics.get(spec.name) or MetricTotals())
-                for v in self.variants
-            }
-            for spec in self.specs
-        }
+        self.summaries = metric_summaries(inp, self.specs, self.variants)
         self.labels = {v.variant_id: variant_label(v.variant_id, v.name) for v in self.variants}
         self.power = self._power()
         planned = self.power.required_units_per_variant or max(self.min_sample, 1)
         self.t_star = analyzer.sequential_t_star or inp.sequential_tuning_units or 2 * planned
         self.rho = optimal_rho(self.t_star, self.alpha)
+        self.cuped: dict[str, tuple[CupedFit, list[TreatmentResult]] | None] = {}
 
     def _split(self) -> tuple[VariantInput | None, list[VariantInput]]:
         controls = [v for v in self.variants if v.is_control]
@@ -133,8 +130,31 @@ class _Run:
             "variant_stats": {
                 str(vid): stats_dict(s) for vid, s in self.summaries[spec.name].items()
             },
-            "comparisons": [comparison_dict(r, self.method, self.alpha) for r in results],
+            "comparisons": [self._comparison(spec, r) for r in results],
         }
+
+    def _comparison(self, spec: MetricSpec, r: TreatmentResult) -> dict[str, Any]:
+        out = comparison_dict(r, self.method, self.alpha)
+        if self.inp.covariate is not None:  # CUPED next to the raw read-out
+            fitted, adjusted = self.cuped.get(spec.name) or (None, [])
+            mine = next((a for a in adjusted if a.variant_id == r.variant_id), None)
+            out["cuped"] = cuped_dict(fitted, mine, r, self.method, self.alpha) if fitted else None
+        return out
+
+    def _decision_results(
+        self, all_results: dict[str, list[TreatmentResult]]
+    ) -> dict[str, list[TreatmentResult]]:
+        """With a covariate, the decision and guardrails use the CUPED-adjusted comparisons
+        (where the adjustment could be made); the raw ones stay in the read-out."""
+        for spec in self.specs:
+            self.cuped[spec.name] = cuped_results(
+                self.inp, spec, self.control, self.treatments, self.confidence, self.rho
+            )
+        chosen = dict(all_results)
+        for name, fitted in self.cuped.items():
+            if fitted is not None and fitted[1]:
+                chosen[name] = fitted[1]
+        return chosen
 
     def _warn_metric(self, spec: MetricSpec, results: Sequence[TreatmentResult]) -> None:
         for vid, s in self.summaries[spec.name].items():
@@ -251,13 +271,14 @@ class _Run:
             p = msg.format_p(srm.p_value)
             self.warnings.append(msg.WARN_SRM.format(p=p, threshold=self.analyzer.srm_threshold))
         sample = self._sample_size()
+        deciding = self._decision_results(all_results)
         guardrails, regressions = guardrail_checks(
-            self.specs[1:], all_results, self.method, self.alpha
+            self.specs[1:], deciding, self.method, self.alpha
         )
         primary = self.specs[0]
-        decision = self._decision(all_results[primary.name], srm, sample, regressions)
+        decision = self._decision(deciding[primary.name], srm, sample, regressions)
         movements = bad_movements(
-            self.specs[1:], all_results, self.method, self.confidence, self.labels
+            self.specs[1:], deciding, self.method, self.confidence, self.labels
         )
         self.warnings.extend(m.sentence() + "." for m in movements)
         sums = self.summaries[primary.name]
@@ -301,4 +322,7 @@ class _Run:
             "guardrails": guardrails,
             "regressions": [m.as_dict() for m in movements],
             "warnings": self.warnings,
+            "trade_offs": trade_off_lines(
+                self.specs, all_results, self.inp.ratio_metrics, self.confidence
+            ),
         }

@@ -12,7 +12,7 @@ from decimal import Decimal, localcontext
 from typing import Literal
 
 Number = float | int | Decimal
-MetricKind = Literal["binary", "continuous", "count"]
+MetricKind = Literal["binary", "continuous", "count", "ratio"]
 Direction = Literal["higher", "lower"]
 AnalysisMethod = Literal["fixed_horizon", "sequential"]
 
@@ -41,6 +41,15 @@ class MetricTotals:
     unit_sum_sq: Number = 0
     unit_count_sq: Number = 0
     unit_sum_count: Number = 0
+    # Covariate sums (CUPED) over the units that have a covariate X (h = 1 for them):
+    # sum h, sum X, sum X^2, sum X*S, sum X*m, sum h*S, sum h*m.
+    cov_units: int = 0
+    cov_sum: Number = 0
+    cov_sum_sq: Number = 0
+    cov_x_sum: Number = 0
+    cov_x_count: Number = 0
+    cov_h_sum: Number = 0
+    cov_h_count: Number = 0
 
     @classmethod
     def from_units(cls, per_unit_values: Iterable[Sequence[Number]]) -> MetricTotals:
@@ -82,17 +91,66 @@ class MetricTotals:
     def _add(self, other: MetricTotals) -> MetricTotals:
         lows = [v for v in (self.min, other.min) if v is not None]
         highs = [v for v in (self.max, other.max) if v is not None]
+        sums = {
+            f: Decimal(str(getattr(self, f))) + Decimal(str(getattr(other, f))) for f in _SUMMED
+        }
         return MetricTotals(
             results=self.results + other.results,
-            total=Decimal(str(self.total)) + Decimal(str(other.total)),
-            total_sq=Decimal(str(self.total_sq)) + Decimal(str(other.total_sq)),
             min=min(lows) if lows else None,
             max=max(highs) if highs else None,
             units=self.units + other.units,
-            unit_sum_sq=Decimal(str(self.unit_sum_sq)) + Decimal(str(other.unit_sum_sq)),
-            unit_count_sq=Decimal(str(self.unit_count_sq)) + Decimal(str(other.unit_count_sq)),
-            unit_sum_count=Decimal(str(self.unit_sum_count)) + Decimal(str(other.unit_sum_count)),
+            cov_units=self.cov_units + other.cov_units,
+            **sums,
         )
+
+
+_SUMMED = (
+    "total",
+    "total_sq",
+    "unit_sum_sq",
+    "unit_count_sq",
+    "unit_sum_count",
+    "cov_sum",
+    "cov_sum_sq",
+    "cov_x_sum",
+    "cov_x_count",
+    "cov_h_sum",
+    "cov_h_count",
+)
+
+
+@dataclass(frozen=True)
+class RatioTotals:
+    """What a ratio metric N/D keeps beyond the totals of N and D, per variant: the units with a
+    result of either metric, the cross sum sum N_i D_i, and the covariate sums over those
+    units (sum h, sum X, sum X^2)."""
+
+    units: int = 0
+    cross: Number = 0
+    cov_units: int = 0
+    cov_sum: Number = 0
+    cov_sum_sq: Number = 0
+
+    def __add__(self, other: RatioTotals) -> RatioTotals:
+        with localcontext() as ctx:
+            ctx.prec = STORE_PRECISION
+            return RatioTotals(
+                units=self.units + other.units,
+                cross=Decimal(str(self.cross)) + Decimal(str(other.cross)),
+                cov_units=self.cov_units + other.cov_units,
+                cov_sum=Decimal(str(self.cov_sum)) + Decimal(str(other.cov_sum)),
+                cov_sum_sq=Decimal(str(self.cov_sum_sq)) + Decimal(str(other.cov_sum_sq)),
+            )
+
+
+@dataclass(frozen=True)
+class RatioSpec:
+    """A ratio metric: sum over units of numerator / sum over units of denominator."""
+
+    name: str
+    numerator: str
+    denominator: str
+    direction: Direction = "lower"
 
 
 @dataclass(frozen=True)
@@ -105,6 +163,7 @@ class MetricSpec:
     lower: float | None = None
     upper: float | None = None
     guardrail: bool = False
+    decimals: int = 6  # values are kept to this many decimal places (at most 12)
 
 
 @dataclass(frozen=True)
@@ -118,6 +177,7 @@ class VariantInput:
     # Units assigned under the current allocation (since the last rebalance), for the
     # sample-ratio check; None means all of units_assigned.
     srm_units: int | None = None
+    ratios: dict[str, RatioTotals] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -131,3 +191,5 @@ class AnalysisInput:
     minimum_detectable_effect: float = 0.10  # relative, for the power read-out
     analysis_method: AnalysisMethod = "fixed_horizon"
     sequential_tuning_units: int | None = None  # t* of the confidence sequence, if fixed
+    ratio_metrics: Sequence[RatioSpec] = ()
+    covariate: str | None = None  # CUPED: the name of the pre-experiment covariate, if any

@@ -105,3 +105,16 @@ def format_p(p: float | None) -> str:
     if p < 0.0001:
         return "p < 0.0001"
     return f"p = {p:.4f}"
+
+
+# Ratio metrics and CUPED (ab_testing.stats.unitsums, ab_testing.stats.cuped).
+DENOMINATOR_ZERO = "denominator_zero"  # a ratio metric whose denominator sums to 0
+NO_COVARIATE = "no_covariate"  # no unit of the metric has the covariate
+COVARIATE_CONSTANT = "covariate_constant"  # the covariate does not vary within variants
+REASON_TEXT.update(
+    {
+        DENOMINATOR_ZERO: "the denominator of the ratio sums to 0",
+        NO_COVARIATE: "no unit with results has the covariate",
+        COVARIATE_CONSTANT: "the covariate does not vary within the variants",
+    }
+)

@@ -122,4 +122,5 @@ def failed_answer(inp: AnalysisInput, date: str, exc: Exception) -> dict[str, An
         "guardrails": [],
         "regressions": [],
         "warnings": [reason],
+        "trade_offs": [],
     }
