@@ -178,6 +178,40 @@ def test_auto_stop_waits_for_min_duration_then_stops_a_conclusive_test(
     assert [i["auto_stopped"] for i in page["insights"]] == [True, False]
 
 
+def test_the_insight_and_the_stop_read_the_same_totals(
+    svc: ExperimentService, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an opted-in experiment with too few units to decide on yet
+    experiment_id = running(svc, "busy", auto_stop=True, min_duration_days=0, min_sample_size=50)
+    traffic(svc, experiment_id, 40, (0.1, 0.9))
+
+    # And traffic that keeps arriving: every read of the totals is followed by 200 more units
+    read = ExperimentAnalysis.snapshot
+    arrivals = iter(range(40, 4000, 200))
+
+    def snapshot_then_traffic(self: ExperimentAnalysis, eid: int) -> Any:
+        taken = read(self, eid)
+        traffic(svc, experiment_id, 200, (0.1, 0.9), offset=next(arrivals))
+        return taken
+
+    monkeypatch.setattr(ExperimentAnalysis, "snapshot", snapshot_then_traffic)
+
+    # When the job runs until the experiment stops itself
+    clock.advance(1)
+    for _ in range(5):
+        job(svc).run()
+        if svc.get_experiment(experiment_id).status == "stopped":
+            break
+
+    # Then the stopping insight recommends the very winner the stop declared
+    experiment = svc.get_experiment(experiment_id)
+    assert experiment.status == "stopped"
+    assert experiment.winner_variant_id == experiment.variants[1].id
+    latest = ExperimentAnalysis(svc).insights(experiment_id)["insights"][0]
+    assert latest["auto_stopped"] is True
+    assert latest["recommended_winner_id"] == experiment.winner_variant_id
+
+
 def test_auto_stop_on_a_guardrail_regression(svc: ExperimentService, clock: Clock) -> None:
     # Given response_time as a guardrail, and a treatment that makes it much slower
     experiment_id = running(

@@ -76,20 +76,34 @@ class ExperimentAnalysis:
         self, experiment_id: int, method: str | None = None, analyzer: Any = None
     ) -> tuple[Experiment, dict[str, Any]]:
         """The experiment as read for the analysis, and the analysis (one read of each)."""
+        experiment, results = self.experiment_and_analyses(experiment_id, (method,), analyzer)
+        return experiment, results[0]
+
+    def experiment_and_analyses(
+        self, experiment_id: int, methods: tuple[str | None, ...], analyzer: Any = None
+    ) -> tuple[Experiment, list[dict[str, Any]]]:
+        """One read of the experiment and its totals, analysed by each of ``methods`` (None is
+        the experiment's own analysis_method). Every analysis sees the same numbers, so two
+        methods never disagree because traffic arrived between two reads."""
         from dataclasses import replace
 
         from ab_testing.stats.analyzer import StatisticalAnalyzer
 
-        experiment, inp, _ = self.snapshot(experiment_id)
-        if method is not None:
-            inp = replace(inp, analysis_method=method)  # type: ignore[arg-type]
-        result: dict[str, Any] = (analyzer or StatisticalAnalyzer()).analyze(inp)
-        result["experiment_name"] = experiment.name
-        result["status"] = experiment.status
-        when = "Stopped" if experiment.stopped_at else "Read"
-        early = early_warnings(experiment, result, self.service.clock(), when, units=False)
-        result["warnings"] = [*early, *result["warnings"]]
-        return experiment, result
+        experiment, snapshot, _ = self.snapshot(experiment_id)
+        engine = analyzer or StatisticalAnalyzer()
+        results: list[dict[str, Any]] = []
+        for method in methods:
+            inp = snapshot
+            if method is not None:
+                inp = replace(snapshot, analysis_method=method)  # type: ignore[arg-type]
+            result: dict[str, Any] = engine.analyze(inp)
+            result["experiment_name"] = experiment.name
+            result["status"] = experiment.status
+            when = "Stopped" if experiment.stopped_at else "Read"
+            early = early_warnings(experiment, result, self.service.clock(), when, units=False)
+            result["warnings"] = [*early, *result["warnings"]]
+            results.append(result)
+        return experiment, results
 
     def summary(self, experiment_id: int) -> dict[str, Any]:
         """Units assigned and results collected per variant (the guide's monitoring query)."""

@@ -114,13 +114,14 @@ class ScheduledAnalysis:
         }
 
     def analyse_one(self, experiment_id: int) -> dict[str, Any] | None:
-        experiment, result = self.analysis.experiment_and_analysis(experiment_id)
+        # One read for both analyses: the insight's headline and the stop decision describe
+        # the same totals even while traffic keeps arriving.
+        experiment, (result, sequential) = self.analysis.experiment_and_analyses(
+            experiment_id, (None, "sequential")
+        )
         units = sum(int(v.get("units_assigned") or 0) for v in result["variant_stats"].values())
         if units == 0:
             return None
-        sequential = result
-        if experiment.analysis_method != "sequential":
-            sequential = self.analysis.experiment_and_analysis(experiment_id, "sequential")[1]
         now = self.service.clock()
         summary = headline(result)
         days = days_running(experiment, now) or 0.0
