@@ -36,6 +36,8 @@ class ScheduledRunner:
         self._lock = threading.Lock()  # one analysis at a time, timer or on demand
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._timer_runs = 0  # runs the timer finished, successful or not
+        self._ran = threading.Condition()
 
     def run_once(self) -> Any:
         """The handler's return value; {logical id: value} when several functions are scheduled.
@@ -74,6 +76,14 @@ class ScheduledRunner:
                 self.run_once()
             except Exception:
                 log.exception("scheduled run failed")
+            with self._ran:
+                self._timer_runs += 1
+                self._ran.notify_all()
+
+    def wait_for_timer_runs(self, runs: int, timeout: float) -> bool:
+        """Block until the timer has finished ``runs`` runs; False if ``timeout`` passes first."""
+        with self._ran:
+            return self._ran.wait_for(lambda: self._timer_runs >= runs, timeout)
 
     def stop(self) -> None:
         self._stop.set()

@@ -60,6 +60,16 @@ def test_significance_is_strictly_below_alpha() -> None:
     assert decide(ctx, [candidate(2, ctx.alpha * 0.999, 0.1)]).winner_id == 2
 
 
+@pytest.mark.parametrize(("confidence", "p"), [(0.95, 0.05), (0.9, 0.1), (0.99, 0.01)])
+def test_a_p_value_equal_to_the_written_alpha_is_not_significant(
+    confidence: float, p: float
+) -> None:
+    # Given the p-value as written (0.05 at 95%), not as 1 - 0.95 computes in floating point
+    decision = decide(context(confidence_level=confidence), [candidate(2, p, 0.1)])
+    # Then it is not below alpha: no winner
+    assert (decision.winner_id, decision.is_significant) == (None, False)
+
+
 def test_holm_adjustment_is_named_in_the_reason() -> None:
     decision = decide(context(adjusted=True), [candidate(2, 0.2, 0.1), candidate(3, 0.3, 0.1)])
     assert decision.reason.endswith("not below 0.05, Holm-adjusted).")

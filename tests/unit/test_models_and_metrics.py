@@ -131,6 +131,19 @@ def test_unit_requests_need_a_unit_and_an_experiment() -> None:
     assert caught.value.field == "occurred_at"
 
 
+@pytest.mark.parametrize("field", ["user_id", "session_id"])
+def test_unit_ids_are_stripped_and_at_most_512_bytes_of_utf8(field: str) -> None:
+    # Given ids at the limit as docs/assignment.md states it: bytes in UTF-8, not characters
+    at_limit = "\u00e9" * 256  # 256 characters, 512 bytes
+    parsed = parse(GetVariantIn, {"experiment_name": "x", field: f"  {at_limit}  "})
+    assert getattr(parsed, field) == at_limit  # whitespace stripped before the key is formed
+    # When one byte more is sent, then it is refused and the error names the field
+    with pytest.raises(InvalidInput) as caught:
+        parse(GetVariantIn, {"experiment_name": "x", field: at_limit + "a"})
+    assert caught.value.field == field
+    assert "512 bytes" in str(caught.value)
+
+
 def event(**parts: Any) -> dict[str, Any]:
     return {"httpMethod": "POST", "path": "/p", **parts}
 

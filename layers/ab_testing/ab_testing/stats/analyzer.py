@@ -10,7 +10,7 @@ from . import messages as msg
 from .comparisons import TreatmentResult, compare_treatments, guardrail_checks
 from .cuped import CupedFit
 from .decision import Candidate, Decision, DecisionContext, decide
-from .inputs import AnalysisInput, MetricSpec, VariantInput
+from .inputs import AnalysisInput, MetricSpec, VariantInput, alpha_of
 from .power import PowerResult, required_units
 from .report import (
     comparison_dict,
@@ -78,7 +78,7 @@ class _Run:
             self.warnings.append(msg.WARN_BAD_CONFIDENCE.format(value=conf))
             conf = msg.DEFAULT_CONFIDENCE
         self.confidence = float(conf)
-        self.alpha = 1.0 - self.confidence
+        self.alpha = alpha_of(self.confidence)
         self.method = inp.analysis_method
         self.min_sample = max(int(inp.min_sample_size), 0)
         self.variants: list[VariantInput] = list(inp.variants)

@@ -11,7 +11,7 @@ from .bayesian import BayesianResult, bayesian_readout
 from .decision import gain
 from .descriptive import Summary
 from .frequentist import Comparison, compare
-from .inputs import AnalysisMethod, Direction, MetricKind, MetricSpec
+from .inputs import AnalysisMethod, Direction, MetricKind, MetricSpec, alpha_of
 from .multiple import holm
 from .sequential import confidence_sequence
 
@@ -58,7 +58,7 @@ def compare_treatments(
 ) -> list[TreatmentResult]:
     """Welch (or exact), sequential and Bayesian read-outs of each treatment, Holm-adjusted
     across them."""
-    alpha = 1.0 - confidence_level
+    alpha = alpha_of(confidence_level)
     results = []
     for variant_id, treatment in treatments:
         welch = compare(control, treatment, confidence_level, kind)

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import messages as msg
-from .inputs import Direction, MetricSpec
+from .inputs import Direction, MetricSpec, alpha_of
 from .srm import SrmResult
 
 
@@ -53,7 +53,7 @@ class DecisionContext:
 
     @property
     def alpha(self) -> float:
-        return 1.0 - self.confidence_level
+        return alpha_of(self.confidence_level)
 
 
 @dataclass(frozen=True)

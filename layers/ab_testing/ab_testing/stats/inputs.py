@@ -16,6 +16,13 @@ MetricKind = Literal["binary", "continuous", "count", "ratio"]
 Direction = Literal["higher", "lower"]
 AnalysisMethod = Literal["fixed_horizon", "sequential"]
 
+
+def alpha_of(confidence_level: float) -> float:
+    """The significance level alpha = 1 - confidence, rounded to 12 decimals: in binary floating
+    point 1 - 0.95 is 0.05000000000000004, which would count p = 0.05 as "below" alpha."""
+    return round(1.0 - confidence_level, 12)
+
+
 # DynamoDB numbers carry up to 38 significant digits; the totals are formed at that precision
 # (Python's default context has 28, which rounds sum(y^2) of values above ~1e13).
 STORE_PRECISION = 38

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .comparisons import TreatmentResult
 from .decision import gain
-from .inputs import AnalysisMethod, Direction, MetricSpec
+from .inputs import AnalysisMethod, Direction, MetricSpec, alpha_of
 from .multiple import holm
 
 
@@ -90,7 +90,7 @@ def bad_movements(
     labels: Mapping[int, str],
 ) -> list[Movement]:
     """Significant bad-direction movements of the watched (non-primary) metrics."""
-    alpha = 1.0 - confidence_level
+    alpha = alpha_of(confidence_level)
     pairs = [(spec, r) for spec in specs for r in results.get(spec.name, [])]
     adjusted = holm([r.chosen_p(method, adjusted=False) for _, r in pairs])
     out: list[Movement] = []
