@@ -99,9 +99,11 @@ def test_only_worse_treatments_keep_the_control() -> None:
     decision = decide(context(), [candidate(2, 0.001, -0.1), candidate(3, 0.01, -0.05)])
     assert (decision.winner_id, decision.is_significant) == (None, True)
     assert decision.reason == (
-        "No variant beats the control on resolution_rate: Variant 2, Variant 3 is "
+        "No variant beats the control on resolution_rate: Variant 2 and Variant 3 are "
         "significantly worse (p = 0.0010). Keep the control."
     )
+    one = decide(context(), [candidate(2, 0.001, -0.1), candidate(3, 0.5, 0.01)])
+    assert "control on resolution_rate: Variant 2 is significantly worse" in one.reason
     assert decision.confidence == 0.0
 
 

@@ -112,9 +112,11 @@ def _no_winner_reason(
         and gain(c.difference, direction) < 0
     ]
     if worse:
-        ids = ", ".join(c.name for c in worse)
+        names = [c.name for c in worse]
+        ids = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        verb = "is" if len(names) == 1 else "are"
         p = min(c.p_value for c in worse if c.p_value is not None)
-        return msg.ONLY_WORSE.format(metric=ctx.metric.name, ids=ids, p=msg.format_p(p))
+        return msg.ONLY_WORSE.format(metric=ctx.metric.name, ids=ids, verb=verb, p=msg.format_p(p))
     adjusted = ", Holm-adjusted" if ctx.adjusted else ""
     return msg.NOT_SIGNIFICANT.format(
         metric=ctx.metric.name, p=msg.format_p(top_p), alpha=ctx.alpha, adjusted=adjusted

@@ -63,7 +63,7 @@ NOT_SIGNIFICANT = (
     "No significant difference on {metric} yet (best {p}, not below {alpha:g}{adjusted})."
 )
 ONLY_WORSE = (
-    "No variant beats the control on {metric}: {ids} is significantly worse "
+    "No variant beats the control on {metric}: {ids} {verb} significantly worse "
     "({p}). Keep the control."
 )
 TOO_SMALL = (
