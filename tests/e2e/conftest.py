@@ -65,6 +65,12 @@ class LocalApi:
                     str(self.port),
                     "--state-file",
                     str(self.state_file),
+                    # Each function keeps its own experiment cache, as in AWS, so a stop would
+                    # reach get-variant up to 5 s later. These flows check effects at once:
+                    # no cache (every read goes to DynamoDB, IAM-checked). The cache window
+                    # has its own test with an injected clock (test_promised_edges.py).
+                    "--parameter",
+                    "AssignmentCacheSeconds=0",
                 ],
                 cwd=ROOT,
                 env=env,

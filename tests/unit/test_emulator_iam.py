@@ -115,3 +115,24 @@ def test_a_denied_call_raises_aws_access_denied_and_calls_outside_functions_pass
             client.put_item(TableName="ab_variants", Item=key)
     finally:
         iam.restore(previous)
+
+
+def test_each_function_keeps_its_own_singletons_and_cache() -> None:
+    # Given the layer's per-function singletons, as separate Lambda instances have them
+    from ab_testing import runtime
+
+    runtime.reset()
+    try:
+        # When two functions ask for their service, and one of them asks again
+        with iam.acting_as("GetVariantFunction"):
+            first = runtime.service()
+            again = runtime.service()
+        with iam.acting_as("StartExperimentFunction"):
+            other = runtime.service()
+        # Then each function has its own service (and so its own experiment cache): one
+        # function's cached read never answers another, whose policy may not allow the read
+        assert first is again
+        assert other is not first
+        assert other._cache is not first._cache
+    finally:
+        runtime.reset()

@@ -1,8 +1,14 @@
-"""Per-process singletons for the Lambda handlers, built on first use (after env is set)."""
+"""Per-function singletons for the Lambda handlers, built on first use (after env is set).
+
+In AWS every function runs in its own instances, so each has its own service and its own
+experiment cache. The local API hosts every function in one process: it names the function it
+is invoking in ``current_function`` and each name keeps its own singletons, so one function's
+cached read never answers another's (whose IAM policy might not allow that read).
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from ab_testing.service import ExperimentService
@@ -11,32 +17,47 @@ if TYPE_CHECKING:
     from ab_testing.analysis import ExperimentAnalysis
     from ab_testing.local_evaluation import LocalEvaluation
 
+current_function: ContextVar[str] = ContextVar("ab_testing_function", default="")
 
-@lru_cache(maxsize=1)
+_services: dict[str, ExperimentService] = {}
+_analyses: dict[str, ExperimentAnalysis] = {}
+_evaluations: dict[str, LocalEvaluation] = {}
+
+
 def service() -> ExperimentService:
-    return ExperimentService()
+    name = current_function.get()
+    found = _services.get(name)
+    if found is None:
+        found = _services.setdefault(name, ExperimentService())
+    return found
 
 
-@lru_cache(maxsize=1)
 def analysis() -> ExperimentAnalysis:
-    from ab_testing.analysis import ExperimentAnalysis
+    name = current_function.get()
+    found = _analyses.get(name)
+    if found is None:
+        from ab_testing.analysis import ExperimentAnalysis
 
-    return ExperimentAnalysis(service())
+        found = _analyses.setdefault(name, ExperimentAnalysis(service()))
+    return found
 
 
-@lru_cache(maxsize=1)
 def local_evaluation() -> LocalEvaluation:
-    from ab_testing.local_evaluation import LocalEvaluation
+    name = current_function.get()
+    found = _evaluations.get(name)
+    if found is None:
+        from ab_testing.local_evaluation import LocalEvaluation
 
-    return LocalEvaluation(service())
+        found = _evaluations.setdefault(name, LocalEvaluation(service()))
+    return found
 
 
 def reset() -> None:
     """Forget the singletons (tests switch tables and settings between cases)."""
     from ab_testing import dynamo, settings
 
-    service.cache_clear()
-    analysis.cache_clear()
-    local_evaluation.cache_clear()
+    _services.clear()
+    _analyses.clear()
+    _evaluations.clear()
     settings.get_settings.cache_clear()
     dynamo.client.cache_clear()
