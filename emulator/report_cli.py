@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 import webbrowser
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -97,7 +98,10 @@ def analyze(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
     if args.json:
         print(json.dumps(answer, indent=2), file=stream)
         return 0
-    stream.write(render_text(answer))
+    if stream.isatty():
+        render_rich(answer, stream)
+    else:
+        stream.write(render_text(answer))
     return 0
 
 
@@ -111,34 +115,39 @@ def _fmt(value: Any, percent: bool = False) -> str:
     return str(value)
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain text table with columns padded to their widest cell."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(lines) + "\n"
+HEADERS = ("vs control", "diff", "lift", "interval", "p", "seq p", "significant")
 
 
-def render_text(answer: Mapping[str, Any]) -> str:
-    """The verdict, the warnings, and one table per metric, as plain text."""
+@dataclass(frozen=True)
+class MetricTable:
+    title: str
+    rows: list[list[str]]
+    tones: list[str]  # per row: "better", "worse" (significant moves) or "" (no clear move)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What both renderings print: headline, verdict, warnings, one table per metric."""
+
+    headline: str
+    verdict: str
+    has_winner: bool
+    reason: str
+    warnings: list[str]
+    tables: list[MetricTable]
+
+
+def verdict_of(answer: Mapping[str, Any]) -> Verdict:
     stats = answer.get("variant_stats") or {}
     names = {vid: f"Variant {vid} ({s.get('name')})" for vid, s in stats.items()}
     winner = answer.get("recommended_winner_id")
-    verdict = f"Recommend {names.get(str(winner))}" if winner is not None else "No winner yet"
-    out = [
-        f"Experiment {answer.get('experiment_id')}: {answer.get('experiment_name', '')}\n",
-        f"Verdict: {verdict}\n{answer.get('recommendation_reason')}\n",
-    ]
-    warnings = answer.get("warnings") or []
-    if warnings:
-        out.append("\nWarnings:\n" + "".join(f"  ! {w}\n" for w in warnings))
+    tables = []
     for name, metric in (answer.get("metrics") or {}).items():
         role = "primary" if name == answer.get("primary_metric") else "secondary"
         if metric.get("guardrail"):
             role = "guardrail"
-        out.append(f"\n{name} ({role}, {metric.get('direction')} is better)\n")
-        rows = []
+        direction = metric.get("direction")
+        rows, tones = [], []
         for c in metric.get("comparisons") or []:
             ci = c.get("relative_ci") or [None, None]
             rows.append(
@@ -152,9 +161,69 @@ def render_text(answer: Mapping[str, Any]) -> str:
                     "yes" if c.get("is_significant") else "no",
                 ]
             )
-        headers = ["vs control", "diff", "lift", "interval", "p", "seq p", "significant"]
-        out.append(table(headers, rows) if rows else "  no comparison yet\n")
+            moved = c.get("absolute_difference") or 0
+            good = moved > 0 if direction == "higher" else moved < 0
+            significant = bool(c.get("is_significant")) and moved != 0
+            tones.append(("better" if good else "worse") if significant else "")
+        tables.append(MetricTable(f"{name} ({role}, {direction} is better)", rows, tones))
+    return Verdict(
+        headline=f"Experiment {answer.get('experiment_id')}: {answer.get('experiment_name', '')}",
+        verdict=f"Recommend {names.get(str(winner))}" if winner is not None else "No winner yet",
+        has_winner=winner is not None,
+        reason=str(answer.get("recommendation_reason")),
+        warnings=[str(w) for w in answer.get("warnings") or []],
+        tables=tables,
+    )
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain text table with columns padded to their widest cell."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_text(answer: Mapping[str, Any]) -> str:
+    """The verdict, the warnings, and one table per metric, as plain text (pipes, files)."""
+    v = verdict_of(answer)
+    out = [f"{v.headline}\n", f"Verdict: {v.verdict}\n{v.reason}\n"]
+    if v.warnings:
+        out.append("\nWarnings:\n" + "".join(f"  ! {w}\n" for w in v.warnings))
+    for t in v.tables:
+        out.append(f"\n{t.title}\n")
+        out.append(table(HEADERS, t.rows) if t.rows else "  no comparison yet\n")
     return "".join(out)
+
+
+def render_rich(answer: Mapping[str, Any], stream: TextIO, width: int | None = None) -> None:
+    """The same for a terminal, with rich: significant moves coloured and marked by a word
+    (better / worse), so colour is never the only signal."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    v = verdict_of(answer)
+    console = Console(file=stream, width=width, force_terminal=True, highlight=False)
+    console.print(Text(v.headline, style="bold"))
+    console.print(Text(f"Verdict: {v.verdict}", style="bold green" if v.has_winner else "bold"))
+    console.print(v.reason, markup=False)
+    if v.warnings:
+        console.print(Text("Warnings:", style="bold yellow"))
+        for w in v.warnings:
+            console.print(Text(f"  ! {w}", style="yellow"))
+    styles = {"better": "green", "worse": "red", "": ""}
+    for t in v.tables:
+        grid = Table(title=t.title, title_justify="left", show_lines=False)
+        for header in (*HEADERS, "move"):
+            grid.add_column(header, no_wrap=header != "vs control")
+        for row, tone in zip(t.rows, t.tones, strict=True):
+            grid.add_row(*row, tone or "-", style=styles[tone])
+        if t.rows:
+            console.print(grid)
+        else:
+            console.print(Text(f"{t.title}: no comparison yet"))
 
 
 def main(args: argparse.Namespace) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ab_testing.stats import StatisticalAnalyzer
@@ -47,3 +49,50 @@ def test_sigv4_signs_for_execute_api(monkeypatch: pytest.MonkeyPatch) -> None:
     auth = headers["Authorization"]
     assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
     assert "/eu-west-1/execute-api/aws4_request" in auth
+
+
+def test_analyze_in_a_terminal_colours_the_moves_and_names_them() -> None:
+    # Given the few-shot analysis, whose treatment is better on resolution_rate and
+    # significantly worse on cost_usd
+    import io
+
+    from emulator.report_cli import render_rich
+
+    answer = StatisticalAnalyzer().analyze(fewshot(min_sample_size=100))
+    # When printed for a terminal
+    out = io.StringIO()
+    render_rich(answer, out, width=160)
+    text = out.getvalue()
+    # Then it is coloured (ANSI escapes), the verdict and every warning are there, and each
+    # metric has its table; a coloured row also says in words which way it moved
+    assert "\x1b[" in text
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    assert "Verdict: Recommend Variant 2 (Few-shot)" in plain
+    assert plain.count("  ! ") == len(answer["warnings"])
+    lines = plain.splitlines()
+    for metric in answer["metrics"]:
+        assert any(line.startswith(f"{metric} (") for line in lines)
+    after_cost = lines[next(i for i, line in enumerate(lines) if line.startswith("cost_usd ("))]
+    cost_row = next(
+        line
+        for line in lines[lines.index(after_cost) :]
+        if line.startswith("│ Variant 2 (Few-shot)")
+    )
+    assert cost_row.rstrip(" │").endswith("worse")
+    assert "better" in plain
+
+
+def test_analyze_writes_plain_text_when_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import json as json_module
+
+    from emulator import report_cli
+
+    answer = StatisticalAnalyzer().analyze(fewshot(min_sample_size=100))
+    body = json_module.dumps(answer, default=str).encode()
+    monkeypatch.setattr(report_cli, "fetch", lambda args, path: (body, "application/json"))
+    out = io.StringIO()  # not a terminal
+    args = build_parser().parse_args(["analyze", "1"])
+    assert report_cli.analyze(args, out) == 0
+    assert "\x1b[" not in out.getvalue()
+    assert "Verdict: Recommend Variant 2 (Few-shot)" in out.getvalue()
