@@ -73,3 +73,21 @@ def test_page_without_data_still_renders() -> None:
     current = StatisticalAnalyzer().analyze(empty)
     page = render_report({"id": 1, "name": "x"}, current, [], "2026-01-03T00:00:00Z")
     assert "No winner yet" in page and page.endswith("</html>")
+
+
+def test_axis_labels_are_short_and_never_in_exponent_notation() -> None:
+    # Given values a units chart meets: hundreds to millions, and small differences
+    from ab_testing.report_svg import _nice
+
+    cases = {
+        1040.0: "1,040",
+        25300.0: "25.3k",
+        1_200_000.0: "1.2M",
+        -0.707: "-0.707",
+        0.0: "0",
+        999.0: "999",
+    }
+    # Then each label is readable in six characters at most (a longer one is cut at the axis)
+    for value, label in cases.items():
+        assert _nice(value) == label
+        assert len(label) <= 6 and "e+" not in label

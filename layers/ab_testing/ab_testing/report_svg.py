@@ -42,6 +42,15 @@ class Series:
 
 
 def _nice(value: float) -> str:
+    """An axis label of at most six characters, never in exponent notation above 1: 1,040,
+    25.3k, 1.2M (the label sits left of the axis and a longer one is cut off)."""
+    size = abs(value)
+    if size >= 1e6:
+        return f"{value / 1e6:.3g}M"
+    if size >= 1e4:
+        return f"{value / 1e3:.3g}k"
+    if size >= 1000:
+        return f"{value:,.0f}"
     return f"{value:.3g}"
 
 
