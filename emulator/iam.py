@@ -162,16 +162,11 @@ def current_function() -> str | None:
 
 @contextmanager
 def acting_as(function_id: str) -> Iterator[None]:
-    """DynamoDB calls made inside this block are checked against `function_id`'s policy, and
-    the handler uses `function_id`'s own singletons (its own cache), as its own Lambda would."""
-    from ab_testing import runtime
-
+    """DynamoDB calls made inside this block are checked against `function_id`'s policy."""
     token = _CURRENT.set(function_id)
-    scope = runtime.current_function.set(function_id)
     try:
         yield
     finally:
-        runtime.current_function.reset(scope)
         _CURRENT.reset(token)
 
 

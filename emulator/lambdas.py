@@ -10,7 +10,8 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -109,6 +110,21 @@ def _forget_siblings(names: set[str], code_dir: Path) -> None:
             del sys.modules[name]
 
 
+@contextmanager
+def invoked_as(function_id: str) -> Iterator[None]:
+    """What a Lambda instance of `function_id` has to itself: its IAM role (every DynamoDB
+    call is checked against its policy) and its own singletons, so its own experiment cache:
+    one function's cached read never answers another's."""
+    from ab_testing import runtime
+
+    scope = runtime.current_function.set(function_id)
+    try:
+        with iam.acting_as(function_id):
+            yield
+    finally:
+        runtime.current_function.reset(scope)
+
+
 def make_context(function_id: str, settings: Mapping[str, Any]) -> FakeLambdaContext:
     return FakeLambdaContext(
         function_id,
@@ -126,7 +142,7 @@ def invoke_api(
     """Call the route's handler; any exception (at import or in the handler) is a 502."""
     try:
         handler = loader.handler(route.function_id, route.code_uri, route.handler)
-        with iam.acting_as(route.function_id):
+        with invoked_as(route.function_id):
             result = handler(event, make_context(route.function_id, settings))
     except Exception:
         log.exception("%s raised for %s %s", route.function_id, route.method, route.path)

@@ -8,9 +8,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from emulator import iam
 from emulator.events import scheduled_event
-from emulator.lambdas import FunctionLoader, make_context
+from emulator.lambdas import FunctionLoader, invoked_as, make_context
 from emulator.template import ScheduledFunction, function_settings
 
 log = logging.getLogger("emulator.schedule")
@@ -56,7 +55,7 @@ class ScheduledRunner:
         handler = self.loader.handler(function.function_id, function.code_uri, function.handler)
         settings = function_settings(self.template, function.function_id)
         event = scheduled_event(f"{function.function_id}Schedule")
-        with iam.acting_as(function.function_id):
+        with invoked_as(function.function_id):
             result = handler(event, make_context(function.function_id, settings))
         log.info("scheduled %s returned %s", function.function_id, to_json(result)[:2000])
         return result

@@ -120,14 +120,15 @@ def test_a_denied_call_raises_aws_access_denied_and_calls_outside_functions_pass
 def test_each_function_keeps_its_own_singletons_and_cache() -> None:
     # Given the layer's per-function singletons, as separate Lambda instances have them
     from ab_testing import runtime
+    from emulator.lambdas import invoked_as
 
     runtime.reset()
     try:
         # When two functions ask for their service, and one of them asks again
-        with iam.acting_as("GetVariantFunction"):
+        with invoked_as("GetVariantFunction"):
             first = runtime.service()
             again = runtime.service()
-        with iam.acting_as("StartExperimentFunction"):
+        with invoked_as("StartExperimentFunction"):
             other = runtime.service()
         # Then each function has its own service (and so its own experiment cache): one
         # function's cached read never answers another, whose policy may not allow the read
