@@ -143,26 +143,47 @@ class Ledger:
         totals: dict[str, Any],
         shard: int,
     ) -> list[dict[str, Any]]:
-        store, y, state = self.store, write.value, unit.state
+        state = unit.state
         old_sum = Decimal(state["s"]) if state else Decimal(0)
         old_count = int(state["c"]) if state else 0
-        new_sum, new_count = old_sum + y, old_count + 1
-        deltas = {
-            ":results": 1,
-            ":total": y,
-            ":total_sq": y * y,
-            ":units": 0 if old_count else 1,
-            ":unit_sum_sq": new_sum * new_sum - old_sum * old_sum,
-            ":unit_count_sq": 2 * old_count + 1,
-            ":unit_sum_count": new_sum * new_count - old_sum * old_count,
-            **_covariate_deltas(unit.x, y, first=not old_count),
-        }
+        deltas = _result_deltas(unit.x, write.value, old_sum, old_count)
         _check_precision(write.metric, totals, deltas)
-        totals_update, totals_condition, totals_values = _extremes(totals, y)
+        return [
+            {"Put": self._put(write, variant_id)},
+            {"Update": self._totals_update(write, variant_id, shard, totals, deltas)},
+            {"Update": self._unit_update(write, unit, old_sum + write.value, old_count + 1)},
+            *(
+                {"Update": self._ratio_update(write, variant_id, unit, ratio, shard)}
+                for ratio in write.ratios
+            ),
+        ]
+
+    def _put(self, write: ResultWrite, variant_id: int) -> dict[str, Any]:
+        """The raw result, written only if its result_id (the idempotency key) is new."""
+        return {
+            "TableName": self.store.results,
+            "Item": dynamo.serialize(_result_item(write, variant_id)),
+            "ConditionExpression": "attribute_not_exists(result_id)",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    def _totals_update(
+        self,
+        write: ResultWrite,
+        variant_id: int,
+        shard: int,
+        totals: dict[str, Any],
+        deltas: dict[str, Any],
+        extremes: tuple[Decimal, Decimal] | None = None,
+    ) -> dict[str, Any]:
+        """ADD the deltas to the (variant, metric, shard) totals; min/max move out only from
+        the values read (``extremes``: the lowest and highest value added, default the one)."""
+        low, high = extremes or (write.value, write.value)
+        totals_update, totals_condition, totals_values = _extremes(totals, low, high)
         totals_values.update(deltas)
         totals_values.update({":v": variant_id, ":m": write.metric})
-        update_totals: dict[str, Any] = {
-            "TableName": store.variants,
+        update: dict[str, Any] = {
+            "TableName": self.store.variants,
             "Key": dynamo.serialize(
                 {
                     "experiment_id": write.experiment_id,
@@ -180,33 +201,8 @@ class Ledger:
             "ExpressionAttributeValues": dynamo.serialize(totals_values),
         }
         if totals_condition:
-            update_totals["ConditionExpression"] = totals_condition
-        unit_update = self._unit_update(write, unit, new_sum, new_count)
-        result_item = {
-            "experiment_id": write.experiment_id,
-            "result_id": write.result_id,
-            "variant_id": variant_id,
-            "metric_name": write.metric,
-            "metric_value": y,
-            "unit": write.unit,
-            **write.item,
-        }
-        return [
-            {
-                "Put": {
-                    "TableName": store.results,
-                    "Item": dynamo.serialize(result_item),
-                    "ConditionExpression": "attribute_not_exists(result_id)",
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            },
-            {"Update": update_totals},
-            {"Update": unit_update},
-            *(
-                {"Update": self._ratio_update(write, variant_id, unit, ratio, shard)}
-                for ratio in write.ratios
-            ),
-        ]
+            update["ConditionExpression"] = totals_condition
+        return update
 
     def _unit_update(
         self, write: ResultWrite, unit: _UnitState, new_sum: Decimal, new_count: int
@@ -314,6 +310,36 @@ class _UnitState:
         return cls(states, states.get(write.metric), x, store_x)
 
 
+def _result_item(write: ResultWrite, variant_id: int) -> dict[str, Any]:
+    return {
+        "experiment_id": write.experiment_id,
+        "result_id": write.result_id,
+        "variant_id": variant_id,
+        "metric_name": write.metric,
+        "metric_value": write.value,
+        "unit": write.unit,
+        **write.item,
+    }
+
+
+def _result_deltas(
+    x: Decimal | None, y: Decimal, old_sum: Decimal, old_count: int
+) -> dict[str, Any]:
+    """What one result adds to the totals, given the unit's sum and count of the metric
+    before it (the unit-level fields telescope: added in order they give the final sums)."""
+    new_sum, new_count = old_sum + y, old_count + 1
+    return {
+        ":results": 1,
+        ":total": y,
+        ":total_sq": y * y,
+        ":units": 0 if old_count else 1,
+        ":unit_sum_sq": new_sum * new_sum - old_sum * old_sum,
+        ":unit_count_sq": 2 * old_count + 1,
+        ":unit_sum_count": new_sum * new_count - old_sum * old_count,
+        **_covariate_deltas(x, y, first=not old_count),
+    }
+
+
 def _covariate_deltas(x: Decimal | None, y: Decimal, first: bool) -> dict[str, Any]:
     """Changes of sum h, sum X, sum X^2 (on the unit's first result of the metric) and of
     sum X*S, sum X*m, sum h*S, sum h*m: all 0 for a unit without a covariate."""
@@ -342,21 +368,28 @@ def _check_precision(metric: str, totals: dict[str, Any], deltas: dict[str, Any]
             )
 
 
-def _extremes(totals: dict[str, Any], y: Decimal) -> tuple[str, str, dict[str, Any]]:
+def _extremes(
+    totals: dict[str, Any], low: Decimal, high: Decimal
+) -> tuple[str, str, dict[str, Any]]:
     """SET clauses for a new min or max, guarded by the value read (min/max only move out)."""
     sets: list[str] = []
     conditions: list[str] = []
-    values: dict[str, Any] = {":y": y}
-    for attr, better in (("min_y", lambda old: y < old), ("max_y", lambda old: y > old)):
+    values: dict[str, Any] = {}
+    for attr, y, better in (
+        ("min_y", low, lambda old: low < old),
+        ("max_y", high, lambda old: high > old),
+    ):
         old = totals.get(attr)
+        placeholder = f":{attr}"
         if old is None:
-            sets.append(f"{attr} = :y")
+            sets.append(f"{attr} = {placeholder}")
             conditions.append(f"attribute_not_exists({attr})")
         elif better(old):
-            sets.append(f"{attr} = :y")
+            sets.append(f"{attr} = {placeholder}")
             conditions.append(f"{attr} = :old_{attr}")
             values[f":old_{attr}"] = old
+        else:
+            continue
+        values[placeholder] = y
     clause = (", " + ", ".join(sets)) if sets else ""
-    if not sets:
-        values.pop(":y")
     return clause, " AND ".join(conditions), values
