@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from typing import Any
@@ -28,6 +28,7 @@ from ab_testing.records import ratio_sk, totals_sk
 from ab_testing.store import Store
 
 _ATTEMPTS = 12
+_MAX_ACTIONS = 100  # DynamoDB's limit on a transaction, and on the keys of a BatchGetItem
 TOTALS_FIELDS = (
     "results",
     "total",
@@ -58,6 +59,15 @@ class ResultWrite:
     # (ratio name, the other metric of the ratio, True when this metric is the numerator)
     ratios: tuple[tuple[str, str, bool], ...] = ()
     covariate: Decimal | None = None  # sent with this result; stored if the unit has none
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    """One result of a batch, with what ``record`` takes besides it."""
+
+    write: ResultWrite
+    variant_ids: tuple[int, ...]
+    shard: int
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,238 @@ class Ledger:
             # A concurrent result moved the unit's sums or the extremes: read and try again.
             time.sleep(random.uniform(0, 0.004 * (attempt + 1)))
         raise StoreUnavailable("the result could not be written under contention, please retry")
+
+    def record_many(self, entries: Sequence[BatchEntry]) -> list[Outcome | Exception]:
+        """Records a batch: one transaction per (experiment, variant, metric, shard) of it.
+
+        Answers each entry as ``record`` would have, in order (an Outcome, or the error that
+        ``record`` would have raised). Results of units with a ratio metric go one by one.
+        """
+        done: dict[int, Outcome | Exception] = {}
+        stored: dict[tuple[int, str], dict[str, Any]] = {}  # result -> its stored item
+        units: dict[tuple[int, str], list[int]] = {}
+        for index, entry in enumerate(entries):
+            units.setdefault(_unit_key(entry.write), []).append(index)
+        one_by_one = sorted(
+            index
+            for indexes in units.values()
+            if any(entries[i].write.ratios for i in indexes)
+            for index in indexes
+        )
+        pending = [i for i in range(len(entries)) if i not in set(one_by_one)]
+        # Each round settles at least the first pending result of every unit.
+        for _ in range(len(entries) + _ATTEMPTS):
+            _settle_repeats(entries, pending, done, stored)
+            pending = [i for i in pending if i not in done]
+            if not pending:
+                break
+            try:
+                assignments, _ = self._read_many({_unit_key(entries[i].write) for i in pending})
+            except Exception as exc:  # noqa: BLE001  (each entry answers with the error)
+                done.update(dict.fromkeys(pending, exc))
+                break
+            for chunk, variant_id in self._chunks(entries, pending, assignments, done):
+                try:
+                    self._write_chunk(entries, chunk, variant_id, done, stored)
+                except Exception as exc:  # noqa: BLE001
+                    for index in chunk:
+                        done.setdefault(index, exc)
+            pending = [i for i in pending if i not in done]
+        for index in pending:
+            done[index] = StoreUnavailable("the batch could not be written, please retry")
+        for index in one_by_one:
+            done[index] = self._record_one(entries[index])
+        return [done[i] for i in range(len(entries))]
+
+    def _record_one(self, entry: BatchEntry) -> Outcome | Exception:
+        try:
+            return self.record(entry.write, list(entry.variant_ids), entry.shard)
+        except Exception as exc:  # noqa: BLE001
+            return exc
+
+    def _chunks(
+        self,
+        entries: Sequence[BatchEntry],
+        pending: list[int],
+        assignments: dict[tuple[int, str], dict[str, Any]],
+        done: dict[int, Outcome | Exception],
+    ) -> Iterator[tuple[list[int], int]]:
+        """This round's results, grouped by totals item and cut to fit one transaction.
+
+        A repeated result_id waits for a later round (one action per item in a transaction).
+        A unit that has no results yet while one of its results carries a covariate sends only
+        its first result in a round: that result decides the unit's covariate, as in order.
+        """
+        with_covariate = {
+            _unit_key(entries[i].write) for i in pending if entries[i].write.covariate
+        }
+        taken: set[tuple[int, str]] = set()
+        first_only: set[tuple[int, str]] = set()
+        groups: dict[tuple[int, int, str, int], list[int]] = {}
+        for index in pending:
+            write = entries[index].write
+            unit = _unit_key(write)
+            found = assignments.get(unit)
+            if found is None:
+                done[index] = Outcome("no_assignment", None, None)
+                continue
+            if (write.experiment_id, write.result_id) in taken or unit in first_only:
+                continue
+            taken.add((write.experiment_id, write.result_id))
+            if unit in with_covariate and found.get("x") is None and not found.get("m"):
+                first_only.add(unit)
+            variant_id = int(found["variant_id"])
+            group = (write.experiment_id, variant_id, write.metric, entries[index].shard)
+            groups.setdefault(group, []).append(index)
+        for (_, variant_id, _, _), members in groups.items():
+            chunk: list[int] = []
+            chunk_units: set[str] = set()
+            for index in members:
+                unit_name = entries[index].write.unit
+                actions = len(chunk) + 1 + len(chunk_units | {unit_name}) + 1  # + the totals
+                if actions > _MAX_ACTIONS:
+                    yield chunk, variant_id
+                    chunk, chunk_units = [], set()
+                chunk.append(index)
+                chunk_units.add(unit_name)
+            yield chunk, variant_id
+
+    def _write_chunk(
+        self,
+        entries: Sequence[BatchEntry],
+        members: list[int],
+        variant_id: int,
+        done: dict[int, Outcome | Exception],
+        stored: dict[tuple[int, str], dict[str, Any]],
+    ) -> None:
+        """One transaction for results of one totals item: their puts, one update per unit
+        and one totals update with their folded sums; retried as ``record`` retries."""
+        first = entries[members[0]]
+        experiment_id, metric, shard = first.write.experiment_id, first.write.metric, first.shard
+        attempt = 0
+        while members:
+            units = {(experiment_id, entries[i].write.unit) for i in members}
+            sk = totals_sk(variant_id, metric, shard)
+            assignments, totals = self._read_many(units, (experiment_id, sk))
+            # An assignment gone or moved since the round read: left to the next round.
+            members = [
+                i
+                for i in members
+                if int(assignments.get(_unit_key(entries[i].write), {}).get("variant_id", -1))
+                == variant_id
+            ]
+            if not members:
+                return
+            writes = [entries[i].write for i in members]
+            try:
+                with localcontext(prec=60):
+                    items = self._chunk_items(writes, variant_id, shard, assignments, totals)
+            except InvalidInput:
+                # Past 38 digits together: one by one, so the result that overflows says so.
+                for index in members:
+                    done[index] = self._record_one(entries[index])
+                return
+            try:
+                self.client.transact_write_items(TransactItems=items)
+            except self.client.exceptions.TransactionCanceledException as exc:
+                codes = dynamo.cancellation_codes(exc)
+                if set(codes) - {"None", "ConditionalCheckFailed", "TransactionConflict"}:
+                    raise
+                # The puts come first: a failed put is a result already stored.
+                existing = [
+                    (position, index)
+                    for position, index in enumerate(members)
+                    if codes[position : position + 1] == ["ConditionalCheckFailed"]
+                ]
+                for position, index in existing:
+                    write = entries[index].write
+                    item = dynamo.cancellation_item(exc, position) or self._result(write) or {}
+                    # A transport retry of our own committed transaction finds our own item.
+                    mine = item.get("write_token") == write.item.get("write_token")
+                    stored_variant = int(item.get("variant_id", variant_id))
+                    done[index] = Outcome("recorded" if mine else "duplicate", stored_variant, item)
+                    stored[(experiment_id, write.result_id)] = item
+                if existing:
+                    members = [i for i in members if i not in done]
+                    continue  # the others at once, on a fresh read
+                # A concurrent result moved a unit's sums or the extremes: read and try again.
+                attempt += 1
+                if attempt >= _ATTEMPTS:
+                    break
+                time.sleep(random.uniform(0, 0.004 * attempt))
+                continue
+            for index, write in zip(members, writes, strict=True):
+                done[index] = Outcome("recorded", variant_id, write.item)
+                item = dynamo.deserialize(dynamo.serialize(_result_item(write, variant_id)))
+                stored[(experiment_id, write.result_id)] = item
+            return
+        for index in members:
+            done[index] = StoreUnavailable(
+                "the result could not be written under contention, please retry"
+            )
+
+    def _chunk_items(
+        self,
+        writes: list[ResultWrite],
+        variant_id: int,
+        shard: int,
+        assignments: dict[tuple[int, str], dict[str, Any]],
+        totals: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        """The puts, then one totals update with the folded deltas, then one update per unit
+        (its results added in order: the unit-level deltas telescope to its final sums)."""
+        deltas: dict[str, Any] = {f":{f}": Decimal(0) for f in TOTALS_FIELDS}
+        by_unit: dict[str, list[ResultWrite]] = {}
+        for write in writes:
+            by_unit.setdefault(write.unit, []).append(write)
+        unit_updates = []
+        for unit_writes in by_unit.values():
+            head = unit_writes[0]
+            unit = _UnitState.of(assignments[_unit_key(head)], head)
+            total = Decimal(unit.state["s"]) if unit.state else Decimal(0)
+            count = int(unit.state["c"]) if unit.state else 0
+            for write in unit_writes:
+                for name, change in _result_deltas(unit.x, write.value, total, count).items():
+                    deltas[name] += change
+                total, count = total + write.value, count + 1
+            unit_updates.append({"Update": self._unit_update(head, unit, total, count)})
+        values = [write.value for write in writes]
+        _check_precision(writes[0].metric, totals, deltas)
+        update = self._totals_update(
+            writes[0], variant_id, shard, totals, deltas, (min(values), max(values))
+        )
+        return [
+            *({"Put": self._put(write, variant_id)} for write in writes),
+            {"Update": update},
+            *unit_updates,
+        ]
+
+    def _read_many(
+        self, units: set[tuple[int, str]], totals: tuple[int, str] | None = None
+    ) -> tuple[dict[tuple[int, str], dict[str, Any]], dict[str, Any]]:
+        """Strongly consistent BatchGetItems, at most 100 keys a call: the assignments of the
+        (experiment, unit)s, and the totals item (experiment, sk) when asked ({} if none)."""
+        store = self.store
+        keys = [(store.assignments, {"experiment_id": e, "unit": u}) for e, u in sorted(units)]
+        if totals is not None:
+            keys.append((store.variants, {"experiment_id": totals[0], "sk": totals[1]}))
+        assignments: dict[tuple[int, str], dict[str, Any]] = {}
+        found_totals: dict[str, Any] = {}
+        for start in range(0, len(keys), _MAX_ACTIONS):
+            request: dict[str, Any] = {}
+            for table, key in keys[start : start + _MAX_ACTIONS]:
+                entry = request.setdefault(table, {"Keys": [], "ConsistentRead": True})
+                entry["Keys"].append(dynamo.serialize(key))
+            while request:
+                answer = self.client.batch_get_item(RequestItems=request)
+                responses = answer.get("Responses", {})
+                for raw in responses.get(store.assignments, []):
+                    item = dynamo.deserialize(raw)
+                    assignments[(int(item["experiment_id"]), str(item["unit"]))] = item
+                for raw in responses.get(store.variants, []):
+                    found_totals = dynamo.deserialize(raw)
+                request = answer.get("UnprocessedKeys") or {}
+        return assignments, found_totals
 
     def _read(
         self, write: ResultWrite, variant_ids: list[int], shard: int
@@ -308,6 +550,26 @@ class _UnitState:
         store_x = stored is None and write.covariate is not None and not states
         x = Decimal(stored) if stored is not None else (write.covariate if store_x else None)
         return cls(states, states.get(write.metric), x, store_x)
+
+
+def _unit_key(write: ResultWrite) -> tuple[int, str]:
+    return (write.experiment_id, write.unit)
+
+
+def _settle_repeats(
+    entries: Sequence[BatchEntry],
+    pending: list[int],
+    done: dict[int, Outcome | Exception],
+    stored: dict[tuple[int, str], dict[str, Any]],
+) -> None:
+    """A result_id repeated in the batch is a duplicate of the copy already settled."""
+    for index in pending:
+        write = entries[index].write
+        item = stored.get((write.experiment_id, write.result_id))
+        if item is not None and index not in done:
+            mine = item.get("write_token") == write.item.get("write_token")
+            status = "recorded" if mine else "duplicate"
+            done[index] = Outcome(status, int(item["variant_id"]), item)
 
 
 def _result_item(write: ResultWrite, variant_id: int) -> dict[str, Any]:
