@@ -1,4 +1,5 @@
-"""Results and running totals: one read and one transaction per result, counted exactly once.
+"""Results and running totals: one read and one transaction per result (or per group of a
+batch), counted exactly once.
 
 The transaction writes, all or nothing:
   1. the raw result in ab_results (condition: its result_id is new; the idempotency key),
@@ -11,6 +12,20 @@ so raw results and totals never disagree, and a retried request cannot count twi
 With a covariate (CUPED), the unit's value X, stored once in its assignment item, adds the
 covariate sums to the totals in the same ADD; a covariate sent with the unit's first result
 is stored by step 3 under attribute_not_exists(x) and an empty results map.
+
+A batch (``record_many``, for record-results) folds its results by totals item: one read of
+the batch's units, then per (experiment, variant, metric, shard) one read (its units, the
+totals item) and ONE transaction holding every result's put (1), one update per unit with
+its results added in order (3), and a single totals update (2) with the group's sums, its
+lowest and highest value (min/max move out only from the values read). At most 100 actions a
+transaction (49 results of distinct units; bigger groups are split); an item is never named
+twice in one (a result_id repeated in the batch waits for its first copy, and is answered as
+its duplicate). A put refused as existing answers that result (duplicate, or recorded when
+the stored copy has our write token) and the others go again at once; conflicts and moved
+units re-read and retry with backoff as ``record`` does. A unit without results whose batch
+carries a covariate writes its first result alone first, so the covariate kept is the one
+sent first. Units with a ratio metric, and a group whose sums would pass 38 digits, use
+``record`` one result at a time. docs/capacity.md gives the measured calls and units.
 """
 
 from __future__ import annotations
