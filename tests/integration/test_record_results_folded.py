@@ -316,3 +316,48 @@ def test_a_user_logging_in_mid_batch_counts_from_then_on(
     # Then the first is not counted and the next two are, as one by one
     assert [a["status"] for a in outcome["folded"][0]] == [200, 201, 201]
     assert outcome["folded"] == outcome["one by one"]
+
+
+@pytest.mark.parametrize("covariate", [0, 0.4])
+def test_a_new_units_first_result_decides_its_covariate_as_one_by_one(
+    monkeypatch: pytest.MonkeyPatch, covariate: float
+) -> None:
+    # Given two new units of one variant; the second's first result carries a covariate (0
+    # too), and its next result belongs to a group that an earlier result opens
+    outcome = {}
+    for mode in ("one by one", "folded"):
+        with fresh_service(1, monkeypatch) as service:
+            eid = service.create_experiment(
+                guide_experiment(
+                    name="covariate order",
+                    secondary_metrics=["satisfaction_score"],
+                    covariate="prior_resolution_rate",
+                )
+            )["id"]
+            service.start_experiment(eid)
+            variant = {
+                u: service.get_variant({"experiment_id": eid, "user_id": u})["variant"]["id"]
+                for u in range(40)
+            }
+            v, u = [user for user in range(40) if variant[user] == variant[0]][:2]
+            first = {"experiment_id": eid, "metric_name": "resolution_rate", "metric_value": 1}
+            items = [
+                {**first, "user_id": v},
+                {
+                    "experiment_id": eid,
+                    "user_id": u,
+                    "metric_name": "satisfaction_score",
+                    "metric_value": 4.5,
+                    "covariates": {"prior_resolution_rate": covariate},
+                },
+                {**first, "user_id": u},
+            ]
+            if mode == "folded":
+                answers = service.record_many({"results": items})["results"]
+            else:
+                answers = one_by_one(service, items)
+            outcome[mode] = (comparable(answers, items), state(service, [eid]))
+    # Then the covariate is stored, and every total is the same as one by one
+    assert outcome["folded"] == outcome["one by one"]
+    assert any(x is not None for key, value in outcome["folded"][1].items() if "/unit/" in key
+               for x in [value[1]])  # fmt: skip

@@ -140,7 +140,7 @@ class Ledger:
             if any(entries[i].write.ratios for i in indexes)
             for index in indexes
         )
-        pending = [i for i in range(len(entries)) if i not in set(one_by_one)]
+        pending = sorted(set(range(len(entries))) - set(one_by_one))
         # Each round settles at least the first pending result of every unit.
         for _ in range(len(entries) + _ATTEMPTS):
             _settle_repeats(entries, pending, done, stored)
@@ -185,7 +185,7 @@ class Ledger:
         its first result in a round: that result decides the unit's covariate, as in order.
         """
         with_covariate = {
-            _unit_key(entries[i].write) for i in pending if entries[i].write.covariate
+            _unit_key(entries[i].write) for i in pending if entries[i].write.covariate is not None
         }
         taken: set[tuple[int, str]] = set()
         first_only: set[tuple[int, str]] = set()
@@ -259,20 +259,7 @@ class Ledger:
                 codes = dynamo.cancellation_codes(exc)
                 if set(codes) - {"None", "ConditionalCheckFailed", "TransactionConflict"}:
                     raise
-                # The puts come first: a failed put is a result already stored.
-                existing = [
-                    (position, index)
-                    for position, index in enumerate(members)
-                    if codes[position : position + 1] == ["ConditionalCheckFailed"]
-                ]
-                for position, index in existing:
-                    write = entries[index].write
-                    item = dynamo.cancellation_item(exc, position) or self._result(write) or {}
-                    # A transport retry of our own committed transaction finds our own item.
-                    mine = item.get("write_token") == write.item.get("write_token")
-                    stored_variant = int(item.get("variant_id", variant_id))
-                    done[index] = Outcome("recorded" if mine else "duplicate", stored_variant, item)
-                    stored[(experiment_id, write.result_id)] = item
+                existing = self._existing(exc, entries, members, variant_id, done, stored)
                 if existing:
                     members = [i for i in members if i not in done]
                     continue  # the others at once, on a fresh read
@@ -291,6 +278,32 @@ class Ledger:
             done[index] = StoreUnavailable(
                 "the result could not be written under contention, please retry"
             )
+
+    def _existing(
+        self,
+        exc: Exception,
+        entries: Sequence[BatchEntry],
+        members: list[int],
+        variant_id: int,
+        done: dict[int, Outcome | Exception],
+        stored: dict[tuple[int, str], dict[str, Any]],
+    ) -> bool:
+        """Settles the results whose put was refused: already stored (the puts come first)."""
+        codes = dynamo.cancellation_codes(exc)
+        found = False
+        for position, index in enumerate(members):
+            if codes[position : position + 1] != ["ConditionalCheckFailed"]:
+                continue
+            found = True
+            write = entries[index].write
+            item = dynamo.cancellation_item(exc, position) or self._result(write) or {}
+            # A transport retry of our own committed transaction finds our own item.
+            mine = item.get("write_token") == write.item.get("write_token")
+            stored_variant = int(item.get("variant_id", variant_id))
+            done[index] = Outcome("recorded" if mine else "duplicate", stored_variant, item)
+            if item:
+                stored[(write.experiment_id, write.result_id)] = item
+        return found
 
     def _chunk_items(
         self,
