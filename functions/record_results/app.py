@@ -1,4 +1,5 @@
-"""POST /api/v1/experiments/record-results — up to 100 results, each on its own."""
+"""POST /api/v1/experiments/record-results — up to 100 results, each answered on its own,
+written one transaction per (variant, metric, shard) of the batch."""
 
 from ab_testing.http import ApiRequest, api
 from ab_testing.runtime import service

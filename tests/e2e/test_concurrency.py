@@ -110,3 +110,62 @@ def test_concurrent_results_with_retries_count_exactly_once(local_api: LocalApi)
     assert status == 200
     assert report["results_read"] == 2000
     assert report["differences"] == []
+
+
+def test_concurrent_batches_on_the_same_units_count_exactly_once(local_api: LocalApi) -> None:
+    # Given 20 assigned users and 600 results on two metrics, 60 of them sent twice, packed in
+    # batches of 50: every batch touches most users, so their transactions collide
+    experiment_id = started(local_api, "folded batches")
+    for user in range(20):
+        local_api.call(
+            "POST",
+            "/api/v1/experiments/get-variant",
+            {"experiment_id": experiment_id, "user_id": user},
+        )
+    rng = random.Random(5)
+    results = []
+    for i in range(600):
+        metric = rng.choice(["resolution_rate", "satisfaction_score"])
+        value = rng.choice([0, 1]) if metric == "resolution_rate" else rng.randint(0, 50) / 10
+        results.append(
+            {
+                "experiment_id": experiment_id,
+                "user_id": rng.randrange(20),
+                "metric_name": metric,
+                "metric_value": value,
+                "idempotency_key": f"batch-result-{i}",
+            }
+        )
+    sends = results + rng.sample(results, 60)
+    rng.shuffle(sends)
+    batches = [sends[i : i + 50] for i in range(0, len(sends), 50)]
+
+    def send(batch: list[dict[str, Any]]) -> list[int]:
+        """Sends a batch, and again the items answered 503 (as a client retries)."""
+        statuses: dict[int, int] = {}
+        todo = list(range(len(batch)))
+        for _ in range(20):
+            status, answer = local_api.call(
+                "POST", "/api/v1/experiments/record-results", {"results": [batch[i] for i in todo]}
+            )
+            assert status == 200, answer
+            for index, item in zip(todo, answer["results"], strict=True):
+                statuses[index] = item["status"]
+            todo = [i for i in todo if statuses[i] == 503]
+            if not todo:
+                break
+        return [statuses[i] for i in range(len(batch))]
+
+    # When 6 threads send the batches at once
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answered = [s for statuses in pool.map(send, batches) for s in statuses]
+
+    # Then each result was recorded once and each repeat answered as a duplicate
+    assert Counter(answered) == {201: 600, 200: 60}
+    _, summary = local_api.call("GET", f"/api/v1/experiments/{experiment_id}/summary")
+    assert summary["results_collected"] == 600
+    # And the running totals equal a recomputation from the raw results
+    status, report = local_api.call("GET", f"/api/v1/experiments/{experiment_id}/reconciliation")
+    assert status == 200
+    assert report["results_read"] == 600
+    assert report["differences"] == []

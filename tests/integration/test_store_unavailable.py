@@ -255,33 +255,45 @@ def test_throttled_result_transaction_answers_503(aws: Any) -> None:
     assert summary(experiment_id)["results_collected"] == 0
 
 
-def test_a_batch_reports_the_unavailable_item_and_records_the_others(aws: Any) -> None:
-    # Given three assigned users and a store that refuses only the second result's write
+def test_a_batch_reports_the_unavailable_items_and_records_the_others(aws: Any) -> None:
+    # Given three assigned users and a store that refuses the write carrying user 2's result
+    # (the batch writes one transaction per (variant, metric): user 2's variant's results)
     experiment_id = running("batch")
+    variants = {}
     for user in (1, 2, 3):
         assigned(experiment_id, user)
+        variants[user] = invoke(
+            "get_variant",
+            "POST",
+            "/api/v1/experiments/get-variant",
+            body={"experiment_id": experiment_id, "user_id": user},
+        )[1]["variant"]["id"]
     events = store_client().meta.events
-    refused_second = Refusal("TransactionCanceledException", reasons=["None", "ThrottlingError"])
-    writes = {"n": 0}
+    refused = Refusal("TransactionCanceledException", reasons=["None", "ThrottlingError"])
 
-    def second_only(**kwargs: Any) -> Any:
-        writes["n"] += 1
-        return refused_second(**kwargs) if writes["n"] == 2 else None
+    def user_2_only(params: Any, **kwargs: Any) -> Any:
+        return refused(**kwargs) if b'"user:2"' in params["body"] else None
 
-    events.register_first("before-call.dynamodb.TransactWriteItems", second_only)
+    events.register_first("before-call.dynamodb.TransactWriteItems", user_2_only)
     try:
         body = {"results": [result(experiment_id, u, key=f"b{u}") for u in (1, 2, 3)]}
         code, answer = invoke(
             "record_results", "POST", "/api/v1/experiments/record-results", body=body
         )
     finally:
-        events.unregister("before-call.dynamodb.TransactWriteItems", second_only)
-    # Then the batch answers 200 with a status per item: 201, 503, 201
+        events.unregister("before-call.dynamodb.TransactWriteItems", user_2_only)
+    # Then the batch answers 200 with a status per item: 503 for those refused, 201 else
+    expected = [503 if variants[u] == variants[2] else 201 for u in (1, 2, 3)]
     assert code == 200
-    assert [item["status"] for item in answer["results"]] == [201, 503, 201]
+    assert [item["status"] for item in answer["results"]] == expected
     assert answer["results"][1]["error"] == "unavailable"
-    assert (answer["recorded"], answer["failed"], answer["not_counted"]) == (2, 1, 0)
-    assert summary(experiment_id)["results_collected"] == 2
+    recorded = expected.count(201)
+    assert (answer["recorded"], answer["failed"], answer["not_counted"]) == (
+        recorded,
+        3 - recorded,
+        0,
+    )
+    assert summary(experiment_id)["results_collected"] == recorded
 
 
 def test_rebalance_gives_up_with_503_when_its_transaction_is_contended(aws: Any) -> None:
@@ -342,3 +354,67 @@ def test_a_transport_retry_of_a_committed_result_is_recorded_not_duplicate(aws: 
     )
     assert (code, again["duplicate"], again["variant_id"]) == (200, True, answer["variant_id"])
     assert summary(experiment_id)["results_collected"] == 1
+
+
+def test_a_transport_retry_of_a_committed_batch_transaction_is_recorded_not_duplicate(
+    aws: Any,
+) -> None:
+    # Given two results of one user (one transaction), and a network that loses its answer
+    experiment_id = running("lost batch answer")
+    assigned(experiment_id, 5)
+    lost = LostAnswer()
+    events = store_client().meta.events
+    events.register_first("before-send.dynamodb.TransactWriteItems", lost)
+    body = {"results": [result(experiment_id, 5, "a"), result(experiment_id, 5, "b")]}
+    try:
+        # When the batch is recorded (botocore re-sends the same transaction)
+        code, answer = invoke(
+            "record_results", "POST", "/api/v1/experiments/record-results", body=body
+        )
+    finally:
+        events.unregister("before-send.dynamodb.TransactWriteItems", lost)
+    # Then both are "recorded" (201), counted once each
+    assert lost.sent == 2
+    assert code == 200
+    assert [(a["status"], a["duplicate"]) for a in answer["results"]] == [(201, False)] * 2
+    assert summary(experiment_id)["results_collected"] == 2
+    # And a real repeat of the batch is answered as duplicates (200)
+    code, again = invoke("record_results", "POST", "/api/v1/experiments/record-results", body=body)
+    assert [(a["status"], a["duplicate"]) for a in again["results"]] == [(200, True)] * 2
+    assert summary(experiment_id)["results_collected"] == 2
+
+
+def test_a_batch_transaction_in_conflict_is_read_again_and_retried(aws: Any) -> None:
+    # Given two assigned users and a store that cancels the first two writes in conflict
+    experiment_id = running("batch conflict")
+    for user in (1, 2):
+        assigned(experiment_id, user)
+    conflict = Refusal(
+        "TransactionCanceledException",
+        reasons=["None", "None", "TransactionConflict", "None", "None"],
+        times=2,
+    )
+    body = {"results": [result(experiment_id, u, key=f"c{u}") for u in (1, 2, 1)]}
+    body["results"][2]["metric_name"] = "satisfaction_score"
+    with refusing("TransactWriteItems", conflict):
+        code, answer = invoke(
+            "record_results", "POST", "/api/v1/experiments/record-results", body=body
+        )
+    # Then every result is recorded once after the retries
+    assert conflict.calls == 2
+    assert [a["status"] for a in answer["results"]] == [201, 201, 201]
+    assert summary(experiment_id)["results_collected"] == 3
+
+
+def test_a_batch_under_lasting_contention_answers_503_for_its_items(aws: Any) -> None:
+    experiment_id = running("batch contended")
+    assigned(experiment_id, 1)
+    conflict = Refusal("TransactionCanceledException", reasons=["None", "TransactionConflict"])
+    body = {"results": [result(experiment_id, 1, key="x"), result(experiment_id, 1, key="y")]}
+    with refusing("TransactWriteItems", conflict):
+        code, answer = invoke(
+            "record_results", "POST", "/api/v1/experiments/record-results", body=body
+        )
+    assert conflict.calls == 12  # one transaction, retried as record retries
+    assert [(a["status"], a["error"]) for a in answer["results"]] == [(503, "unavailable")] * 2
+    assert summary(experiment_id)["results_collected"] == 0

@@ -7,18 +7,19 @@ experiment cache, clock, ledger and shard choice.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ab_testing import assignment, records
 from ab_testing.errors import DomainError, IdempotencyKeyReused, InvalidInput, as_unavailable
-from ab_testing.ledger import ResultWrite
+from ab_testing.ledger import BatchEntry, ResultWrite
 from ab_testing.metrics import covariate_value, validate_value
 from ab_testing.models import RecordResultIn
 from ab_testing.observability import logger
 from ab_testing.validation import parse
 
 if TYPE_CHECKING:
-    from ab_testing.ledger import Ledger
+    from ab_testing.ledger import Ledger, Outcome
     from ab_testing.models import Experiment
 
 # Units that already have a variant keep it (and their results count) while paused.
@@ -41,6 +42,20 @@ class ResultRecording:
 
     def record(self, body: dict[str, Any] | RecordResultIn) -> dict[str, Any]:
         """Validates, then records exactly once. The answer says whether it counted."""
+        prepared = self._prepare(body)
+        if isinstance(prepared, dict):
+            return prepared
+        write, variant_ids = prepared.write, list(prepared.variant_ids)
+        outcome = self.ledger.record(write, variant_ids, prepared.shard)
+        if outcome.status == "no_assignment" and self._alias_from_session(
+            prepared.experiment, write.unit, prepared.session_id
+        ):
+            # A user who just logged in: their session's variant is now theirs; count it.
+            outcome = self.ledger.record(write, variant_ids, prepared.shard)
+        return self._answer(prepared, outcome)
+
+    def _prepare(self, body: dict[str, Any] | RecordResultIn) -> _Prepared | dict[str, Any]:
+        """The result to write, or the answer when it is not to be written."""
         request = body if isinstance(body, RecordResultIn) else parse(RecordResultIn, body)
         experiment = self._experiment(request.experiment_name, request.experiment_id)
         spec = experiment.metric_spec(request.metric_name)
@@ -103,13 +118,18 @@ class ResultRecording:
         write = ResultWrite(
             experiment.id, unit, spec.name, value, result_id, extra, ratios, covariate
         )
-        variant_ids = [v.id for v in experiment.variants]
-        outcome = self.ledger.record(write, variant_ids, self._shard(unit))
-        if outcome.status == "no_assignment" and self._alias_from_session(
-            experiment, unit, request.session_id
-        ):
-            # A user who just logged in: their session's variant is now theirs; count it.
-            outcome = self.ledger.record(write, variant_ids, self._shard(unit))
+        return _Prepared(
+            experiment,
+            write,
+            tuple(v.id for v in experiment.variants),
+            self._shard(unit),
+            request.session_id,
+            base,
+            now,
+        )
+
+    def _answer(self, prepared: _Prepared, outcome: Outcome) -> dict[str, Any]:
+        base, write, now = prepared.base, prepared.write, prepared.now
         if outcome.status == "no_assignment":
             return {
                 **base,
@@ -124,18 +144,19 @@ class ResultRecording:
             **base,
             "recorded": True,
             "duplicate": outcome.status == "duplicate",
-            "result_id": result_id,
+            "result_id": write.result_id,
             "variant_id": outcome.variant_id
             if outcome.status == "recorded"
             else int(stored.get("variant_id", 0)),
-            "metric_value": float(stored.get("metric_value", value)),
+            "metric_value": float(stored.get("metric_value", write.value)),
             "recorded_at": stored.get("recorded_at", now),
         }
         first_value = stored.get("metric_value")
-        if outcome.status == "duplicate" and first_value is not None and first_value != value:
+        if outcome.status == "duplicate" and first_value is not None and first_value != write.value:
             raise IdempotencyKeyReused(
-                f"idempotency_key {key!r} was already used for this unit and metric with "
-                f"metric_value {answer['metric_value']:g}; use a new key for a new value",
+                f"idempotency_key {write.item['idempotency_key']!r} was already used for this "
+                f"unit and metric with metric_value {answer['metric_value']:g}; use a new key "
+                "for a new value",
                 field="idempotency_key",
                 stored={**answer, "duplicate": True},
             )
@@ -165,7 +186,8 @@ class ResultRecording:
         )
 
     def record_many(self, body: Any) -> dict[str, Any]:
-        """Up to MAX_BATCH results, each validated and recorded on its own."""
+        """Up to MAX_BATCH results, each validated and answered on its own; the ledger writes
+        them together, one transaction per (variant, metric, shard) of the batch."""
         if not isinstance(body, dict) or not isinstance(body.get("results"), list):
             raise InvalidInput('the body must be {"results": [ ... ]}', field="results")
         items = body["results"]
@@ -173,33 +195,78 @@ class ResultRecording:
             raise InvalidInput(
                 f"results must hold 1 to {MAX_BATCH} items, got {len(items)}", field="results"
             )
-        answers: list[dict[str, Any]] = []
+        answers: dict[int, dict[str, Any]] = {}
+        prepared: dict[int, _Prepared] = {}
         for index, item in enumerate(items):
             try:
-                answer = self.record(item)
+                ready = self._prepare(item)
+            except Exception as exc:  # noqa: BLE001  (answered per item)
+                answers[index] = _failure(index, exc)
+                continue
+            if isinstance(ready, dict):
+                answers[index] = {"index": index, "status": 200, **ready}
+            else:
+                prepared[index] = ready
+        order = sorted(prepared)
+        entries = [
+            BatchEntry(prepared[i].write, prepared[i].variant_ids, prepared[i].shard) for i in order
+        ]
+        outcomes = self.ledger.record_many(entries) if entries else []
+        aliased: set[tuple[int, str]] = set()
+        for index, outcome in zip(order, outcomes, strict=True):
+            ready = prepared[index]
+            try:
+                if isinstance(outcome, Exception):
+                    raise outcome
+                unit = (ready.write.experiment_id, ready.write.unit)
+                if outcome.status == "no_assignment" and (
+                    unit in aliased
+                    or self._alias_from_session(ready.experiment, unit[1], ready.session_id)
+                ):
+                    # A user who just logged in (in this item or an earlier one of the batch).
+                    aliased.add(unit)
+                    outcome = self.ledger.record(ready.write, list(ready.variant_ids), ready.shard)
+                answer = self._answer(ready, outcome)
                 code = 201 if answer["recorded"] and not answer.get("duplicate") else 200
-                answers.append({"index": index, "status": code, **answer})
-            except DomainError as exc:
-                answers.append({"index": index, "status": exc.status, **exc.body()})
-            except Exception as exc:  # an unexpected failure must not hide which were stored
-                unavailable = as_unavailable(exc)
-                if unavailable is not None:
-                    answers.append({"index": index, "status": 503, **unavailable.body()})
-                    continue
-                logger.exception("batch item failed", extra={"index": index})
-                answers.append(
-                    {
-                        "index": index,
-                        "status": 500,
-                        "error": "internal_error",
-                        "message": "this item failed unexpectedly; it has been logged",
-                    }
-                )
-        recorded = sum(1 for a in answers if a["status"] == 201)
-        failed = sum(1 for a in answers if a["status"] >= 400)
+                answers[index] = {"index": index, "status": code, **answer}
+            except Exception as exc:  # noqa: BLE001
+                answers[index] = _failure(index, exc)
+        listed = [answers[i] for i in range(len(items))]
+        recorded = sum(1 for a in listed if a["status"] == 201)
+        failed = sum(1 for a in listed if a["status"] >= 400)
         return {
-            "results": answers,
+            "results": listed,
             "recorded": recorded,
             "failed": failed,
-            "not_counted": len(answers) - recorded - failed,
+            "not_counted": len(listed) - recorded - failed,
         }
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A validated result, ready for the ledger, and what its answer needs."""
+
+    experiment: Experiment
+    write: ResultWrite
+    variant_ids: tuple[int, ...]
+    shard: int
+    session_id: str | None
+    base: dict[str, Any]
+    now: str
+
+
+def _failure(index: int, exc: Exception) -> dict[str, Any]:
+    """The answer of a batch item that raised (an unexpected failure must not hide which
+    items were stored)."""
+    if isinstance(exc, DomainError):
+        return {"index": index, "status": exc.status, **exc.body()}
+    unavailable = as_unavailable(exc)
+    if unavailable is not None:
+        return {"index": index, "status": 503, **unavailable.body()}
+    logger.exception("batch item failed", extra={"index": index}, exc_info=exc)
+    return {
+        "index": index,
+        "status": 500,
+        "error": "internal_error",
+        "message": "this item failed unexpectedly; it has been logged",
+    }
