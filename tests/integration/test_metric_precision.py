@@ -69,37 +69,45 @@ def test_ten_thousand_micro_costs_sum_exactly() -> None:
 
 
 @pytest.mark.slow
-def test_micro_costs_recorded_through_dynamodb_sum_exactly(service: Any) -> None:
-    # Given an experiment recording cost_usd (12 decimals)
+def test_ten_thousand_micro_costs_recorded_through_dynamodb_sum_exactly(service: Any) -> None:
+    # Given an experiment recording cost_usd (12 decimals) and 100 assigned users
     body = guide_experiment(secondary_metrics=["cost_usd"])
     experiment_id = int(service.create_experiment(body)["id"])
     service.start_experiment(experiment_id)
-    for user in range(10):
+    for user in range(100):
         service.get_variant({"experiment_id": experiment_id, "user_id": user})
-    # When 200 results of $0.000137 and 200 of $0.000000000001 arrive (20 + 20 per unit)
-    for value in (0.000137, 1e-12):
-        for call in range(20):
-            batch = [
-                {
-                    "experiment_id": experiment_id,
-                    "user_id": user,
-                    "metric_name": "cost_usd",
-                    "metric_value": value,
-                    "idempotency_key": f"call-{call}-{value}",
-                }
-                for user in range(10)
-            ]
-            assert service.record_many({"results": batch})["recorded"] == 10
-    # Then DynamoDB holds the exact totals, not rounded to 6 decimals
+    # When 10,000 results of $0.000137 arrive as floats, in 100 batches of 100 (100 per user)
+    for call in range(100):
+        batch = [
+            {
+                "experiment_id": experiment_id,
+                "user_id": user,
+                "metric_name": "cost_usd",
+                "metric_value": 0.000137,
+                "idempotency_key": f"call-{call}",
+            }
+            for user in range(100)
+        ]
+        assert service.record_many({"results": batch})["recorded"] == 100
+    # And one more of $0.000000000001 per user: the twelfth decimal is kept too
+    tiny = [
+        {"experiment_id": experiment_id, "user_id": user, "metric_name": "cost_usd",
+         "metric_value": 1e-12, "idempotency_key": "tiny"}
+        for user in range(100)
+    ]  # fmt: skip
+    assert service.record_many({"results": tiny})["recorded"] == 100
+    # Then DynamoDB holds the exact totals where floats drift
+    assert sum([0.000137] * 10_000) != 1.37
     items = service.store.query_experiment_items(experiment_id, prefix="totals#")
     stored = [t for (_, m), t in summed_totals(items).items() if m == "cost_usd"]
     total = sum((Decimal(t.total) for t in stored), Decimal(0))
-    assert total == Decimal("0.0274") + Decimal("0.0000000002")
-    assert sum(t.results for t in stored) == 400
+    assert total == Decimal("1.37") + Decimal("0.0000000001")
+    assert sum(t.results for t in stored) == 10_100
     # And the analysis reports the mean per call at full precision
     analysis = ExperimentAnalysis(service).analyze(experiment_id)
     means = [s["mean"] for s in analysis["metrics"]["cost_usd"]["variant_stats"].values()]
-    assert means == [pytest.approx(0.0000685000005, rel=1e-12)] * len(means)
+    expected = (1.37 + 1e-10) / 10_100
+    assert means == [pytest.approx(expected, rel=1e-12)] * len(means)
 
 
 def test_a_late_score_counts_for_the_same_unit_under_the_request_id(service: Any) -> None:
