@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import random
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -171,8 +172,17 @@ def test_user_id_wins_over_session_id() -> None:
     # Then the user decides
     assert assignment.unit_key(7, "sess") == "user:7"
     assert assignment.unit_key(None, "sess") == "session:sess"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a unit needs a user_id or a session_id"):
         assignment.unit_key(None, None)
+
+
+def test_a_salt_is_16_random_lowercase_hex_characters() -> None:
+    # Given two new experiments' salts
+    first, second = assignment.new_salt(), assignment.new_salt()
+
+    # Then each is 16 lowercase hex characters, and they differ (a reused name starts afresh)
+    assert re.fullmatch("[0-9a-f]{16}", first) and re.fullmatch("[0-9a-f]{16}", second)
+    assert first != second
 
 
 # ---------------------------------------------------------------- choose edge cases
