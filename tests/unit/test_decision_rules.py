@@ -185,6 +185,15 @@ def test_untestable_treatments_say_why() -> None:
     )
 
 
+def test_an_untestable_treatment_with_an_unknown_code_names_the_code() -> None:
+    # Given a treatment whose reason code has no sentence (a code newer than the wording)
+    odd = candidate(3, None, None, reason="some_new_code")
+    # When the decision explains why nothing was tested
+    decision = decide(context(), [candidate(2, None, None, reason="no_data"), odd])
+    # Then the code itself is the detail
+    assert decision.reason == "No test is possible on resolution_rate: some_new_code."
+
+
 def test_gain_is_signed_by_direction() -> None:
     assert gain(0.3, "higher") == 0.3
     assert gain(0.3, "lower") == -0.3
