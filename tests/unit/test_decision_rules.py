@@ -105,6 +105,23 @@ def test_only_worse_treatments_keep_the_control() -> None:
     assert decision.confidence == 0.0
 
 
+@pytest.mark.parametrize(
+    ("p", "diff"),
+    [(0.3, -0.1), (0.05, -0.1), (0.01, 0.0)],
+    ids=["not significant", "p equal to alpha", "no difference"],
+)
+def test_a_treatment_is_worse_only_when_significantly_below_the_control(
+    p: float, diff: float
+) -> None:
+    # Given one treatment that is not significantly worse: p not below alpha, or no difference
+    decision = decide(context(), [candidate(2, p, diff)])
+    # Then the reason is "no significant difference", not "significantly worse"
+    assert decision.winner_id is None
+    assert decision.reason == (
+        f"No significant difference on resolution_rate yet (best p = {p:.4f}, not below 0.05)."
+    )
+
+
 def test_a_sample_ratio_mismatch_blocks_everything() -> None:
     srm = SrmResult(0.0001, True, [100.0, 100.0], [80, 120])
     decision = decide(context(srm=srm, srm_threshold=0.001), [candidate(2, 0.01, 0.1)])
