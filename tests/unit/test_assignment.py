@@ -196,11 +196,16 @@ def test_a_salt_is_16_random_lowercase_hex_characters() -> None:
         (0.5, [50.0, 50.0], 1),
         (0.0, [0.0, 50.0, 50.0], 1),
         (0.5, [50.0, 0.0, 50.0], 2),
-        # Allocations a hair under 100 in total: the remainder goes to the last open variant,
-        (0.99999999, [50.0, 49.9999995], 1),
+        # Allocations a hair under 100 in total (a point of 99.9999999 is past their sum): the
+        # remainder goes to the last open variant,
+        (0.999999999, [50.0, 49.9999995], 1),
         # never to a trailing 0% one.
-        (0.99999999, [50.0, 49.9999995, 0.0], 1),
+        (0.999999999, [50.0, 49.9999995, 0.0], 1),
         (1.0 - 2.0**-53, [20.0, 30.0, 50.0], 2),
+        # A small share is a share like any other.
+        (0.001, [0.5, 99.5], 0),
+        # Nothing open at all (refused on create): the reference code answers index 0.
+        (0.3, [0.0, 0.0], 0),
     ],
 )
 def test_choose_boundaries(pick: float, allocations: list[float], expected: int) -> None:

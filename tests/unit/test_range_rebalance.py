@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -192,3 +193,41 @@ def test_a_change_of_exactly_1e_9_points_is_still_dust() -> None:
 
     # Then a change of at most 1e-9 points is ignored: nobody moves
     assert new == ranges and changed == []
+
+
+def test_a_0_percent_variant_has_no_range() -> None:
+    # Given 50/0/50
+    # Then the ranges are [0, 50) and [50, 100): the 0% variant has none, not an empty one
+    assert assignment.initial_ranges([50.0, 0.0, 50.0], [1, 2, 3]) == [
+        (0.0, 50.0, 1),
+        (50.0, 100.0, 3),
+    ]
+
+
+def test_initial_ranges_need_one_id_per_allocation() -> None:
+    with pytest.raises(ValueError):
+        assignment.initial_ranges([50.0, 50.0], [1, 2, 3])
+
+
+def test_a_draw_on_a_boundary_belongs_to_the_range_above() -> None:
+    # Given ranges [0, 50) and [50, 100)
+    ranges = [(0.0, 50.0, 1), (50.0, 100.0, 2)]
+    # Then point 50 is in the second (point < end decides, as in the cumulative walk)
+    assert assignment.variant_at(0.5, ranges) == 2
+    assert assignment.variant_at(0.4999, ranges) == 1
+
+
+def test_a_draw_past_the_last_range_gets_the_last_range() -> None:
+    # Given ranges that end a hair below 100 (the rounding remainder)
+    ranges = [(0.0, 50.0, 1), (50.0, 60.0, 2), (60.0, 99.9999995, 3)]
+    # Then a draw past them gets the variant of the last range
+    assert assignment.variant_at(1.0 - 2.0**-53, ranges) == 3
+
+
+def test_empty_ranges_are_dropped() -> None:
+    # Given stored ranges with an empty one for a 0% variant, and the same shares again
+    ranges = [(0.0, 50.0, 1), (50.0, 50.0, 3), (50.0, 100.0, 2)]
+    new, changed = assignment.rebalanced(ranges, {1: 50.0, 2: 50.0, 3: 0.0})
+    # Then nobody moves and the empty range is gone
+    assert new == [(0.0, 50.0, 1), (50.0, 100.0, 2)]
+    assert changed == []
