@@ -141,6 +141,23 @@ def test_too_small_a_sample_blocks_the_winner_and_says_how_small() -> None:
     )
 
 
+def test_too_small_a_sample_names_the_largest_improvement() -> None:
+    # Given two significantly better treatments and too few units
+    ctx = context(sufficient_sample_size=False, smallest_units=42, min_sample_size=100)
+    decision = decide(ctx, [candidate(2, 0.001, 0.05), candidate(3, 0.04, 0.08)])
+    # Then the one with the largest improvement is named, and p_value is the smallest p
+    assert decision.reason.startswith("Variant 3 looks better (p = 0.0400)")
+    assert (decision.winner_id, decision.p_value) == (None, 0.001)
+
+
+def test_too_small_a_sample_names_the_largest_reduction_on_a_lower_metric() -> None:
+    ctx = context(metric=LOWER, control_mean=2.0, sufficient_sample_size=False)
+    down_a = Candidate(2, 0.01, -0.2, -0.1, 1.8, 300)
+    down_b = Candidate(3, 0.02, -0.4, -0.2, 1.6, 300)
+    decision = decide(ctx, [down_a, down_b])
+    assert decision.reason.startswith("Variant 3 looks better (p = 0.0200)")
+
+
 def test_a_guardrail_regression_passes_the_win_to_the_next_best() -> None:
     ctx = context(guardrail_regressions={3: ["response_time"]})
     decision = decide(ctx, [candidate(2, 0.01, 0.05), candidate(3, 0.01, 0.1)])
@@ -150,7 +167,7 @@ def test_a_guardrail_regression_passes_the_win_to_the_next_best() -> None:
 def test_a_guardrail_regression_of_every_better_treatment_blocks_the_winner() -> None:
     ctx = context(guardrail_regressions={2: ["response_time", "token_usage"]})
     decision = decide(ctx, [candidate(2, 0.01, 0.1)])
-    assert (decision.winner_id, decision.is_significant) == (None, True)
+    assert (decision.winner_id, decision.p_value, decision.is_significant) == (None, 0.01, True)
     assert decision.reason == (
         "Variant 2 is better on resolution_rate but significantly regresses guardrail metric "
         "response_time, token_usage; no winner is recommended."
@@ -199,6 +216,19 @@ def test_untestable_treatments_say_why() -> None:
     )
     assert decide(context(), [candidate(2, None, None)]).reason == (
         "No treatment has results for resolution_rate yet."
+    )
+
+
+def test_a_difference_without_a_p_value_is_not_a_test() -> None:
+    # Given a treatment with a difference but no p-value (fewer than 2 units in a group)
+    few = candidate(2, None, 0.1, reason="too_few_units")
+    # When the decision is taken
+    decision = decide(context(), [few])
+    # Then nothing was tested, and the reason says why
+    assert (decision.winner_id, decision.p_value, decision.is_significant) == (None, None, False)
+    assert decision.reason == (
+        "No test is possible on resolution_rate: fewer than 2 units in a variant, so no "
+        "variance can be estimated."
     )
 
 
