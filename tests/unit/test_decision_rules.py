@@ -246,6 +246,17 @@ def test_gain_is_signed_by_direction() -> None:
     assert gain(0.3, "lower") == -0.3
 
 
+def test_a_winner_against_a_control_mean_of_0_gives_the_absolute_difference() -> None:
+    # Given a control whose mean is 0 and a significantly better treatment
+    winner = Candidate(2, 0.01, 0.25, None, 0.25, 50)
+    # When the decision is taken
+    decision = decide(context(control_mean=0.0), [winner])
+    # Then the sentence gives the absolute difference against the control's 0
+    assert decision.winner_id == 2
+    assert decision.reason.endswith("with 50 units. Mean: 0.250 (vs control: 0.000)")
+    assert "absolute difference of +0.25" in decision.reason
+
+
 def test_winner_reason_without_a_relative_lift() -> None:
     c = Candidate(2, 0.01, 0.25, None, 0.25, 50)
     assert winner_reason(c, HIGHER, 0.0) == (
