@@ -231,3 +231,17 @@ def test_empty_ranges_are_dropped() -> None:
     # Then nobody moves and the empty range is gone
     assert new == [(0.0, 50.0, 1), (50.0, 100.0, 2)]
     assert changed == []
+
+
+def test_a_growing_variant_stops_taking_when_what_it_still_needs_is_dust() -> None:
+    # Given variant 1 holding [0, 1e-9) and [50, 60), variant 2 the rest
+    ranges = [(0.0, 1e-9, 1), (1e-9, 50.0, 2), (50.0, 60.0, 1), (60.0, 100.0, 2)]
+    held = (50.0 - 1e-9) + 40.0
+
+    # When variant 1 goes to 0, new variant 3 asks for 2e-9 points and variant 4 for 10
+    new, changed = assignment.rebalanced(ranges, {1: 0.0, 2: held, 3: 2e-9, 4: 10.0})
+
+    # Then 3 takes the lowest piece, [0, 1e-9), and what it still needs (1e-9) is dust:
+    # the last growing variant, 4, takes the whole of [50, 60)
+    assert new == [(0.0, 1e-9, 3), (1e-9, 50.0, 2), (50.0, 60.0, 4), (60.0, 100.0, 2)]
+    assert changed == [(0.0, 1e-9), (50.0, 60.0)]
