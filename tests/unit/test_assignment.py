@@ -172,7 +172,7 @@ def test_user_id_wins_over_session_id() -> None:
     # Then the user decides
     assert assignment.unit_key(7, "sess") == "user:7"
     assert assignment.unit_key(None, "sess") == "session:sess"
-    with pytest.raises(ValueError, match="a unit needs a user_id or a session_id"):
+    with pytest.raises(ValueError, match="^a unit needs a user_id or a session_id$"):
         assignment.unit_key(None, None)
 
 
