@@ -25,10 +25,13 @@ def logs() -> Iterator[io.StringIO]:
     """What the service's logger writes (its handler keeps the stream it was created with)."""
     from ab_testing.observability import logger
 
-    stream = io.StringIO()
-    previous = logger.registered_handler.setStream(stream)  # type: ignore[attr-defined]
+    # Swapped without setStream, which flushes the previous stream: in a second pytest run in
+    # the same process (mutmut's), that is the first run's capture, closed by then.
+    handler = logger.registered_handler  # type: ignore[attr-defined]
+    stream, previous = io.StringIO(), handler.stream
+    handler.stream = stream
     yield stream
-    logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
+    handler.stream = previous
 
 
 def log_lines(stream: io.StringIO) -> list[dict[str, Any]]:

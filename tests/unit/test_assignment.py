@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import random
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,10 @@ VECTORS = load_vectors()
 
 
 def vector_id(vector: dict[str, Any]) -> str:
-    return f"{vector['note']}|{vector['unit']}"
+    # ASCII only: pytest escapes other characters, and escapes them again when it collects the
+    # module a second time in one process (as mutmut does), so the ids would not match.
+    unit = "".join(c if c.isascii() else f"U+{ord(c):04X}" for c in vector["unit"])
+    return f"{vector['note']}|{unit}"
 
 
 # ---------------------------------------------------------------- vectors
@@ -168,8 +172,17 @@ def test_user_id_wins_over_session_id() -> None:
     # Then the user decides
     assert assignment.unit_key(7, "sess") == "user:7"
     assert assignment.unit_key(None, "sess") == "session:sess"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^a unit needs a user_id or a session_id$"):
         assignment.unit_key(None, None)
+
+
+def test_a_salt_is_16_random_lowercase_hex_characters() -> None:
+    # Given two new experiments' salts
+    first, second = assignment.new_salt(), assignment.new_salt()
+
+    # Then each is 16 lowercase hex characters, and they differ (a reused name starts afresh)
+    assert re.fullmatch("[0-9a-f]{16}", first) and re.fullmatch("[0-9a-f]{16}", second)
+    assert first != second
 
 
 # ---------------------------------------------------------------- choose edge cases
@@ -183,11 +196,16 @@ def test_user_id_wins_over_session_id() -> None:
         (0.5, [50.0, 50.0], 1),
         (0.0, [0.0, 50.0, 50.0], 1),
         (0.5, [50.0, 0.0, 50.0], 2),
-        # Allocations a hair under 100 in total: the remainder goes to the last open variant,
-        (0.99999999, [50.0, 49.9999995], 1),
+        # Allocations a hair under 100 in total (a point of 99.9999999 is past their sum): the
+        # remainder goes to the last open variant,
+        (0.999999999, [50.0, 49.9999995], 1),
         # never to a trailing 0% one.
-        (0.99999999, [50.0, 49.9999995, 0.0], 1),
+        (0.999999999, [50.0, 49.9999995, 0.0], 1),
         (1.0 - 2.0**-53, [20.0, 30.0, 50.0], 2),
+        # A small share is a share like any other.
+        (0.001, [0.5, 99.5], 0),
+        # Nothing open at all (refused on create): the reference code answers index 0.
+        (0.3, [0.0, 0.0], 0),
     ],
 )
 def test_choose_boundaries(pick: float, allocations: list[float], expected: int) -> None:

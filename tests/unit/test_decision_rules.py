@@ -107,6 +107,23 @@ def test_only_worse_treatments_keep_the_control() -> None:
     assert decision.confidence == 0.0
 
 
+@pytest.mark.parametrize(
+    ("p", "diff"),
+    [(0.3, -0.1), (0.05, -0.1), (0.01, 0.0)],
+    ids=["not significant", "p equal to alpha", "no difference"],
+)
+def test_a_treatment_is_worse_only_when_significantly_below_the_control(
+    p: float, diff: float
+) -> None:
+    # Given one treatment that is not significantly worse: p not below alpha, or no difference
+    decision = decide(context(), [candidate(2, p, diff)])
+    # Then the reason is "no significant difference", not "significantly worse"
+    assert decision.winner_id is None
+    assert decision.reason == (
+        f"No significant difference on resolution_rate yet (best p = {p:.4f}, not below 0.05)."
+    )
+
+
 def test_a_sample_ratio_mismatch_blocks_everything() -> None:
     srm = SrmResult(0.0001, True, [100.0, 100.0], [80, 120])
     decision = decide(context(srm=srm, srm_threshold=0.001), [candidate(2, 0.01, 0.1)])
@@ -126,6 +143,23 @@ def test_too_small_a_sample_blocks_the_winner_and_says_how_small() -> None:
     )
 
 
+def test_too_small_a_sample_names_the_largest_improvement() -> None:
+    # Given two significantly better treatments and too few units
+    ctx = context(sufficient_sample_size=False, smallest_units=42, min_sample_size=100)
+    decision = decide(ctx, [candidate(2, 0.001, 0.05), candidate(3, 0.04, 0.08)])
+    # Then the one with the largest improvement is named, and p_value is the smallest p
+    assert decision.reason.startswith("Variant 3 looks better (p = 0.0400)")
+    assert (decision.winner_id, decision.p_value) == (None, 0.001)
+
+
+def test_too_small_a_sample_names_the_largest_reduction_on_a_lower_metric() -> None:
+    ctx = context(metric=LOWER, control_mean=2.0, sufficient_sample_size=False)
+    down_a = Candidate(2, 0.01, -0.2, -0.1, 1.8, 300)
+    down_b = Candidate(3, 0.02, -0.4, -0.2, 1.6, 300)
+    decision = decide(ctx, [down_a, down_b])
+    assert decision.reason.startswith("Variant 3 looks better (p = 0.0200)")
+
+
 def test_a_guardrail_regression_passes_the_win_to_the_next_best() -> None:
     ctx = context(guardrail_regressions={3: ["response_time"]})
     decision = decide(ctx, [candidate(2, 0.01, 0.05), candidate(3, 0.01, 0.1)])
@@ -135,7 +169,7 @@ def test_a_guardrail_regression_passes_the_win_to_the_next_best() -> None:
 def test_a_guardrail_regression_of_every_better_treatment_blocks_the_winner() -> None:
     ctx = context(guardrail_regressions={2: ["response_time", "token_usage"]})
     decision = decide(ctx, [candidate(2, 0.01, 0.1)])
-    assert (decision.winner_id, decision.is_significant) == (None, True)
+    assert (decision.winner_id, decision.p_value, decision.is_significant) == (None, 0.01, True)
     assert decision.reason == (
         "Variant 2 is better on resolution_rate but significantly regresses guardrail metric "
         "response_time, token_usage; no winner is recommended."
@@ -187,9 +221,42 @@ def test_untestable_treatments_say_why() -> None:
     )
 
 
+def test_a_difference_without_a_p_value_is_not_a_test() -> None:
+    # Given a treatment with a difference but no p-value (fewer than 2 units in a group)
+    few = candidate(2, None, 0.1, reason="too_few_units")
+    # When the decision is taken
+    decision = decide(context(), [few])
+    # Then nothing was tested, and the reason says why
+    assert (decision.winner_id, decision.p_value, decision.is_significant) == (None, None, False)
+    assert decision.reason == (
+        "No test is possible on resolution_rate: fewer than 2 units in a variant, so no "
+        "variance can be estimated."
+    )
+
+
+def test_an_untestable_treatment_with_an_unknown_code_names_the_code() -> None:
+    # Given a treatment whose reason code has no sentence (a code newer than the wording)
+    odd = candidate(3, None, None, reason="some_new_code")
+    # When the decision explains why nothing was tested
+    decision = decide(context(), [candidate(2, None, None, reason="no_data"), odd])
+    # Then the code itself is the detail
+    assert decision.reason == "No test is possible on resolution_rate: some_new_code."
+
+
 def test_gain_is_signed_by_direction() -> None:
     assert gain(0.3, "higher") == 0.3
     assert gain(0.3, "lower") == -0.3
+
+
+def test_a_winner_against_a_control_mean_of_0_gives_the_absolute_difference() -> None:
+    # Given a control whose mean is 0 and a significantly better treatment
+    winner = Candidate(2, 0.01, 0.25, None, 0.25, 50)
+    # When the decision is taken
+    decision = decide(context(control_mean=0.0), [winner])
+    # Then the sentence gives the absolute difference against the control's 0
+    assert decision.winner_id == 2
+    assert decision.reason.endswith("with 50 units. Mean: 0.250 (vs control: 0.000)")
+    assert "absolute difference of +0.25" in decision.reason
 
 
 def test_winner_reason_without_a_relative_lift() -> None:

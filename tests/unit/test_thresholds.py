@@ -183,6 +183,44 @@ def test_guardrail_regression_names_the_metric() -> None:
     assert reason is not None and "response_time" in reason
 
 
+def test_the_stop_reasons_in_full() -> None:
+    # Given an opted-in experiment past min_duration_days
+    exp = experiment(min_duration_days=0.0)
+    # Then each stop reason reads as a sentence
+    assert auto_stop_reason(exp, CONCLUSIVE, 1.0) == (
+        "sequential test conclusive with sufficient sample size"
+    )
+    assert auto_stop_reason(exp, REGRESSED, 1.0) == (
+        "guardrail regressed significantly: response_time"
+    )
+
+
+def test_every_regressed_guardrail_is_named_once_in_order() -> None:
+    # Given two regressed guardrails (one reported twice, as for two treatments) and one that
+    # held
+    result = {
+        "is_significant": True,
+        "sufficient_sample_size": True,
+        "guardrails": [
+            {"metric": "response_time", "regressed": True},
+            {"metric": "cost_usd", "regressed": True},
+            {"metric": "token_usage", "regressed": False},
+            {"metric": "response_time", "regressed": True},
+        ],
+    }
+    # When the job decides, Then the regression wins over the conclusive test and names both
+    reason = auto_stop_reason(experiment(min_duration_days=0.0), result, 1.0)
+    assert reason == "guardrail regressed significantly: cost_usd, response_time"
+
+
+def test_an_analysis_without_guardrails_can_still_stop() -> None:
+    # Given a conclusive analysis with no guardrails section at all
+    result = {"is_significant": True, "sufficient_sample_size": True}
+    # Then it stops as conclusive
+    reason = auto_stop_reason(experiment(min_duration_days=0.0), result, 1.0)
+    assert reason == "sequential test conclusive with sufficient sample size"
+
+
 def test_max_duration_days_stops_on_that_day_and_not_before() -> None:
     # Given an inconclusive analysis and max_duration_days 30
     exp = experiment(min_duration_days=7.0, max_duration_days=30.0)
