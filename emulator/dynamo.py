@@ -65,10 +65,11 @@ class InProcessDynamo:
     """moto's DynamoDB backend for one region, behind one lock and an optional write log."""
 
     def __init__(self, region: str) -> None:
-        from emulator import moto_answers, moto_transactions
+        from emulator import moto_answers, moto_expressions, moto_transactions
 
         moto_transactions.apply()
         moto_answers.apply()
+        moto_expressions.apply()
         self.region = region
         self.url = f"https://dynamodb.{region}.amazonaws.com/"
         self.lock = threading.Lock()
