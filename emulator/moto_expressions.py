@@ -12,7 +12,17 @@ fixed set of expression texts, and both steps cost more than the rest of an upda
   deep-copied. pickle and deepcopy rebuild an object the same way (`__reduce_ex__`), and a
   tree is only registered while it is unchanged: the backend hands it to validators alone,
   and they change nothing but their copy. Anything else (another tree, a value) is still
-  deep-copied.
+  deep-copied;
+- the validator's first processors only check the tree (one clause of each kind, no two
+  paths that overlap, no key attribute updated): what they find depends on the tree and the
+  processor's own inputs (the attribute names, the table's key), never on the item or the
+  values. A check that passed on an unchanged copy of a tree is remembered for that tree and
+  those inputs, and skipped when they come again; a check that fails is never remembered, so
+  it raises every time;
+- moto's depth-first traversal, run ten times per update, looks its processing map up twice
+  per node and checks every node against abstract classes: `traverse` does the same visits
+  and calls the same processors in the same order, with the map looked up once per run and
+  the node classes resolved once per class.
 
 tests/unit/test_moto_expressions.py compares the trees, and what updates do, with moto's own.
 """
@@ -23,16 +33,35 @@ import copy
 import functools
 import pickle
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.parsing import validators
-from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+from moto.dynamodb.parsing.ast_nodes import (  # type: ignore[attr-defined]
+    DepthFirstTraverser,
+    Node,
+)
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 
 _applied = False
 # The trees `make` returned, with the bytes they were unpickled from (dropped with the tree).
 _sources: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+# Validators' copies of those trees, while no processor has run on them.
+_unchanged: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+# Processors that only check a tree, and return it unchanged when it passes.
+CHECKS = frozenset(
+    {
+        validators.ActionCountValidator,
+        validators.OverlappingPathsValidator,
+        validators.UpdateHashRangeKeyValidator,
+    }
+)
+_passed: set[tuple[Any, ...]] = set()  # (check, tree bytes, the check's inputs)
+_PASSED_MAX = 4096
+_is_node: dict[type, bool] = {}
+# What apply() replaced, by name (for tests that compare with moto's own).
+MOTOS_OWN: dict[str, Any] = {}
 
 
 def apply() -> None:
@@ -40,8 +69,16 @@ def apply() -> None:
     global _applied
     if _applied:
         return
+    MOTOS_OWN.update(
+        UpdateExpressionParser=UpdateExpressionParser,
+        deepcopy=copy.deepcopy,
+        validate=validators.Validator.validate,
+        traverse=DepthFirstTraverser.traverse,
+    )
     vars(dynamodb_models)["UpdateExpressionParser"] = ParsedOnce
     vars(validators)["deepcopy"] = copy_tree
+    validators.Validator.validate = validate  # type: ignore[method-assign]
+    DepthFirstTraverser.traverse = traverse
     _applied = True
 
 
@@ -68,5 +105,89 @@ def copy_tree(value: Any, memo: dict[int, Any] | None = None) -> Any:
     if memo is None and isinstance(value, Node):
         data = _sources.get(value)
         if data is not None:
-            return pickle.loads(data)
+            tree = pickle.loads(data)
+            _unchanged[tree] = data
+            return tree
     return copy.deepcopy(value, memo)
+
+
+def _inputs(processor: Any) -> tuple[Any, ...] | None:
+    """A check's own inputs (its attributes) as a key; None when they cannot be one."""
+    key = []
+    for name, value in sorted(vars(processor).items()):
+        if isinstance(value, dict):
+            value = tuple(sorted(value.items()))
+        elif isinstance(value, list):
+            value = tuple(value)
+        key.append((name, value))
+    frozen = tuple(key)
+    try:
+        hash(frozen)
+    except TypeError:
+        return None
+    return frozen
+
+
+def validate(self: Any) -> Any:
+    """`Validator.validate`: every processor in order, a check skipped when it already passed
+    on the same unchanged tree with the same inputs."""
+    node = self.node_to_validate
+    data = _unchanged.pop(node, None)
+    for processor in self.processors:
+        if data is not None and type(processor) in CHECKS:
+            inputs = _inputs(processor)
+            key = (type(processor), data, inputs)
+            if inputs is not None and key in _passed:
+                continue
+            checked = processor.traverse(node)
+            if inputs is not None and checked is node:
+                if len(_passed) >= _PASSED_MAX:
+                    _passed.clear()
+                _passed.add(key)
+            node = checked
+            continue
+        data = None  # from here on the tree may change: nothing more is skipped
+        node = processor.traverse(node)
+    return node
+
+
+def _node_class(kind: type) -> bool:
+    known = _is_node.get(kind)
+    if known is None:
+        known = _is_node[kind] = issubclass(kind, Node)
+    return known
+
+
+def traverse(self: Any, root: Any) -> Any:
+    """`DepthFirstTraverser.traverse`: children first, then the node's processor (the first
+    class of the processing map the node is an instance of), which may replace the node."""
+    mapping: dict[type, Callable[[Any], Any]] = self._processing_map()
+    processors: dict[type, Callable[[Any], Any] | None] = {}
+    hook = self.pre_processing_of_child
+    hooked = type(self).pre_processing_of_child is not DepthFirstTraverser.pre_processing_of_child
+
+    def processor_of(kind: type) -> Callable[[Any], Any] | None:
+        found = next((p for cls, p in mapping.items() if issubclass(kind, cls)), None)
+        processors[kind] = found
+        return found
+
+    def visit(node: Any, child_id: int) -> Any:
+        kind = type(node)
+        if not _node_class(kind):
+            return node
+        parent = node.parent
+        children = node.children
+        if children is not None:
+            for i, child in enumerate(children):
+                if hooked:
+                    hook(node, i)
+                visit(child, i)
+        process = processors[kind] if kind in processors else processor_of(kind)
+        if process is not None:
+            node = process(node)
+            node.parent = parent
+            if parent:
+                parent.children[child_id] = node
+        return node
+
+    return visit(root, -1)

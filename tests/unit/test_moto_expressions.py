@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.parsing import validators
-from moto.dynamodb.parsing.ast_nodes import Node
+from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 
 from ab_testing.ledger import RATIO_FIELDS, TOTALS_FIELDS
@@ -164,6 +164,32 @@ def updates(client: Any, table: str) -> list[Any]:
             "ExpressionAttributeValues": {":n": {"N": "1"}},
         },
         {"UpdateExpression": "SET pk = :p", "ExpressionAttributeValues": {":p": {"S": "x"}}},
+        # The same texts pass or fail their checks by the names they come with.
+        {
+            "UpdateExpression": "SET #a = :a, #b = :a",
+            "ExpressionAttributeNames": {"#a": "a", "#b": "b"},
+            "ExpressionAttributeValues": {":a": {"N": "1"}},
+        },
+        {
+            "UpdateExpression": "SET #a = :a, #b = :a",
+            "ExpressionAttributeNames": {"#a": "a", "#b": "a"},
+            "ExpressionAttributeValues": {":a": {"N": "1"}},
+        },
+        {
+            "UpdateExpression": "SET #k = :a",
+            "ExpressionAttributeNames": {"#k": "k"},
+            "ExpressionAttributeValues": {":a": {"N": "1"}},
+        },
+        {
+            "UpdateExpression": "SET #k = :a",
+            "ExpressionAttributeNames": {"#k": "pk"},
+            "ExpressionAttributeValues": {":a": {"N": "1"}},
+        },
+        {
+            "UpdateExpression": "ADD #a :a SET #b = :a ADD #c :a",
+            "ExpressionAttributeNames": {"#a": "a", "#b": "b", "#c": "c"},
+            "ExpressionAttributeValues": {":a": {"N": "1"}},
+        },
         {"UpdateExpression": "SET a = :a, a = :a", "ExpressionAttributeValues": {":a": {"N": "1"}}},
         {"UpdateExpression": "SET a = :missing", "ExpressionAttributeValues": {":a": {"N": "1"}}},
     ]
@@ -194,10 +220,17 @@ def test_updates_do_what_they_do_with_motos_own_parse_and_copy(
     assert vars(dynamodb_models)["UpdateExpressionParser"] is moto_expressions.ParsedOnce
     ours = updates(client, "patched")
     # When the same run is made with moto's own parse and deepcopy
-    monkeypatch.setitem(vars(dynamodb_models), "UpdateExpressionParser", UpdateExpressionParser)
-    monkeypatch.setitem(vars(validators), "deepcopy", copy.deepcopy)
+    own = moto_expressions.MOTOS_OWN
+    monkeypatch.setitem(
+        vars(dynamodb_models), "UpdateExpressionParser", own["UpdateExpressionParser"]
+    )
+    monkeypatch.setitem(vars(validators), "deepcopy", own["deepcopy"])
+    monkeypatch.setattr(validators.Validator, "validate", own["validate"])
+    monkeypatch.setattr(DepthFirstTraverser, "traverse", own["traverse"])
     theirs = updates(client, "moto")
     # Then every answer, refusal and stored item is the same
     assert ours == theirs
     assert any(isinstance(answer, dict) and "Code" in answer for answer in ours)
     assert any("ConditionalCheckFailed" in str(answer) for answer in ours)
+    assert any("overlap" in str(answer) for answer in ours)
+    assert any("part of the key" in str(answer) for answer in ours)
