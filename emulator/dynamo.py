@@ -17,6 +17,7 @@ import threading
 from typing import Any, Protocol
 
 import boto3
+import botocore
 from botocore import handlers as botocore_handlers
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
@@ -158,17 +159,30 @@ def _before_send(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
     return active.answer(request) if active is not None else None
 
 
+def _unsigned(**_: Any) -> Any:
+    """botocore's choose-signer handler: no signature while the in-process backend answers
+    (nothing reads it: the request never leaves the process, and the local IAM check runs
+    before, on the function's own policy)."""
+    return botocore.UNSIGNED if _active is not None else None
+
+
 def _install() -> None:
     """Answer DynamoDB clients of every botocore session, those made before and after."""
     global _installed
     if _installed:
         return
-    botocore_handlers.BUILTIN_HANDLERS.insert(
-        0, ("before-send.dynamodb", _before_send, botocore_handlers.REGISTER_FIRST)
+    hooks = (
+        ("before-send.dynamodb", _before_send, _HANDLER_ID),
+        ("choose-signer.dynamodb", _unsigned, _HANDLER_ID + "-unsigned"),
     )
+    for event, handler, _ in hooks:
+        botocore_handlers.BUILTIN_HANDLERS.insert(
+            0, (event, handler, botocore_handlers.REGISTER_FIRST)
+        )
     if boto3.DEFAULT_SESSION is not None:
         events: Any = boto3.DEFAULT_SESSION.events  # typed as if handlers returned None
-        events.register_first("before-send.dynamodb", _before_send, unique_id=_HANDLER_ID)
+        for event, handler, unique_id in hooks:
+            events.register_first(event, handler, unique_id=unique_id)
     _installed = True
 
 

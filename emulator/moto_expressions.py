@@ -5,14 +5,13 @@ Every UpdateItem (alone or in a transaction) makes moto's backend parse the upda
 deep-copies it (`copy.deepcopy`) and then changes only its copy. The handlers send a small,
 fixed set of expression texts, and both steps cost more than the rest of an update:
 
-- the backend's parse is kept per expression text, as pickled bytes; each call gets a new
-  tree unpickled from them (so no two calls ever share a tree, whatever moto does with it).
-  Parse errors are not kept: an invalid expression raises every time, as before;
-- the validator's copy of such a tree is unpickled from the same bytes instead of
-  deep-copied. pickle and deepcopy rebuild an object the same way (`__reduce_ex__`), and a
-  tree is only registered while it is unchanged: the backend hands it to validators alone,
-  and they change nothing but their copy. Anything else (another tree, a value) is still
-  deep-copied;
+- the backend's parse is kept per expression text, with its pickled bytes. The backend hands
+  the tree to validators alone, and a validator copies it before changing anything, so the
+  calls share it. Parse errors are not kept: an invalid expression raises every time;
+- the validator's copy of such a tree is unpickled from the bytes instead of deep-copied
+  (pickle and deepcopy rebuild an object the same way, `__reduce_ex__`): every copy is
+  made from the parse itself, never from a tree something may have changed since. Anything
+  else (another tree, a value) is still deep-copied;
 - the validator's first processors only check the tree (one clause of each kind, no two
   paths that overlap, no key attribute updated): what they find depends on the tree and the
   processor's own inputs (the attribute names, the table's key), never on the item or the
@@ -45,7 +44,7 @@ from moto.dynamodb.parsing.ast_nodes import (  # type: ignore[attr-defined]
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 
 _applied = False
-# The trees `make` returned, with the bytes they were unpickled from (dropped with the tree).
+# The trees `make` returns, with the bytes they were unpickled from.
 _sources: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
 # Validators' copies of those trees, while no processor has run on them.
 _unchanged: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
@@ -83,21 +82,20 @@ def apply() -> None:
 
 
 @functools.lru_cache(maxsize=1024)
-def _pickled(expression: str) -> bytes:
-    tree = UpdateExpressionParser.make(expression)
-    return pickle.dumps(tree, pickle.HIGHEST_PROTOCOL)
+def _parsed(expression: str) -> Any:
+    data = pickle.dumps(UpdateExpressionParser.make(expression), pickle.HIGHEST_PROTOCOL)
+    tree = pickle.loads(data)
+    _sources[tree] = data
+    return tree
 
 
 class ParsedOnce:
-    """What moto's backend calls `UpdateExpressionParser`: a new tree per call, parsed once
-    per expression text."""
+    """What moto's backend calls `UpdateExpressionParser`: the tree of an expression text,
+    parsed once per text (for validators, which copy it before they change anything)."""
 
     @staticmethod
     def make(expression: str) -> Any:
-        data = _pickled(expression)
-        tree = pickle.loads(data)
-        _sources[tree] = data
-        return tree
+        return _parsed(expression)
 
 
 def copy_tree(value: Any, memo: dict[int, Any] | None = None) -> Any:

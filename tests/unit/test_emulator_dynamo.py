@@ -62,6 +62,26 @@ def test_every_client_is_answered_in_process_with_its_hooks(
         boto3.client("dynamodb", region_name="us-east-1", config=once).list_tables()
 
 
+def test_calls_answered_in_process_are_not_signed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the in-process DynamoDB and a client that notes the headers of what it sends
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", UNREACHABLE_ENDPOINT)
+    dynamo = InProcessDynamo("us-east-1")
+    dynamo.start()
+    sent: list[dict[str, object]] = []
+    try:
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.meta.events.register_first(
+            "before-send.dynamodb", lambda request, **_: sent.append(dict(request.headers))
+        )
+        # When it calls
+        client.list_tables()
+    finally:
+        dynamo.stop()
+    # Then the request reached the backend without a signature (nothing would read it)
+    assert len(sent) == 1 and "X-Amz-Target" in sent[0]
+    assert "Authorization" not in sent[0]
+
+
 def test_cli_options_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Given environment defaults for the port, the schedule and the template
     monkeypatch.setenv("AB_PORT", "9001")
