@@ -12,8 +12,10 @@ says that everything the call saw is durable.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import sys
 import threading
 from typing import Any, Protocol
 
@@ -73,7 +75,8 @@ class InProcessDynamo:
         moto_answers.apply()
         moto_expressions.apply()
         self.region = region
-        self.url = f"https://dynamodb.{region}.amazonaws.com/"
+        self.host = f"dynamodb.{region}.amazonaws.com"
+        self.url = f"https://{self.host}/"
         self.lock = threading.Lock()
         self.write_log: WriteLog | None = None
 
@@ -152,11 +155,63 @@ class InProcessDynamo:
 
         from emulator.moto_answers import ItemCallHandler
 
-        request = Request.from_primitives(method, self.url, headers, params)
+        request = Request(moto_environ(method, self.host, headers, params))
         try:
             return ItemCallHandler.dispatch(request, self.url, request.headers)
         except HTTPException as exc:
             return exc.code, exc.get_headers(), exc.get_body()
+
+
+def moto_environ(method: str, host: str, headers: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """The WSGI environ of a POST to ``https://<host>/``: what moto's
+    ``Request.from_primitives`` builds through werkzeug's test EnvironBuilder, which costs
+    more than the rest of a GetItem (tests/unit/test_emulator_dynamo.py compares both)."""
+    from moto.core.request import (
+        PRESERVED_HEADER_NAMES_ENVIRON_KEY,
+        environ_key_for_header,
+        should_preserve_original_header_name,
+    )
+
+    given = {name.lower(): name for name in headers}
+    text = {
+        name: value.decode("utf-8") if isinstance(value, bytes) else value
+        for name, value in headers.items()
+        if name.lower() != "transfer-encoding"
+    }
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/",
+        "QUERY_STRING": "",
+        "REQUEST_URI": "/",
+        "RAW_URI": "/",
+        "SERVER_NAME": host,
+        "SERVER_PORT": "443",
+        "HTTP_HOST": text[given["host"]] if "host" in given else host,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "https",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    if "content-type" in given:
+        environ["CONTENT_TYPE"] = text[given["content-type"]]
+    if body:
+        environ["CONTENT_LENGTH"] = str(len(body))
+    preserved = {}
+    for name, value in text.items():
+        if name.lower() in ("host", "content-type", "content-length"):
+            continue
+        key = environ_key_for_header(name)
+        environ[key] = value
+        if should_preserve_original_header_name(name):
+            preserved[key] = name
+    environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = preserved
+    environ.setdefault("CONTENT_LENGTH", "0")
+    return environ
 
 
 def _body_bytes(body: Any) -> bytes:
