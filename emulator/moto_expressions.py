@@ -18,6 +18,9 @@ fixed set of expression texts, and both steps cost more than the rest of an upda
   values. A check that passed on an unchanged copy of a tree is remembered for that tree and
   those inputs, and skipped when they come again; a check that fails is never remembered, so
   it raises every time;
+- condition expressions (ConditionExpression, FilterExpression) are split into tokens once
+  per text: moto's lexer reads nothing but the text, and the later steps build new nodes
+  instead of changing the tokens. The names and values are still looked up on every call;
 - moto's depth-first traversal, run ten times per update, looks its processing map up twice
   per node and checks every node against abstract classes: `traverse` does the same visits
   and calls the same processors in the same order, with the map looked up once per run and
@@ -32,10 +35,12 @@ import copy
 import functools
 import pickle
 import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.parsing import validators
 from moto.dynamodb.parsing.ast_nodes import (  # type: ignore[attr-defined]
     DepthFirstTraverser,
@@ -74,6 +79,8 @@ def apply() -> None:
         validate=validators.Validator.validate,
         traverse=DepthFirstTraverser.traverse,
     )
+    MOTOS_OWN["lex"] = ConditionExpressionParser._lex_condition_expression
+    ConditionExpressionParser._lex_condition_expression = lex_condition  # type: ignore[method-assign]
     vars(dynamodb_models)["UpdateExpressionParser"] = ParsedOnce
     vars(validators)["deepcopy"] = copy_tree
     validators.Validator.validate = validate  # type: ignore[method-assign]
@@ -107,6 +114,22 @@ def copy_tree(value: Any, memo: dict[int, Any] | None = None) -> Any:
             _unchanged[tree] = data
             return tree
     return copy.deepcopy(value, memo)
+
+
+_lexed: dict[str, tuple[Any, ...]] = {}
+_LEXED_MAX = 1024
+
+
+def lex_condition(self: Any) -> deque[Any]:
+    """`ConditionExpressionParser._lex_condition_expression`, kept per expression text."""
+    text = self.condition_expression
+    tokens = _lexed.get(text)
+    if tokens is None:
+        tokens = tuple(MOTOS_OWN["lex"](self))  # raises on a text it cannot split
+        if len(_lexed) >= _LEXED_MAX:
+            _lexed.clear()
+        _lexed[text] = tokens
+    return deque(tokens)
 
 
 def _inputs(processor: Any) -> tuple[Any, ...] | None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.parsing import validators
 from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
@@ -16,6 +17,8 @@ from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from ab_testing.ledger import RATIO_FIELDS, TOTALS_FIELDS
 from emulator import moto_expressions
 from emulator.dynamo import InProcessDynamo, dynamodb_client
+
+moto_expressions.apply()  # as the in-process backend does (idempotent)
 
 # The handlers' update expressions (ledger.py, store.py), as they build them.
 TOTALS = (
@@ -108,6 +111,40 @@ def test_an_invalid_expression_is_refused_every_time() -> None:
         with pytest.raises(Exception) as refused:
             moto_expressions.ParsedOnce.make("SET = :a")
         assert "Invalid UpdateExpression" in str(refused.value)
+
+
+CONDITIONS = [
+    "attribute_not_exists(result_id)",
+    "attribute_not_exists(#u)",
+    "attribute_not_exists(pk)",
+    "last_experiment_id = :e AND last_variant_id = :v",
+    "#status IN (:s0, :s1)",
+    "attribute_not_exists(#m.#w0) AND #m.#w1.#c = :c1",
+    "attribute_not_exists(#x) AND size(#m) = :none",
+    "attribute_not_exists(min_y) AND max_y = :old_max_y",
+    "NOT (a <> :b) OR begins_with(c, :d) AND e BETWEEN :f AND :g",
+]
+
+
+@pytest.mark.parametrize("expression", CONDITIONS)
+def test_condition_tokens_kept_per_text_are_motos_tokens(expression: str) -> None:
+    # Given moto's own lexer / When a condition is split twice the kept way
+    parser = ConditionExpressionParser(expression, {}, {})
+    theirs = list(moto_expressions.MOTOS_OWN["lex"](parser))
+    first = moto_expressions.lex_condition(parser)
+    second = moto_expressions.lex_condition(parser)
+    # Then the tokens are moto's, each time in a deque of its own
+    assert list(first) == list(second) == theirs
+    assert first is not second
+    first.popleft()
+    assert list(moto_expressions.lex_condition(parser)) == theirs
+
+
+def test_a_condition_that_cannot_be_split_is_refused_every_time() -> None:
+    parser = ConditionExpressionParser("a = :b ; c", {}, {})
+    for _ in range(2):
+        with pytest.raises(ValueError, match="Cannot parse condition"):
+            moto_expressions.lex_condition(parser)
 
 
 @pytest.fixture
@@ -239,6 +276,7 @@ def test_updates_do_what_they_do_with_motos_own_parse_and_copy(
     monkeypatch.setitem(vars(validators), "deepcopy", own["deepcopy"])
     monkeypatch.setattr(validators.Validator, "validate", own["validate"])
     monkeypatch.setattr(DepthFirstTraverser, "traverse", own["traverse"])
+    monkeypatch.setattr(ConditionExpressionParser, "_lex_condition_expression", own["lex"])
     theirs = updates(client, "moto")
     # Then every answer, refusal and stored item is the same
     assert ours == theirs
