@@ -181,11 +181,14 @@ def _node_class(kind: type) -> bool:
 
 def traverse(self: Any, root: Any) -> Any:
     """`DepthFirstTraverser.traverse`: children first, then the node's processor (the first
-    class of the processing map the node is an instance of), which may replace the node."""
+    class of the processing map the node is an instance of), which may replace the node.
+    The hook before each child runs for every child, as moto's; a child that is not a node
+    (a name, a value) is left as it is, as moto's traversal leaves it."""
     mapping: dict[type, Callable[[Any], Any]] = self._processing_map()
     processors: dict[type, Callable[[Any], Any] | None] = {}
     hook = self.pre_processing_of_child
     hooked = type(self).pre_processing_of_child is not DepthFirstTraverser.pre_processing_of_child
+    is_node = _is_node
 
     def processor_of(kind: type) -> Callable[[Any], Any] | None:
         found = next((p for cls, p in mapping.items() if issubclass(kind, cls)), None)
@@ -193,16 +196,19 @@ def traverse(self: Any, root: Any) -> Any:
         return found
 
     def visit(node: Any, child_id: int) -> Any:
-        kind = type(node)
-        if not _node_class(kind):
-            return node
         parent = node.parent
         children = node.children
         if children is not None:
             for i, child in enumerate(children):
                 if hooked:
                     hook(node, i)
-                visit(child, i)
+                kind = type(child)
+                known = is_node.get(kind)
+                if known is None:
+                    known = _node_class(kind)
+                if known:
+                    visit(child, i)
+        kind = type(node)
         process = processors[kind] if kind in processors else processor_of(kind)
         if process is not None:
             node = process(node)
@@ -211,4 +217,4 @@ def traverse(self: Any, root: Any) -> Any:
                 parent.children[child_id] = node
         return node
 
-    return visit(root, -1)
+    return visit(root, -1) if _node_class(type(root)) else root

@@ -11,12 +11,18 @@ from botocore.exceptions import ClientError
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.parsing import validators
-from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
+from moto.dynamodb.parsing.ast_nodes import (
+    DepthFirstTraverser,
+    ExpressionValueOperator,
+    Node,
+    UpdateExpressionValue,
+)
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 
 from ab_testing.ledger import RATIO_FIELDS, TOTALS_FIELDS
 from emulator import moto_expressions
 from emulator.dynamo import InProcessDynamo, dynamodb_client
+from emulator.moto_expressions import ParsedOnce
 
 moto_expressions.apply()  # as the in-process backend does (idempotent)
 
@@ -284,3 +290,37 @@ def test_updates_do_what_they_do_with_motos_own_parse_and_copy(
     assert any("ConditionalCheckFailed" in str(answer) for answer in ours)
     assert any("overlap" in str(answer) for answer in ours)
     assert any("part of the key" in str(answer) for answer in ours)
+
+
+class Recorder(DepthFirstTraverser):  # type: ignore[misc]
+    """Notes every hook call and every node it processes, and replaces value nodes."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def _processing_map(self) -> dict[type, Any]:
+        return {UpdateExpressionValue: self.replace, Node: self.note}
+
+    def pre_processing_of_child(self, parent_node: Any, child_id: int) -> None:
+        self.seen.append(("hook", parent_node.type, child_id))
+
+    def note(self, node: Any) -> Any:
+        self.seen.append(("node", node.type))
+        return node
+
+    def replace(self, node: Any) -> Any:
+        self.seen.append(("value", node.type))
+        return ExpressionValueOperator("+")
+
+
+@pytest.mark.parametrize("expression", EXPRESSIONS)
+def test_the_traversal_visits_and_replaces_as_motos_does(expression: str) -> None:
+    # Given two copies of a tree, and a traverser that notes and replaces
+    ours_tree, theirs_tree = (copy.deepcopy(ParsedOnce.make(expression)) for _ in range(2))
+    ours, theirs = Recorder(), Recorder()
+    # When one is traversed our way and the other moto's way
+    ours_root = moto_expressions.traverse(ours, ours_tree)
+    theirs_root = moto_expressions.MOTOS_OWN["traverse"](theirs, theirs_tree)
+    # Then the same hooks and processors ran in the same order, and the trees match
+    assert ours.seen == theirs.seen and ours.seen
+    assert shape(ours_root) == shape(theirs_root)
