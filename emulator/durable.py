@@ -6,6 +6,8 @@
   Then a fresh snapshot is written and the replayed journals are deleted.
 - A snapshot reads every table while holding the call lock and switches to a new journal
   before letting go, so it never holds half a transaction and never misses or repeats a write.
+  It reads the backend's items directly, as JSON text, and parses them after letting go: a
+  Scan would copy and measure every item, holding every call back meanwhile.
   The file is written after the lock is released; only then are the older journals deleted
   (a crash in between replays them over the previous snapshot, which does not hold them).
 - Snapshots are taken when the journal reaches `snapshot_every` entries or half as many
@@ -142,7 +144,7 @@ class DurableStore:
             recovery.items = self._saved_items = self._load(snapshot)
             generation = self._replay(snapshot.journal_generation, recovery)
             if recovery.replayed or recovery.torn:
-                write_snapshot(self.path, Snapshot(self._capture(), generation))
+                write_snapshot(self.path, Snapshot(_items(self._capture()), generation))
             else:  # nothing but empty journals: the state file holds everything
                 generation = snapshot.journal_generation
             self._delete_journals()
@@ -196,21 +198,16 @@ class DurableStore:
 
     # ------------------------------------------------------------------ snapshots
 
-    def _capture(self) -> dict[str, list[dict[str, Any]]]:
-        """Every item of every table (the caller holds the call lock)."""
-        tables: dict[str, list[dict[str, Any]]] = {}
+    def _capture(self) -> dict[str, str]:
+        """Every item of every table, as JSON text per table (the caller holds the call lock;
+        the text is parsed after it lets go, see `_items`)."""
+        texts: dict[str, str] = {}
+        count = 0
         for table in self.tables:
-            items: list[dict[str, Any]] = []
-            params: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-            while True:
-                page = json.loads(self.dynamo.call("Scan", _json(params)))
-                items.extend(page.get("Items", []))
-                if not page.get("LastEvaluatedKey"):
-                    break
-                params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-            tables[table] = items
-        self._saved_items = sum(len(items) for items in tables.values())
-        return tables
+            items, texts[table] = self.dynamo.table_items(table)
+            count += items
+        self._saved_items = count
+        return texts
 
     def _switch_journal(self, generation: int) -> Journal | None:
         """Start journal `generation` (the caller holds the call lock); the previous one."""
@@ -228,10 +225,10 @@ class DurableStore:
             with self.dynamo.lock:
                 if self.journal is None or not self.journal.entries:
                     return
-                tables = self._capture()
+                texts = self._capture()
                 covered = self.journal.generation
                 self._switch_journal(covered + 1)
-            write_snapshot(self.path, Snapshot(tables, covered))
+            write_snapshot(self.path, Snapshot(_items(texts), covered))
             self._delete_journals(up_to=covered)
             self.saved.set()
 
@@ -270,6 +267,10 @@ class DurableStore:
                 if self.journal is not None:
                     self.journal.close()
                     self.journal = None
+
+
+def _items(texts: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    return {table: json.loads(text) for table, text in texts.items()}
 
 
 def _json(value: Any) -> bytes:

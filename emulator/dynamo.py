@@ -12,11 +12,15 @@ says that everything the call saw is durable.
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import sys
 import threading
 from typing import Any, Protocol
 
 import boto3
+import botocore
 from botocore import handlers as botocore_handlers
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
@@ -65,12 +69,14 @@ class InProcessDynamo:
     """moto's DynamoDB backend for one region, behind one lock and an optional write log."""
 
     def __init__(self, region: str) -> None:
-        from emulator import moto_answers, moto_transactions
+        from emulator import moto_answers, moto_expressions, moto_transactions
 
         moto_transactions.apply()
         moto_answers.apply()
+        moto_expressions.apply()
         self.region = region
-        self.url = f"https://dynamodb.{region}.amazonaws.com/"
+        self.host = f"dynamodb.{region}.amazonaws.com"
+        self.url = f"https://{self.host}/"
         self.lock = threading.Lock()
         self.write_log: WriteLog | None = None
 
@@ -126,17 +132,86 @@ class InProcessDynamo:
             raise DynamoError(data.decode("utf-8", "replace"))
         return data
 
+    def table_items(self, table: str) -> tuple[int, str]:
+        """Every item of `table` (the caller holds `lock`): how many, and a JSON array of them
+        as a consistent Scan answers them, in the Scan's order. Read from the backend without
+        the Scan's per-item copy and size count, which cost more than the rest of a snapshot
+        and would hold every other call back meanwhile; JSON text, so that nothing the next
+        write changes in place is shared with the caller."""
+        from moto.backends import get_backend
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models.utilities import dynamo_to_dict
+
+        from emulator.moto_answers import wire
+
+        backend = get_backend("dynamodb")[DEFAULT_ACCOUNT_ID][self.region]
+        items = backend.get_table(table).all_items()
+        text = json.dumps([wire(dynamo_to_dict(i.attrs)) for i in items], separators=(",", ":"))
+        return len(items), text
+
     def _dispatch(self, method: str, headers: dict[str, Any], params: bytes) -> Any:
         from moto.core.exceptions import HTTPException
         from moto.core.request import Request
 
         from emulator.moto_answers import ItemCallHandler
 
-        request = Request.from_primitives(method, self.url, headers, params)
+        request = Request(moto_environ(method, self.host, headers, params))
         try:
             return ItemCallHandler.dispatch(request, self.url, request.headers)
         except HTTPException as exc:
             return exc.code, exc.get_headers(), exc.get_body()
+
+
+def moto_environ(method: str, host: str, headers: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """The WSGI environ of a POST to ``https://<host>/``: what moto's
+    ``Request.from_primitives`` builds through werkzeug's test EnvironBuilder, which costs
+    more than the rest of a GetItem (tests/unit/test_emulator_dynamo.py compares both)."""
+    from moto.core.request import (
+        PRESERVED_HEADER_NAMES_ENVIRON_KEY,
+        environ_key_for_header,
+        should_preserve_original_header_name,
+    )
+
+    given = {name.lower(): name for name in headers}
+    text = {
+        name: value.decode("utf-8") if isinstance(value, bytes) else value
+        for name, value in headers.items()
+        if name.lower() != "transfer-encoding"
+    }
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/",
+        "QUERY_STRING": "",
+        "REQUEST_URI": "/",
+        "RAW_URI": "/",
+        "SERVER_NAME": host,
+        "SERVER_PORT": "443",
+        "HTTP_HOST": text[given["host"]] if "host" in given else host,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "https",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    if "content-type" in given:
+        environ["CONTENT_TYPE"] = text[given["content-type"]]
+    if body:
+        environ["CONTENT_LENGTH"] = str(len(body))
+    preserved = {}
+    for name, value in text.items():
+        if name.lower() in ("host", "content-type", "content-length"):
+            continue
+        key = environ_key_for_header(name)
+        environ[key] = value
+        if should_preserve_original_header_name(name):
+            preserved[key] = name
+    environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = preserved
+    environ.setdefault("CONTENT_LENGTH", "0")
+    return environ
 
 
 def _body_bytes(body: Any) -> bytes:
@@ -157,17 +232,30 @@ def _before_send(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
     return active.answer(request) if active is not None else None
 
 
+def _unsigned(**_: Any) -> Any:
+    """botocore's choose-signer handler: no signature while the in-process backend answers
+    (nothing reads it: the request never leaves the process, and the local IAM check runs
+    before, on the function's own policy)."""
+    return botocore.UNSIGNED if _active is not None else None
+
+
 def _install() -> None:
     """Answer DynamoDB clients of every botocore session, those made before and after."""
     global _installed
     if _installed:
         return
-    botocore_handlers.BUILTIN_HANDLERS.insert(
-        0, ("before-send.dynamodb", _before_send, botocore_handlers.REGISTER_FIRST)
+    hooks = (
+        ("before-send.dynamodb", _before_send, _HANDLER_ID),
+        ("choose-signer.dynamodb", _unsigned, _HANDLER_ID + "-unsigned"),
     )
+    for event, handler, _ in hooks:
+        botocore_handlers.BUILTIN_HANDLERS.insert(
+            0, (event, handler, botocore_handlers.REGISTER_FIRST)
+        )
     if boto3.DEFAULT_SESSION is not None:
         events: Any = boto3.DEFAULT_SESSION.events  # typed as if handlers returned None
-        events.register_first("before-send.dynamodb", _before_send, unique_id=_HANDLER_ID)
+        for event, handler, unique_id in hooks:
+            events.register_first(event, handler, unique_id=unique_id)
     _installed = True
 
 

@@ -9,6 +9,7 @@ from urllib.parse import unquote
 from emulator.template import Route
 
 ANY = "ANY"
+RESOURCES_KEPT = 4096  # request paths whose resource is remembered
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class Router:
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes = list(routes)
         self._patterns = [(route, split_path(route.path)) for route in self.routes]
+        # Request path -> its resource: the routes never change, and clients repeat paths.
+        self._resources: dict[str, str | None] = {}
 
     def _candidates(self, path: str) -> list[tuple[tuple[int, ...], Route, dict[str, str]]]:
         actual = split_path(path)
@@ -68,6 +71,15 @@ class Router:
 
     def resource_for(self, path: str) -> str | None:
         """The best-matching resource path for a request path, whatever the method."""
+        if path in self._resources:
+            return self._resources[path]
+        resource = self._resource_for(path)
+        if len(self._resources) >= RESOURCES_KEPT:
+            self._resources.clear()
+        self._resources[path] = resource
+        return resource
+
+    def _resource_for(self, path: str) -> str | None:
         candidates = self._candidates(path)
         if not candidates:
             return None

@@ -93,10 +93,11 @@ def aws() -> Iterator[Any]:
     from moto import mock_aws
 
     from ab_testing import runtime
-    from emulator import moto_transactions
+    from emulator import moto_expressions, moto_transactions
     from emulator.template import create_tables
 
     moto_transactions.apply()
+    moto_expressions.apply()
     with mock_aws():
         runtime.reset()
         client = boto3.client("dynamodb", region_name="us-east-1")

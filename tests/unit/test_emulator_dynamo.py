@@ -9,9 +9,15 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
+from moto.core.request import Request as MotoRequest
 
 from emulator.cli import build_parser, settings_from
-from emulator.dynamo import UNREACHABLE_ENDPOINT, InProcessDynamo, configure_aws_environment
+from emulator.dynamo import (
+    UNREACHABLE_ENDPOINT,
+    InProcessDynamo,
+    configure_aws_environment,
+    moto_environ,
+)
 
 AWS_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION")
 
@@ -60,6 +66,63 @@ def test_every_client_is_answered_in_process_with_its_hooks(
     with pytest.raises(EndpointConnectionError):
         once = Config(retries={"max_attempts": 1})
         boto3.client("dynamodb", region_name="us-east-1", config=once).list_tables()
+
+
+def test_calls_answered_in_process_are_not_signed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the in-process DynamoDB and a client that notes the headers of what it sends
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", UNREACHABLE_ENDPOINT)
+    dynamo = InProcessDynamo("us-east-1")
+    dynamo.start()
+    sent: list[dict[str, object]] = []
+    try:
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.meta.events.register_first(
+            "before-send.dynamodb", lambda request, **_: sent.append(dict(request.headers))
+        )
+        # When it calls
+        client.list_tables()
+    finally:
+        dynamo.stop()
+    # Then the request reached the backend without a signature (nothing would read it)
+    assert len(sent) == 1 and "X-Amz-Target" in sent[0]
+    assert "Authorization" not in sent[0]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        (
+            {
+                "X-Amz-Target": b"DynamoDB_20120810.GetItem",
+                "Content-Type": b"application/x-amz-json-1.0",
+                "User-Agent": b"Boto3/1",
+                "Content-Length": "7",
+                "amz-sdk-request": b"attempt=1; max=4",
+            },
+            b'{"a":1}',
+        ),
+        ({}, b""),
+        ({"X-Amz-Meta-My_key": "v", "Transfer-Encoding": "chunked"}, b"abc"),
+        ({"Host": "elsewhere:8000", "Content-Length": "99"}, b"x"),
+        ({"content-type": "text/plain", "X-Other": "1"}, b""),
+    ],
+)
+def test_the_request_moto_gets_is_the_one_it_would_build(
+    headers: dict[str, object], body: bytes
+) -> None:
+    # Given moto's own request for a call, and the one built for the in-process backend
+    theirs = MotoRequest.from_primitives(
+        "POST", "https://dynamodb.us-east-1.amazonaws.com/", headers, body
+    )
+    ours = MotoRequest(moto_environ("POST", "dynamodb.us-east-1.amazonaws.com", headers, body))
+    # Then their environs hold the same values, and the same body
+    skip = ("wsgi.input", "werkzeug.request")
+    assert [(k, v) for k, v in ours.environ.items() if k not in skip] == [
+        (k, v) for k, v in theirs.environ.items() if k not in skip
+    ]
+    assert ours.get_data() == theirs.get_data() == body
+    assert list(ours.headers) == list(theirs.headers)
+    assert (ours.url, ours.host, ours.method) == (theirs.url, theirs.host, theirs.method)
 
 
 def test_cli_options_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

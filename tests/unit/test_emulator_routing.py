@@ -79,3 +79,21 @@ def test_any_method_and_greedy_proxy() -> None:
     assert deep is not None and deep.path_parameters == {"proxy": "a/b"}
     assert router.match("GET", "/files") is None
     assert router.allowed_methods("/files/x") == ["ANY"]
+
+
+def test_a_remembered_resource_is_the_one_matching_finds() -> None:
+    # Given a fresh router over the real routes, and paths asked twice or more
+    router = Router(api_routes(load_template(DEFAULT_TEMPLATE)))
+    paths = [
+        "/api/v1/experiments/get-variant",
+        "/api/v1/experiments/17/start",
+        "/api/v1/experiments/",
+        "/api/v1/nothing",
+        "/api/v1/experiments/1/start/extra",
+    ]
+    # When each is resolved before and after being remembered
+    first = [router.resource_for(path) for path in paths]
+    again = [router.resource_for(path) for path in paths]
+    # Then the answers are the same, and the ones matching computes
+    assert first == again == [router._resource_for(path) for path in paths]
+    assert first[0] == "/api/v1/experiments/get-variant" and first[3] is None
