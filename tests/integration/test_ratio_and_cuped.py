@@ -118,6 +118,30 @@ def test_ratio_metric_equals_a_direct_delta_method_computation(service: Any) -> 
     assert [(d["metric"], d["field"]) for d in drift] == [("cost_per_resolution", "cross")]
 
 
+def test_the_ratio_keeps_the_covariate_sums_of_its_units(service: Any) -> None:
+    # Given an experiment with a ratio metric and a covariate, most units having one
+    eid = int(service.create_experiment(_experiment())["id"])
+    service.start_experiment(eid)
+    raw = _load(service, eid, users=30, seed=5)
+    # When the ratio's items are read (every shard)
+    kept: dict[int, list[Any]] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
+    for item in service.store.query_experiment_items(eid, prefix="ratio#"):
+        sums = kept[int(item["variant_id"])]
+        sums[0] += int(item.get("cov_units", 0))
+        sums[1] += Decimal(item.get("cov_sum", 0))
+        sums[2] += Decimal(item.get("cov_sum_sq", 0))
+    # Then per variant they count each unit with a covariate once, with its X and X^2
+    expected: dict[int, list[Any]] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
+    for unit in raw.values():
+        if unit["x"] is not None:
+            x = Decimal(str(unit["x"]))
+            sums = expected[unit["variant"]]
+            sums[0] += 1
+            sums[1] += x
+            sums[2] += x * x
+    assert dict(kept) == dict(expected)
+
+
 def comparison_quantile(df: float) -> float:
     from scipy import stats
 
