@@ -142,6 +142,36 @@ def test_the_ratio_keeps_the_covariate_sums_of_its_units(service: Any) -> None:
     assert dict(kept) == dict(expected)
 
 
+def test_two_ratio_metrics_on_the_same_metrics_keep_their_own_totals(service: Any) -> None:
+    # Given two ratios of cost and resolution: cost per resolution and its inverse
+    inverse = {
+        "name": "resolutions_per_usd",
+        "numerator": "resolution_rate",
+        "denominator": "cost_usd",
+        "direction": "higher",
+    }
+    body = _experiment(
+        secondary_metrics=["cost_usd", "cost_per_resolution", "resolutions_per_usd"],
+        ratio_metrics=[RATIO, inverse],
+    )
+    eid = int(service.create_experiment(body)["id"])
+    service.start_experiment(eid)
+    raw = _load(service, eid, users=30, seed=11)
+    # When it is analysed
+    metrics = ExperimentAnalysis(service).analyze(eid)["metrics"]
+    # Then each ratio is its own sum over the units of its numerator over its denominator
+    by_variant: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for unit in raw.values():
+        by_variant[unit["variant"]].append(unit)
+    for vid, units in by_variant.items():
+        cost = float(sum(sum(u["cost"]) for u in units))
+        resolved = float(sum(sum(u["res"]) for u in units))
+        stats = {name: metrics[name]["variant_stats"][str(vid)] for name in metrics}
+        assert stats["cost_per_resolution"]["mean"] == pytest.approx(cost / resolved, rel=1e-9)
+        assert stats["resolutions_per_usd"]["mean"] == pytest.approx(resolved / cost, rel=1e-9)
+        assert stats["resolutions_per_usd"]["units"] == len(units)
+
+
 def comparison_quantile(df: float) -> float:
     from scipy import stats
 
