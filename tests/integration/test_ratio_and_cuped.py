@@ -172,6 +172,45 @@ def test_two_ratio_metrics_on_the_same_metrics_keep_their_own_totals(service: An
         assert stats["resolutions_per_usd"]["units"] == len(units)
 
 
+COVARIATE_FIELDS = (
+    "cov_units",
+    "cov_sum",
+    "cov_sum_sq",
+    "cov_x_sum",
+    "cov_x_count",
+    "cov_h_sum",
+    "cov_h_count",
+)
+
+
+def test_a_metric_keeps_the_covariate_sums_of_its_units(service: Any) -> None:
+    # Given an experiment with a covariate, most units having one, 1 to 3 costs per unit
+    eid = int(service.create_experiment(_experiment())["id"])
+    service.start_experiment(eid)
+    raw = _load(service, eid, users=30, seed=7)
+    # When the running totals of cost_usd are read (every shard)
+    kept: dict[int, dict[str, Decimal]] = defaultdict(lambda: dict.fromkeys(COVARIATE_FIELDS, 0))
+    for item in service.store.query_experiment_items(eid, prefix="totals#"):
+        if item["metric"] == "cost_usd":
+            for field in COVARIATE_FIELDS:
+                kept[int(item["variant_id"])][field] += Decimal(item.get(field, 0))
+    # Then over the units with a covariate X, with sum S and count m of their results, they
+    # hold: the units, sum X, sum X^2, sum X*S, sum X*m, sum S and sum m
+    expected: dict[int, dict[str, Decimal]] = defaultdict(
+        lambda: dict.fromkeys(COVARIATE_FIELDS, 0)
+    )
+    for unit in raw.values():
+        if unit["x"] is None:
+            continue
+        x, total, count = Decimal(str(unit["x"])), sum(unit["cost"]), len(unit["cost"])
+        sums = expected[unit["variant"]]
+        for field, value in zip(
+            COVARIATE_FIELDS, (1, x, x * x, x * total, x * count, total, count), strict=True
+        ):
+            sums[field] += value
+    assert dict(kept) == dict(expected)
+
+
 def comparison_quantile(df: float) -> float:
     from scipy import stats
 
