@@ -271,6 +271,30 @@ def test_a_duplicate_without_the_stored_item_in_the_refusal_is_read_back(aws: An
     assert summary(experiment_id)["results_collected"] == 1
 
 
+def test_a_duplicate_is_answered_from_the_refusal_without_another_read(aws: Any) -> None:
+    # Given a recorded result
+    experiment_id = running("duplicate from the refusal")
+    assigned(experiment_id, 3)
+    path = "/api/v1/experiments/record-result"
+    code, first = invoke("record_result", "POST", path, body=result(experiment_id, 3))
+    assert code == 201
+    # When it is sent again, watching the reads of single results
+    reads: list[str] = []
+
+    def watch(params: dict[str, Any], **_: Any) -> None:
+        reads.append(params["TableName"])
+
+    events = store_client().meta.events
+    events.register_first("before-call.dynamodb.GetItem", watch)
+    try:
+        code, again = invoke("record_result", "POST", path, body=result(experiment_id, 3))
+    finally:
+        events.unregister("before-call.dynamodb.GetItem", watch)
+    # Then the refused write itself returns the stored result: no result is read again
+    assert (code, again) == (200, {**first, "duplicate": True})
+    assert "ab_results" not in reads
+
+
 def test_throttled_result_transaction_answers_503(aws: Any) -> None:
     experiment_id = running("throttled totals")
     assigned(experiment_id, 3)
