@@ -283,6 +283,7 @@ def test_a_result_that_would_take_a_total_beyond_38_digits_is_refused(
     if status == 400:
         assert (body["error"], body["field"]) == ("validation_error", "metric_value")
         assert "38 significant digits" in body["message"]
+        assert "the running totals of satisfaction_score" in body["message"]
         assert results_collected(experiment_id) == 1
         report = by_id("reconcile_experiment", "GET", str(experiment_id), "reconciliation")[1]
         assert report["results_read"] == 1  # no raw result was stored either

@@ -118,6 +118,99 @@ def test_ratio_metric_equals_a_direct_delta_method_computation(service: Any) -> 
     assert [(d["metric"], d["field"]) for d in drift] == [("cost_per_resolution", "cross")]
 
 
+def test_the_ratio_keeps_the_covariate_sums_of_its_units(service: Any) -> None:
+    # Given an experiment with a ratio metric and a covariate, most units having one
+    eid = int(service.create_experiment(_experiment())["id"])
+    service.start_experiment(eid)
+    raw = _load(service, eid, users=30, seed=5)
+    # When the ratio's items are read (every shard)
+    kept: dict[int, list[Any]] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
+    for item in service.store.query_experiment_items(eid, prefix="ratio#"):
+        sums = kept[int(item["variant_id"])]
+        sums[0] += int(item.get("cov_units", 0))
+        sums[1] += Decimal(item.get("cov_sum", 0))
+        sums[2] += Decimal(item.get("cov_sum_sq", 0))
+    # Then per variant they count each unit with a covariate once, with its X and X^2
+    expected: dict[int, list[Any]] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
+    for unit in raw.values():
+        if unit["x"] is not None:
+            x = Decimal(str(unit["x"]))
+            sums = expected[unit["variant"]]
+            sums[0] += 1
+            sums[1] += x
+            sums[2] += x * x
+    assert dict(kept) == dict(expected)
+
+
+def test_two_ratio_metrics_on_the_same_metrics_keep_their_own_totals(service: Any) -> None:
+    # Given two ratios of cost and resolution: cost per resolution and its inverse
+    inverse = {
+        "name": "resolutions_per_usd",
+        "numerator": "resolution_rate",
+        "denominator": "cost_usd",
+        "direction": "higher",
+    }
+    body = _experiment(
+        secondary_metrics=["cost_usd", "cost_per_resolution", "resolutions_per_usd"],
+        ratio_metrics=[RATIO, inverse],
+    )
+    eid = int(service.create_experiment(body)["id"])
+    service.start_experiment(eid)
+    raw = _load(service, eid, users=30, seed=11)
+    # When it is analysed
+    metrics = ExperimentAnalysis(service).analyze(eid)["metrics"]
+    # Then each ratio is its own sum over the units of its numerator over its denominator
+    by_variant: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for unit in raw.values():
+        by_variant[unit["variant"]].append(unit)
+    for vid, units in by_variant.items():
+        cost = float(sum(sum(u["cost"]) for u in units))
+        resolved = float(sum(sum(u["res"]) for u in units))
+        stats = {name: metrics[name]["variant_stats"][str(vid)] for name in metrics}
+        assert stats["cost_per_resolution"]["mean"] == pytest.approx(cost / resolved, rel=1e-9)
+        assert stats["resolutions_per_usd"]["mean"] == pytest.approx(resolved / cost, rel=1e-9)
+        assert stats["resolutions_per_usd"]["units"] == len(units)
+
+
+COVARIATE_FIELDS = (
+    "cov_units",
+    "cov_sum",
+    "cov_sum_sq",
+    "cov_x_sum",
+    "cov_x_count",
+    "cov_h_sum",
+    "cov_h_count",
+)
+
+
+def test_a_metric_keeps_the_covariate_sums_of_its_units(service: Any) -> None:
+    # Given an experiment with a covariate, most units having one, 1 to 3 costs per unit
+    eid = int(service.create_experiment(_experiment())["id"])
+    service.start_experiment(eid)
+    raw = _load(service, eid, users=30, seed=7)
+    # When the running totals of cost_usd are read (every shard)
+    kept: dict[int, dict[str, Decimal]] = defaultdict(lambda: dict.fromkeys(COVARIATE_FIELDS, 0))
+    for item in service.store.query_experiment_items(eid, prefix="totals#"):
+        if item["metric"] == "cost_usd":
+            for field in COVARIATE_FIELDS:
+                kept[int(item["variant_id"])][field] += Decimal(item.get(field, 0))
+    # Then over the units with a covariate X, with sum S and count m of their results, they
+    # hold: the units, sum X, sum X^2, sum X*S, sum X*m, sum S and sum m
+    expected: dict[int, dict[str, Decimal]] = defaultdict(
+        lambda: dict.fromkeys(COVARIATE_FIELDS, 0)
+    )
+    for unit in raw.values():
+        if unit["x"] is None:
+            continue
+        x, total, count = Decimal(str(unit["x"])), sum(unit["cost"]), len(unit["cost"])
+        sums = expected[unit["variant"]]
+        for field, value in zip(
+            COVARIATE_FIELDS, (1, x, x * x, x * total, x * count, total, count), strict=True
+        ):
+            sums[field] += value
+    assert dict(kept) == dict(expected)
+
+
 def comparison_quantile(df: float) -> float:
     from scipy import stats
 

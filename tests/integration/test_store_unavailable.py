@@ -245,6 +245,56 @@ def test_result_gives_up_with_503_under_contention(aws: Any) -> None:
     assert summary(experiment_id)["results_collected"] == 0
 
 
+def test_a_duplicate_without_the_stored_item_in_the_refusal_is_read_back(aws: Any) -> None:
+    # Given a recorded result
+    experiment_id = running("duplicate read back")
+    assigned(experiment_id, 3)
+    code, first = invoke(
+        "record_result", "POST", "/api/v1/experiments/record-result", body=result(experiment_id, 3)
+    )
+    assert code == 201
+    # When it is sent again and the refusal of the write does not carry the stored item
+    duplicate = Refusal(
+        "TransactionCanceledException", reasons=["ConditionalCheckFailed", "None", "None"], times=1
+    )
+    with refusing("TransactWriteItems", duplicate):
+        code, again = invoke(
+            "record_result",
+            "POST",
+            "/api/v1/experiments/record-result",
+            body=result(experiment_id, 3),
+        )
+    # Then the stored result is read back: the answer is the first one, marked duplicate
+    assert duplicate.calls == 1
+    assert code == 200
+    assert again == {**first, "duplicate": True}
+    assert summary(experiment_id)["results_collected"] == 1
+
+
+def test_a_duplicate_is_answered_from_the_refusal_without_another_read(aws: Any) -> None:
+    # Given a recorded result
+    experiment_id = running("duplicate from the refusal")
+    assigned(experiment_id, 3)
+    path = "/api/v1/experiments/record-result"
+    code, first = invoke("record_result", "POST", path, body=result(experiment_id, 3))
+    assert code == 201
+    # When it is sent again, watching the reads of single results
+    reads: list[str] = []
+
+    def watch(params: dict[str, Any], **_: Any) -> None:
+        reads.append(params["TableName"])
+
+    events = store_client().meta.events
+    events.register_first("before-call.dynamodb.GetItem", watch)
+    try:
+        code, again = invoke("record_result", "POST", path, body=result(experiment_id, 3))
+    finally:
+        events.unregister("before-call.dynamodb.GetItem", watch)
+    # Then the refused write itself returns the stored result: no result is read again
+    assert (code, again) == (200, {**first, "duplicate": True})
+    assert "ab_results" not in reads
+
+
 def test_throttled_result_transaction_answers_503(aws: Any) -> None:
     experiment_id = running("throttled totals")
     assigned(experiment_id, 3)
