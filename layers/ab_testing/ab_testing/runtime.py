@@ -8,8 +8,9 @@ cached read never answers another's (whose IAM policy might not allow that read)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ab_testing.service import ExperimentService
 
@@ -19,37 +20,35 @@ if TYPE_CHECKING:
 
 current_function: ContextVar[str] = ContextVar("ab_testing_function", default="")
 
+T = TypeVar("T")
 _services: dict[str, ExperimentService] = {}
 _analyses: dict[str, ExperimentAnalysis] = {}
 _evaluations: dict[str, LocalEvaluation] = {}
 
 
-def service() -> ExperimentService:
+def _own(registry: dict[str, T], build: Callable[[], T]) -> T:
+    """The invoked function's own instance in `registry`, built on its first use."""
     name = current_function.get()
-    found = _services.get(name)
+    found = registry.get(name)
     if found is None:
-        found = _services.setdefault(name, ExperimentService())
+        found = registry.setdefault(name, build())
     return found
+
+
+def service() -> ExperimentService:
+    return _own(_services, ExperimentService)
 
 
 def analysis() -> ExperimentAnalysis:
-    name = current_function.get()
-    found = _analyses.get(name)
-    if found is None:
-        from ab_testing.analysis import ExperimentAnalysis
+    from ab_testing.analysis import ExperimentAnalysis
 
-        found = _analyses.setdefault(name, ExperimentAnalysis(service()))
-    return found
+    return _own(_analyses, lambda: ExperimentAnalysis(service()))
 
 
 def local_evaluation() -> LocalEvaluation:
-    name = current_function.get()
-    found = _evaluations.get(name)
-    if found is None:
-        from ab_testing.local_evaluation import LocalEvaluation
+    from ab_testing.local_evaluation import LocalEvaluation
 
-        found = _evaluations.setdefault(name, LocalEvaluation(service()))
-    return found
+    return _own(_evaluations, lambda: LocalEvaluation(service()))
 
 
 def reset() -> None:
