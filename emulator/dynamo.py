@@ -48,6 +48,10 @@ READ_OPERATIONS = frozenset(
     }
 )
 _HANDLER_ID = "emulator-in-process-dynamodb"
+STOPPED_ANSWER = (
+    b'{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError",'
+    b'"message":"the local DynamoDB has stopped: nothing was done"}'
+)
 
 
 class WriteLog(Protocol):
@@ -78,6 +82,7 @@ class InProcessDynamo:
         self.url = f"https://{self.host}/"
         self.lock = threading.Lock()
         self.write_log: WriteLog | None = None
+        self._stopped = False  # client calls refused (the emulator's own `call` still runs)
 
     def start(self) -> None:
         """Empty this process's moto DynamoDB backend and answer every DynamoDB client."""
@@ -87,10 +92,16 @@ class InProcessDynamo:
 
         get_backend("dynamodb")[DEFAULT_ACCOUNT_ID].reset()
         _install()
+        with self.lock:
+            self._stopped = False
         _active = self
 
     def stop(self) -> None:
+        """Answer no client call from now on, not even one already on its way in: what the
+        final save holds is then everything that was ever answered."""
         global _active
+        with self.lock:
+            self._stopped = True
         if _active is self:
             _active = None
 
@@ -105,6 +116,9 @@ class InProcessDynamo:
         operation = target.rpartition(".")[2]
         params = _body_bytes(request.body)
         with self.lock:
+            if self._stopped:
+                stopped: Any = {"Content-Type": JSON_CONTENT}
+                return AWSResponse(request.url, 500, stopped, MockRawResponse(STOPPED_ANSWER))
             status, headers, body = self._dispatch(request.method, dict(request.headers), params)
             log = self.write_log
             position = 0

@@ -20,6 +20,7 @@ MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 NO_BODY_STATUSES = frozenset({204, 304})
 CLIENT_TIMEOUT = 30.0  # seconds a client may stay silent (API Gateway's own limit is 29 s)
 HANDLERS_AT_ONCE = 4  # requests inside the gateway and handlers at one time
+DRAIN_TIMEOUT = 60.0  # seconds stop() waits for the requests in flight to be answered
 
 
 class ApiHTTPServer(ThreadingHTTPServer):
@@ -36,6 +37,30 @@ class ApiHTTPServer(ThreadingHTTPServer):
         # Python runs one thread at a time: more requests in the handlers at once only add
         # switching and queueing inside (measured by benchmarks/bench_local_api.py).
         self.handler_slots = threading.BoundedSemaphore(HANDLERS_AT_ONCE)
+        self.stopping = threading.Event()  # set once stop() began: no request starts after
+        self._in_flight = 0
+        self._in_flight_changed = threading.Condition()
+
+    def begin_request(self) -> bool:
+        """Count a request in; False once stopping (the request must not be answered)."""
+        with self._in_flight_changed:
+            if self.stopping.is_set():
+                return False
+            self._in_flight += 1
+            return True
+
+    def end_request(self) -> None:
+        with self._in_flight_changed:
+            self._in_flight -= 1
+            self._in_flight_changed.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Refuse every request from now on, including those on open keep-alive connections,
+        and wait until the requests already in flight have their answers sent; False when
+        some were still running after `timeout` seconds."""
+        with self._in_flight_changed:
+            self.stopping.set()
+            return self._in_flight_changed.wait_for(lambda: self._in_flight == 0, timeout)
 
 
 class ApiRequestHandler(BaseHTTPRequestHandler):
@@ -53,8 +78,18 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         started = time.perf_counter()
-        response = self._response()
-        self._send(response)
+        if not self.server.begin_request():
+            # The server is stopping: the connection closes with no answer, as if the server
+            # had already gone, so the client knows that nothing was done.
+            self.close_connection = True
+            return
+        try:
+            response = self._response()
+            if self.server.stopping.is_set():
+                self.close_connection = True  # answer this one, then no more on this connection
+            self._send(response)
+        finally:
+            self.server.end_request()
         elapsed = (time.perf_counter() - started) * 1000
         log.info("%s %s %d %.1fms", self.command, self.path, response.status, elapsed)
 
@@ -163,6 +198,11 @@ class ServerThread:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop taking requests, new connections and open keep-alive ones alike, and return
+        once every request that was taken has its answer sent (what comes after, such as the
+        final save, then sees every write that was acknowledged and no write after it)."""
+        if not self.httpd.drain(DRAIN_TIMEOUT):
+            log.warning("stopping with requests still in flight after %.0f s", DRAIN_TIMEOUT)
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join()

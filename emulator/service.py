@@ -116,15 +116,15 @@ class Backend:
         return ScheduledRunner(self.loader, self.template, functions)
 
     def stop(self) -> None:
-        """Save the state one last time, then let go of DynamoDB and the state file."""
+        """Refuse DynamoDB calls, save the state one last time, let go of the state file."""
         try:
+            if self.dynamo is not None:
+                self.dynamo.stop()  # first: no call may be answered after the final save
             if self.store is not None:
                 self.store.close()
                 self.store = None
         finally:
-            if self.dynamo is not None:
-                self.dynamo.stop()
-                self.dynamo = None
+            self.dynamo = None
             if self._iam_installed:
                 iam.restore(self._previous_enforcer)
                 self._iam_installed = False

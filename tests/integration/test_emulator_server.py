@@ -25,6 +25,9 @@ import pytest
 
 from emulator.cli import build_parser, main, settings_from
 from emulator.durable import StateLock
+from emulator.gateway import Request, json_response
+from emulator.lambdas import HttpResponse
+from emulator.server import ServerThread
 from emulator.service import LocalService, Settings
 from emulator.template import REPO_ROOT
 
@@ -475,3 +478,104 @@ def test_a_stalled_client_is_cut_off(project: Path) -> None:
     assert half_line == b""
     assert short_body.startswith(b"HTTP/1.1 408")
     assert json.loads(short_body.partition(b"\r\n\r\n")[2]) == {"message": "Request Timeout"}
+
+
+class HeldGateway:
+    """A gateway whose /slow requests wait until released; everything else answers at once."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.handled: list[str] = []
+
+    def handle(self, request: Request) -> HttpResponse:
+        self.handled.append(request.target)
+        if request.target == "/slow":
+            self.entered.set()
+            assert self.release.wait(60)
+        return json_response(201, '{"done":true}')
+
+
+def test_stop_answers_the_requests_in_flight_and_no_request_after(project: Path) -> None:
+    # Given a server with one request held inside its gateway, and a kept-alive connection
+    # that was answered before
+    gateway = HeldGateway()
+    server = ServerThread("127.0.0.1", 0, gateway)  # type: ignore[arg-type]
+    server.start()
+    host, port = server.url.removeprefix("http://").split(":")
+    kept = http.client.HTTPConnection(host, int(port), timeout=30)
+    kept.request("POST", "/fast", b"{}")
+    assert kept.getresponse().read() == b'{"done":true}'
+    held: dict[str, Any] = {}
+
+    def slow_request() -> None:
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        connection.request("POST", "/slow", b"{}")
+        answer = connection.getresponse()
+        held["answer"] = (answer.status, answer.read())
+        connection.close()
+
+    slow = threading.Thread(target=slow_request)
+    slow.start()
+    assert gateway.entered.wait(30)
+    # When the server stops while that request is in flight
+    stopper = threading.Thread(target=server.stop)
+    stopper.start()
+    assert server.httpd.stopping.wait(30)
+    # Then a new request on the kept-alive connection gets no answer, and reaches no handler
+    kept.request("POST", "/after-stop", b"{}")
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        kept.getresponse().read()
+    kept.close()
+    # And stop waits for the request in flight, which gets its answer
+    assert stopper.is_alive()
+    gateway.release.set()
+    stopper.join(30)
+    slow.join(30)
+    assert not stopper.is_alive()
+    assert held["answer"] == (201, b'{"done":true}')
+    assert gateway.handled == ["/fast", "/slow"]
+
+
+def test_every_write_answered_before_a_stop_is_there_after_a_restart(project: Path) -> None:
+    # Given four clients writing new items as fast as they can on kept-alive connections
+    running = LocalService(settings_for(project))
+    running.start()
+    host, port = running.url.removeprefix("http://").split(":")
+    answered: list[str] = []
+    enough = threading.Event()
+
+    def writer(name: str) -> None:
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            for n in range(100_000):
+                key = f"{name}-{n}"
+                connection.request("POST", "/items", json.dumps({"id": key, "v": "1"}))
+                answer = connection.getresponse()
+                answer.read()
+                if answer.status != 201:
+                    return
+                answered.append(key)
+                if len(answered) >= 200:
+                    enough.set()
+        except (ConnectionError, http.client.HTTPException):
+            return  # the server stopped: nothing unanswered was acknowledged
+        finally:
+            connection.close()
+
+    writers = [threading.Thread(target=writer, args=(f"w{i}",)) for i in range(4)]
+    for thread in writers:
+        thread.start()
+    # When the server stops in the middle of the stream, and starts again on its state file
+    assert enough.wait(120)
+    running.stop()
+    for thread in writers:
+        thread.join(60)
+    again = LocalService(settings_for(project))
+    again.start()
+    try:
+        missing = [key for key in answered if call("GET", f"{again.url}/items/{key}")[0] != 200]
+    finally:
+        again.stop()
+    # Then every write that was answered is there
+    assert missing == []

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSPreparedRequest
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 from moto.core.request import Request as MotoRequest
@@ -86,6 +88,62 @@ def test_calls_answered_in_process_are_not_signed(monkeypatch: pytest.MonkeyPatc
     # Then the request reached the backend without a signature (nothing would read it)
     assert len(sent) == 1 and "X-Amz-Target" in sent[0]
     assert "Authorization" not in sent[0]
+
+
+class NotedWrites:
+    """A write log that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def append(self, operation: str, params: bytes) -> int:
+        self.writes.append(operation)
+        return len(self.writes)
+
+    def position(self) -> int:
+        return len(self.writes)
+
+    def wait_durable(self, position: int) -> None:
+        pass
+
+
+def test_a_call_that_arrives_after_stop_is_refused_and_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the in-process DynamoDB with a write log, and a PutItem request as botocore sent it
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", UNREACHABLE_ENDPOINT)
+    dynamo = InProcessDynamo("us-east-1")
+    dynamo.start()
+    log = NotedWrites()
+    dynamo.write_log = log
+    sent: list[AWSPreparedRequest] = []
+    try:
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.meta.events.register_first(
+            "before-send.dynamodb", lambda request, **_: sent.append(request)
+        )
+        client.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        client.put_item(TableName="t", Item={"pk": {"S": "late"}})
+        client.delete_item(TableName="t", Key={"pk": {"S": "late"}})
+        put = next(r for r in sent if r.headers["X-Amz-Target"].endswith(b".PutItem"))
+        # When the same request reaches the backend once it has stopped (a call that was
+        # already past the client's send hook when the server began to stop)
+        dynamo.stop()
+        answer = dynamo.answer(put)
+        with dynamo.lock:
+            left = dynamo.call("Scan", b'{"TableName":"t"}')
+    finally:
+        dynamo.stop()
+    # Then it is refused with a server error, and nothing was written nor logged
+    assert answer.status_code == 500
+    assert b"stopped" in answer.content
+    assert json.loads(left)["Items"] == []
+    assert log.writes == ["CreateTable", "PutItem", "DeleteItem"]
 
 
 @pytest.mark.parametrize(
