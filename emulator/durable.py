@@ -6,7 +6,8 @@
   Then a fresh snapshot is written and the replayed journals are deleted.
 - A snapshot reads every table while holding the call lock and switches to a new journal
   before letting go, so it never holds half a transaction and never misses or repeats a write.
-  It keeps each table's consistent Scan as JSON text and parses it after letting go.
+  It reads the backend's items directly, as JSON text, and parses them after letting go: a
+  Scan would copy and measure every item, holding every call back meanwhile.
   The file is written after the lock is released; only then are the older journals deleted
   (a crash in between replays them over the previous snapshot, which does not hold them).
 - Snapshots are taken when the journal reaches `snapshot_every` entries or half as many
@@ -199,20 +200,12 @@ class DurableStore:
 
     def _capture(self) -> dict[str, str]:
         """Every item of every table, as JSON text per table (the caller holds the call lock;
-        the text is parsed after it lets go, see `_items`): a consistent Scan of each table."""
+        the text is parsed after it lets go, see `_items`)."""
         texts: dict[str, str] = {}
         count = 0
         for table in self.tables:
-            items: list[Any] = []
-            params: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-            while True:
-                page = json.loads(self.dynamo.call("Scan", _json(params)))
-                items.extend(page.get("Items", []))
-                if not page.get("LastEvaluatedKey"):
-                    break
-                params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-            texts[table] = json.dumps(items, separators=(",", ":"))
-            count += len(items)
+            items, texts[table] = self.dynamo.table_items(table)
+            count += items
         self._saved_items = count
         return texts
 

@@ -13,6 +13,7 @@ says that everything the call saw is durable.
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import threading
@@ -144,6 +145,23 @@ class InProcessDynamo:
         if status != 200:
             raise DynamoError(data.decode("utf-8", "replace"))
         return data
+
+    def table_items(self, table: str) -> tuple[int, str]:
+        """Every item of `table` (the caller holds `lock`): how many, and a JSON array of them
+        as a consistent Scan answers them, in the Scan's order. Read from the backend without
+        the Scan's per-item copy and size count, which cost more than the rest of a snapshot
+        and would hold every other call back meanwhile; JSON text, so that nothing the next
+        write changes in place is shared with the caller."""
+        from moto.backends import get_backend
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models.utilities import dynamo_to_dict
+
+        from emulator.moto_answers import wire
+
+        backend = get_backend("dynamodb")[DEFAULT_ACCOUNT_ID][self.region]
+        items = backend.get_table(table).all_items()
+        text = json.dumps([wire(dynamo_to_dict(i.attrs)) for i in items], separators=(",", ":"))
+        return len(items), text
 
     def _dispatch(self, method: str, headers: dict[str, Any], params: bytes) -> Any:
         from moto.core.exceptions import HTTPException

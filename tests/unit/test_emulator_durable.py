@@ -224,3 +224,57 @@ def test_one_owner_per_state_file(tmp_path: Path) -> None:
         lock.release()
     # And once released, nobody owns it
     assert state_owner(path) is None
+
+
+def test_a_snapshot_reads_what_a_consistent_scan_answers() -> None:
+    # Given tables holding items of every attribute type
+    dynamo = InProcessDynamo("us-east-1")
+    dynamo.start()
+    try:
+        client = dynamodb_client("us-east-1")
+        tables = create_tables(client, load_template())
+        everything = {
+            "b": {"B": b"\\x00\\xff"},
+            "bs": {"BS": [b"\\x01", b"\\x02"]},
+            "ss": {"SS": ["a", "b"]},
+            "ns": {"NS": ["1", "2.5"]},
+            "n": {"N": "-1.50"},
+            "t": {"BOOL": True},
+            "z": {"NULL": True},
+            "l": {"L": [{"S": "x"}, {"B": b"\\x03"}, {"M": {"k": {"N": "1"}}}]},
+            "m": {"M": {"nested": {"L": [{"SS": ["q"]}]}, "bin": {"B": b"\\x04"}}},
+        }
+        for i in range(30):
+            client.put_item(
+                TableName=TABLE,
+                Item={
+                    "experiment_id": {"N": str(i % 3)},
+                    "result_id": {"S": f"r{i}"},
+                    **everything,
+                },
+            )
+        client.update_item(
+            TableName=TABLE,
+            Key={"experiment_id": {"N": "0"}, "result_id": {"S": "r0"}},
+            UpdateExpression="ADD ss :s, n :one",
+            ExpressionAttributeValues={":s": {"SS": ["c"]}, ":one": {"N": "1"}},
+        )
+        # When every table is read for a snapshot, and scanned the way DynamoDB answers
+        for table in tables.values():
+            with dynamo.lock:
+                count, text = dynamo.table_items(table)
+                params: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+                scanned: list[Any] = []
+                while True:
+                    page = json.loads(dynamo.call("Scan", json.dumps(params).encode()))
+                    scanned.extend(page.get("Items", []))
+                    if not page.get("LastEvaluatedKey"):
+                        break
+                    params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            # Then both are the same items, in the same order
+            assert json.loads(text) == scanned
+            assert count == len(scanned)
+        with dynamo.lock:
+            assert dynamo.table_items(TABLE)[0] == 30
+    finally:
+        dynamo.stop()
