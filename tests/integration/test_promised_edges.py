@@ -228,19 +228,58 @@ def test_an_unexpected_failure_of_one_write_is_reported_and_the_rest_recorded(
     assert status == 200
     expected = [500 if variants[u] == variants[2] else 201 for u in (1, 2, 3)]
     assert [r["status"] for r in answer["results"]] == expected
-    assert answer["results"][1]["error"] == "internal_error"
+    assert answer["results"][1] == {
+        "index": 1,
+        "status": 500,
+        "error": "internal_error",
+        "message": "this item failed unexpectedly; it has been logged",
+    }
     assert "disk on fire" not in str(answer)
     assert results_collected(experiment_id) == expected.count(201)
 
 
+def test_a_batch_of_one_item_for_a_draft_is_answered_as_not_counted(aws: Any) -> None:
+    # Given an experiment that was never started
+    experiment_id = create("batch of one")
+    item = {"experiment_id": experiment_id, "user_id": 1, "metric_name": "resolution_rate",
+            "metric_value": 1}  # fmt: skip
+    # When a batch of exactly one result is sent for it
+    status, answer = invoke(
+        "record_results", "POST", "/api/v1/experiments/record-results", body={"results": [item]}
+    )
+    # Then the one item is answered as record-result would, with its index, and not counted
+    assert status == 200
+    assert answer["results"] == [
+        {
+            "index": 0,
+            "status": 200,
+            "experiment_id": experiment_id,
+            "metric_name": "resolution_rate",
+            "unit": "user:1",
+            "recorded": False,
+            "reason": "experiment_not_running",
+            "message": f"experiment {experiment_id} is draft; "
+            "results count only while it is running or paused",
+        }
+    ]
+    assert (answer["recorded"], answer["failed"], answer["not_counted"]) == (0, 0, 1)
+
+
 @pytest.mark.parametrize(
-    "body", [{"results": []}, {"results": [{}] * 101}, {"results": "x"}, [{"a": 1}]]
+    ("body", "message"),
+    [
+        ({"results": []}, "results must hold 1 to 100 items, got 0"),
+        ({"results": [{}] * 101}, "results must hold 1 to 100 items, got 101"),
+        ({"results": "x"}, 'the body must be {"results": [ ... ]}'),
+        ([{"a": 1}], 'the body must be {"results": [ ... ]}'),
+    ],
 )
-def test_a_batch_outside_1_to_100_items_is_a_400(aws: Any, body: Any) -> None:
+def test_a_batch_outside_1_to_100_items_is_a_400(aws: Any, body: Any, message: str) -> None:
     status, answer = invoke(
         "record_results", "POST", "/api/v1/experiments/record-results", body=body
     )
-    assert (status, answer["field"]) == (400, "results")
+    # Then the answer says what shape was expected, or how many items were sent
+    assert (status, answer["field"], answer["message"]) == (400, "results", message)
 
 
 # ------------------------------------------------------------------ 38 significant digits

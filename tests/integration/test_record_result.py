@@ -272,6 +272,10 @@ def test_unit_without_assignment_is_not_counted(aws: Any, service: Any) -> None:
     assert answer["recorded"] is False
     assert answer["reason"] == "no_assignment"
     assert answer["unit"] == "user:999"
+    assert answer["message"] == (
+        "this unit has no variant in the experiment (it never asked for one, or fell outside "
+        "target_percentage); its results would bias the analysis, so they are not counted"
+    )
     nothing_stored(aws)
 
 

@@ -336,6 +336,7 @@ def test_a_batch_reports_the_unavailable_items_and_records_the_others(aws: Any) 
     expected = [503 if variants[u] == variants[2] else 201 for u in (1, 2, 3)]
     assert code == 200
     assert [item["status"] for item in answer["results"]] == expected
+    assert [item["index"] for item in answer["results"]] == [0, 1, 2]
     assert answer["results"][1]["error"] == "unavailable"
     recorded = expected.count(201)
     assert (answer["recorded"], answer["failed"], answer["not_counted"]) == (
