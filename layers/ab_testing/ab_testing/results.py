@@ -140,14 +140,14 @@ class ResultRecording:
                 "would bias the analysis, so they are not counted",
             }
         stored = outcome.item or {}
+        # The ledger answers a duplicate with the variant its first result was stored under.
+        assert outcome.variant_id is not None, "a recorded or duplicate outcome has a variant"
         answer = {
             **base,
             "recorded": True,
             "duplicate": outcome.status == "duplicate",
             "result_id": write.result_id,
-            "variant_id": outcome.variant_id
-            if outcome.status == "recorded"
-            else int(stored.get("variant_id", 0)),
+            "variant_id": outcome.variant_id,
             "metric_value": float(stored.get("metric_value", write.value)),
             "recorded_at": stored.get("recorded_at", now),
         }
