@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -22,6 +23,16 @@ from emulator.dynamo import (
 )
 
 AWS_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION")
+
+
+def create_table(client: Any) -> None:
+    """Table "t", keyed by the string "pk"."""
+    client.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 def test_aws_environment_never_reaches_aws(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,12 +62,7 @@ def test_every_client_is_answered_in_process_with_its_hooks(
             "before-call.dynamodb", lambda model, **_: seen.append(model.name)
         )
         # When a table is created, written and read
-        client.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(client)
         client.put_item(TableName="t", Item={"pk": {"S": "a"}})
         item = client.get_item(TableName="t", Key={"pk": {"S": "a"}})["Item"]
     finally:
@@ -122,12 +128,7 @@ def test_a_call_that_arrives_after_stop_is_refused_and_changes_nothing(
         client.meta.events.register_first(
             "before-send.dynamodb", lambda request, **_: sent.append(request)
         )
-        client.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(client)
         client.put_item(TableName="t", Item={"pk": {"S": "late"}})
         client.delete_item(TableName="t", Key={"pk": {"S": "late"}})
         put = next(r for r in sent if r.headers["X-Amz-Target"].endswith(b".PutItem"))
