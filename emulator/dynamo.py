@@ -78,6 +78,7 @@ class InProcessDynamo:
         moto_transactions.apply()
         moto_answers.apply()
         moto_expressions.apply()
+        self.item_operations = moto_answers.ITEM_OPERATIONS
         self.region = region
         self.host = f"dynamodb.{region}.amazonaws.com"
         self.url = f"https://{self.host}/"
@@ -120,7 +121,11 @@ class InProcessDynamo:
             if self._stopped:
                 stopped: Any = {"Content-Type": JSON_CONTENT}
                 return AWSResponse(request.url, 500, stopped, MockRawResponse(STOPPED_ANSWER))
-            status, headers, body = self._dispatch(request.method, dict(request.headers), params)
+            if operation in self.item_operations and request.method == "POST":
+                status, headers, body = self._answer_item_call(operation, target, params)
+            else:
+                headers = dict(request.headers)
+                status, headers, body = self._dispatch(request.method, headers, params)
             log = self.write_log
             position = 0
             if log is not None:
@@ -139,8 +144,12 @@ class InProcessDynamo:
 
         Raises DynamoError with DynamoDB's message when the call is refused.
         """
-        headers = {"X-Amz-Target": TARGET_PREFIX + operation, "Content-Type": JSON_CONTENT}
-        status, _, body = self._dispatch("POST", headers, params)
+        target = TARGET_PREFIX + operation
+        if operation in self.item_operations:
+            status, _, body = self._answer_item_call(operation, target, params)
+        else:
+            headers = {"X-Amz-Target": target, "Content-Type": JSON_CONTENT}
+            status, _, body = self._dispatch("POST", headers, params)
         data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
         if status != 200:
             raise DynamoError(data.decode("utf-8", "replace"))
@@ -162,6 +171,16 @@ class InProcessDynamo:
         items = backend.get_table(table).all_items()
         text = json.dumps([wire(dynamo_to_dict(i.attrs)) for i in items], separators=(",", ":"))
         return len(items), text
+
+    def _answer_item_call(self, operation: str, target: str, params: bytes) -> Any:
+        from moto.core.exceptions import HTTPException
+
+        from emulator.moto_answers import ItemCallHandler
+
+        try:
+            return ItemCallHandler.answer(operation, params, self.region, self.url, target)
+        except HTTPException as exc:
+            return exc.code, exc.get_headers(), exc.get_body()
 
     def _dispatch(self, method: str, headers: dict[str, Any], params: bytes) -> Any:
         from moto.core.exceptions import HTTPException

@@ -24,7 +24,7 @@ fixed set of expression texts, and both steps cost more than the rest of an upda
 - moto's depth-first traversal, run ten times per update, looks its processing map up twice
   per node and checks every node against abstract classes: `traverse` does the same visits
   and calls the same processors in the same order, with the map looked up once per run and
-  the node classes resolved once per class.
+  each node class matched to the map's classes once per traverser class.
 
 tests/unit/test_moto_expressions.py compares the trees, and what updates do, with moto's own.
 """
@@ -64,6 +64,10 @@ CHECKS = frozenset(
 _passed: set[tuple[Any, ...]] = set()  # (check, tree bytes, the check's inputs)
 _PASSED_MAX = 4096
 _is_node: dict[type, bool] = {}
+# (traverser class, node class) -> the processing map's class the node matches, or None: a
+# traverser's map has the same classes in the same order on every run.
+_matched: dict[tuple[type, type], Any] = {}
+_UNMATCHED = object()
 # What apply() replaced, by name (for tests that compare with moto's own).
 MOTOS_OWN: dict[str, Any] = {}
 
@@ -190,8 +194,14 @@ def traverse(self: Any, root: Any) -> Any:
     hooked = type(self).pre_processing_of_child is not DepthFirstTraverser.pre_processing_of_child
     is_node = _is_node
 
+    own = type(self)
+
     def processor_of(kind: type) -> Callable[[Any], Any] | None:
-        found = next((p for cls, p in mapping.items() if issubclass(kind, cls)), None)
+        matched = _matched.get((own, kind), _UNMATCHED)
+        if matched is _UNMATCHED:
+            matched = next((cls for cls in mapping if issubclass(kind, cls)), None)
+            _matched[(own, kind)] = matched
+        found = None if matched is None else mapping[matched]
         processors[kind] = found
         return found
 

@@ -130,3 +130,73 @@ def test_item_calls_answer_what_motos_serializer_would(
         assert json.loads(ours[2] or "{}") == json.loads(theirs[2] or "{}"), action
     # And the values came back through boto3 intact
     assert client.get_item(TableName="t", Key=KEY)["Item"]["m"] == ITEM["m"]
+
+
+def motos_parse(operation: str, body: str) -> Any:
+    """The parameters moto's own model-driven parser reads from a DynamoDB call's body."""
+    from moto.core.parse import PROTOCOL_PARSERS
+    from moto.core.utils import get_service_model
+
+    model = get_service_model("dynamodb").operation_model(operation)
+    parser = PROTOCOL_PARSERS["json"](model, map_type=dict)
+    request = {"method": "POST", "values": {}, "headers": {}, "body": body}
+    return parser.parse({**request, "url_path": "/", "url_params": {}})  # type: ignore[typeddict-item]
+
+
+def test_item_call_parameters_are_read_as_motos_parser_reads_them(
+    compared: tuple[Any, list[tuple[str, Any, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emulator import moto_answers
+
+    # Given every body the item calls send, read both ways
+    client, _ = compared
+    read: list[tuple[str, Any, Any]] = []
+    fast = moto_answers.parse_params
+
+    def both(operation: str, text: str) -> Any:
+        read.append((operation, fast(operation, text), motos_parse(operation, text)))
+        return read[-1][1]
+
+    monkeypatch.setattr(moto_answers, "parse_params", both)
+    # When every item call is made
+    every_item_call(client)
+    # Then both read the same parameters: same keys in the same order, same types (bytes)
+    assert {operation for operation, _, _ in read} >= ITEM_OPERATIONS
+    for operation, ours, theirs in read:
+        assert repr(ours) == repr(theirs), operation
+    first_put = next(ours for operation, ours, _ in read if operation == "PutItem")
+    assert first_put["Item"]["b"] == {"B": b"\x00\xff"}
+
+
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [
+        ("PutItem", ""),
+        ("PutItem", "not json"),
+        ("PutItem", '{"TableName": "t", "Unknown": 1, "ReturnValues": null, "Item": {}}'),
+        ("PutItem", '{"Item": {"a": {"S": null}, "b": {"B": "AP8=", "S": "x"}}, "TableName": "t"}'),
+        ("Query", '{"Limit": "5", "TableName": "t", "ExclusiveStartKey": {"k": {"N": "1"}}}'),
+        ("ListBackups", '{"TimeRangeLowerBound": 1700000000, "Limit": 3}'),
+        ("DescribeLimits", "{}"),
+        ("BatchWriteItem", '{"RequestItems": {"t": [{"DeleteRequest": {"Key": {}}}]}}'),
+    ],
+)
+def test_odd_bodies_are_read_as_motos_parser_reads_them(operation: str, body: str) -> None:
+    from emulator.moto_answers import parse_params
+
+    assert repr(parse_params(operation, body)) == repr(motos_parse(operation, body))
+
+
+def test_a_value_that_looks_like_a_form_is_stored_as_sent(
+    compared: tuple[Any, list[tuple[str, Any, Any]]],
+) -> None:
+    # Given values that moto's request reading took for a form field and an XML request id
+    client, _ = compared
+    values = ["a&Action=ListTables&b=1", "<RequestId>x</RequestId>"]
+    for i, value in enumerate(values):
+        # When each is written
+        client.put_item(TableName="t", Item={**KEY, "sk": {"S": f"v{i}"}, "v": {"S": value}})
+    # Then each is stored and answered as sent (not dispatched as ListTables, not rewritten)
+    for i, value in enumerate(values):
+        got = client.get_item(TableName="t", Key={**KEY, "sk": {"S": f"v{i}"}})
+        assert got["Item"]["v"] == {"S": value}
