@@ -1,17 +1,20 @@
 """DynamoDB in this process: moto's backend answers every boto3 DynamoDB client, one call at a time.
 
-Each boto3 DynamoDB client of the process hands its request to `InProcessDynamo` instead of
-sending it over the network (a botocore ``before-send`` handler), so everything botocore does
-before that (parameter validation, ``before-call`` hooks such as the local IAM check) still
-happens on every call. One lock serialises the calls: DynamoDB applies each call atomically,
-and one call at a time gives moto's backend the same guarantee for conditional writes and
-transactions. Each successful write is handed to the write log while the lock is held (so the
-log's order is the order the writes were applied), and the answer goes out only once the log
-says that everything the call saw is durable.
+Each boto3 DynamoDB client of the process hands its call to `InProcessDynamo` instead of
+sending it over the network: a botocore ``before-call`` handler, registered to run last,
+answers with what moto's backend answers, parsed by botocore's own parser. Everything botocore
+does before that (parameter validation and serialization, the other ``before-call`` hooks such
+as the local IAM check) still happens on every call; building, signing and sending a request
+does not, and nothing is retried. One lock serialises the calls: DynamoDB applies each call
+atomically, and one call at a time gives moto's backend the same guarantee for conditional
+writes and transactions. Each successful write is handed to the write log while the lock is
+held (so the log's order is the order the writes were applied), and the answer goes out only
+once the log says that everything the call saw is durable.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -20,9 +23,8 @@ import threading
 from typing import Any, Protocol
 
 import boto3
-import botocore
 from botocore import handlers as botocore_handlers
-from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.awsrequest import AWSResponse
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 # Nothing listens there: a client that somehow escaped the handler fails at once, never
@@ -109,23 +111,43 @@ class InProcessDynamo:
 
     # ------------------------------------------------------------------ calls from clients
 
-    def answer(self, request: AWSPreparedRequest) -> AWSResponse:
+    def answer_call(self, model: Any, request_dict: dict[str, Any]) -> tuple[AWSResponse, Any]:
+        """The answer to a call botocore has validated and serialized (its ``before-call``
+        event), parsed as botocore parses what an endpoint sends: the request is never built,
+        signed or sent, and nothing is retried."""
+        from botocore.endpoint import convert_to_response_dict
         from moto.core.botocore_stubber import MockRawResponse
 
-        target = request.headers.get("X-Amz-Target") or ""
+        headers = request_dict["headers"]
+        target = headers.get("X-Amz-Target") or ""
         if isinstance(target, bytes):
             target = target.decode("utf-8")
+        body = _body_bytes(request_dict["body"])
+        status, answered, text = self._answer(request_dict["method"], target, headers, body)
+        http = AWSResponse(request_dict["url"], status, answered, MockRawResponse(text))
+        response = convert_to_response_dict(http, model)
+        parser = _json_parser()
+        parsed = parser.parse(response, model.output_shape)
+        if status >= 300:
+            code = parsed.get("Error", {}).get("Code")
+            shape = None if code is None else model.service_model.shape_for_error_code(code)
+            if shape is not None:
+                parsed.update(parser.parse(response, shape))
+        if "ResponseMetadata" in parsed:
+            parsed["ResponseMetadata"]["RetryAttempts"] = 0
+        return http, parsed
+
+    def _answer(
+        self, method: str, target: str, headers: dict[str, Any], params: bytes
+    ) -> tuple[int, Any, Any]:
         operation = target.rpartition(".")[2]
-        params = _body_bytes(request.body)
         with self.lock:
             if self._stopped:
-                stopped: Any = {"Content-Type": JSON_CONTENT}
-                return AWSResponse(request.url, 500, stopped, MockRawResponse(STOPPED_ANSWER))
-            if operation in self.item_operations and request.method == "POST":
-                status, headers, body = self._answer_item_call(operation, target, params)
+                return 500, {"Content-Type": JSON_CONTENT}, STOPPED_ANSWER
+            if operation in self.item_operations and method == "POST":
+                status, answered, body = self._answer_item_call(operation, target, params)
             else:
-                headers = dict(request.headers)
-                status, headers, body = self._dispatch(request.method, headers, params)
+                status, answered, body = self._dispatch(method, dict(headers), params)
             log = self.write_log
             position = 0
             if log is not None:
@@ -135,7 +157,7 @@ class InProcessDynamo:
                     position = log.position()
         if log is not None:
             log.wait_durable(position)
-        return AWSResponse(request.url, status, headers, MockRawResponse(body))
+        return status, answered, body
 
     # ------------------------------------------------------------------ the emulator's calls
 
@@ -259,17 +281,18 @@ _active: InProcessDynamo | None = None
 _installed = False
 
 
-def _before_send(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
-    """botocore's before-send handler: the in-process backend answers while one is active."""
+def _before_call(model: Any, params: dict[str, Any], **_: Any) -> Any:
+    """botocore's before-call handler, after every other (the local IAM check among them):
+    the in-process backend answers while one is active."""
     active = _active
-    return active.answer(request) if active is not None else None
+    return active.answer_call(model, params) if active is not None else None
 
 
-def _unsigned(**_: Any) -> Any:
-    """botocore's choose-signer handler: no signature while the in-process backend answers
-    (nothing reads it: the request never leaves the process, and the local IAM check runs
-    before, on the function's own policy)."""
-    return botocore.UNSIGNED if _active is not None else None
+@functools.cache
+def _json_parser() -> Any:
+    from botocore.parsers import create_parser
+
+    return create_parser("json")
 
 
 def _install() -> None:
@@ -277,18 +300,12 @@ def _install() -> None:
     global _installed
     if _installed:
         return
-    hooks = (
-        ("before-send.dynamodb", _before_send, _HANDLER_ID),
-        ("choose-signer.dynamodb", _unsigned, _HANDLER_ID + "-unsigned"),
-    )
-    for event, handler, _ in hooks:
-        botocore_handlers.BUILTIN_HANDLERS.insert(
-            0, (event, handler, botocore_handlers.REGISTER_FIRST)
-        )
+    event, unique_id = "before-call.dynamodb", _HANDLER_ID
+    last = botocore_handlers.REGISTER_LAST
+    botocore_handlers.BUILTIN_HANDLERS.append((event, _before_call, last))
     if boto3.DEFAULT_SESSION is not None:
         events: Any = boto3.DEFAULT_SESSION.events  # typed as if handlers returned None
-        for event, handler, unique_id in hooks:
-            events.register_first(event, handler, unique_id=unique_id)
+        events.register_last(event, _before_call, unique_id=unique_id)
     _installed = True
 
 

@@ -8,10 +8,11 @@ fixed set of expression texts, and both steps cost more than the rest of an upda
 - the backend's parse is kept per expression text, with its pickled bytes. The backend hands
   the tree to validators alone, and a validator copies it before changing anything, so the
   calls share it. Parse errors are not kept: an invalid expression raises every time;
-- the validator's copy of such a tree is unpickled from the bytes instead of deep-copied
-  (pickle and deepcopy rebuild an object the same way, `__reduce_ex__`): every copy is
-  made from the parse itself, never from a tree something may have changed since. Anything
-  else (another tree, a value) is still deep-copied;
+- the validator's copy of such a tree is built from the bytes instead of deep-copied: by a
+  function made once per tree from its unpickled nodes, with one line per node (pickle and
+  deepcopy rebuild an object the same way, `__reduce_ex__`; the function does it without
+  reading bytes). Every copy is made from the parse itself, never from a tree something may
+  have changed since. Anything else (another tree, a value) is still deep-copied;
 - the validator's first processors only check the tree (one clause of each kind, no two
   paths that overlap, no key attribute updated): what they find depends on the tree and the
   processor's own inputs (the attribute names, the table's key), never on the item or the
@@ -24,7 +25,10 @@ fixed set of expression texts, and both steps cost more than the rest of an upda
 - moto's depth-first traversal, run ten times per update, looks its processing map up twice
   per node and checks every node against abstract classes: `traverse` does the same visits
   and calls the same processors in the same order, with the map looked up once per run and
-  each node class matched to the map's classes once per traverser class.
+  each node class matched to the map's classes once per traverser class;
+- a processor whose traversal would call nothing (it has no hook, and no node of the tree is
+  of a class it processes) is not run: the function evaluator when the expression calls no
+  function, the missing-path check when no path was found missing.
 
 tests/unit/test_moto_expressions.py compares the trees, and what updates do, with moto's own.
 """
@@ -64,6 +68,7 @@ CHECKS = frozenset(
 _passed: set[tuple[Any, ...]] = set()  # (check, tree bytes, the check's inputs)
 _PASSED_MAX = 4096
 _is_node: dict[type, bool] = {}
+_classes: dict[bytes, frozenset[type]] = {}  # tree bytes -> the classes of its nodes
 # (traverser class, node class) -> the processing map's class the node matches, or None: a
 # traverser's map has the same classes in the same order on every run.
 _matched: dict[tuple[type, type], Any] = {}
@@ -97,7 +102,19 @@ def _parsed(expression: str) -> Any:
     data = pickle.dumps(UpdateExpressionParser.make(expression), pickle.HIGHEST_PROTOCOL)
     tree = pickle.loads(data)
     _sources[tree] = data
+    _classes[data] = frozenset(_classes_in(tree))
     return tree
+
+
+def _classes_in(root: Any) -> set[type]:
+    """The classes of every node of a tree."""
+    found: set[type] = set()
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        found.add(type(node))
+        pending.extend(c for c in node.children or () if _node_class(type(c)))
+    return found
 
 
 class ParsedOnce:
@@ -114,10 +131,63 @@ def copy_tree(value: Any, memo: dict[int, Any] | None = None) -> Any:
     if memo is None and isinstance(value, Node):
         data = _sources.get(value)
         if data is not None:
-            tree = pickle.loads(data)
+            tree = _builder(data)()
             _unchanged[tree] = data
             return tree
     return copy.deepcopy(value, memo)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@functools.lru_cache(maxsize=1024)
+def _builder(data: bytes) -> Callable[[], Any]:
+    """A function that builds the tree pickled in `data` anew: one line per node, made once
+    per tree (an unpickling looks up each node's class and rebuilds its state from the bytes
+    every time). Nodes hold their children, their parent and scalars (kind names, attribute
+    names, list indexes), shared with the parse as they are immutable. A tree holding anything
+    else is unpickled."""
+    tree = pickle.loads(data)
+    order: list[Any] = []
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        order.append(node)
+        pending.extend(reversed([c for c in node.children or () if _node_class(type(c))]))
+    number = {id(node): i for i, node in enumerate(order)}
+    constants: list[Any] = []
+
+    def ref(value: Any) -> str | None:
+        if _node_class(type(value)):
+            return f"n{number[id(value)]}" if id(value) in number else None
+        if isinstance(value, _SCALARS):
+            constants.append(value)
+            return f"k[{len(constants) - 1}]"
+        return None
+
+    lines = [f"n{i} = new(c[{i}])" for i in range(len(order))]
+    for i, node in enumerate(order):
+        parts = []
+        for name, value in vars(node).items():
+            if isinstance(value, list):
+                refs = [ref(v) for v in value]
+                if None in refs:
+                    return functools.partial(pickle.loads, data)
+                parts.append(f"{name!r}: [{', '.join(r for r in refs if r)}]")
+            else:
+                one = ref(value)
+                if one is None:
+                    return functools.partial(pickle.loads, data)
+                parts.append(f"{name!r}: {one}")
+        lines.append(f"n{i}.__dict__ = {{{', '.join(parts)}}}")
+    source = "def build():\n" + "".join(f"    {line}\n" for line in lines) + "    return n0\n"
+    scope: dict[str, Any] = {
+        "new": object.__new__,
+        "c": tuple(type(node) for node in order),
+        "k": tuple(constants),
+    }
+    exec(compile(source, "<update expression tree>", "exec"), scope)  # noqa: S102
+    return scope["build"]
 
 
 _lexed: dict[str, tuple[Any, ...]] = {}
@@ -155,25 +225,52 @@ def _inputs(processor: Any) -> tuple[Any, ...] | None:
 
 def validate(self: Any) -> Any:
     """`Validator.validate`: every processor in order, a check skipped when it already passed
-    on the same unchanged tree with the same inputs."""
+    on the same unchanged tree with the same inputs, and a processor skipped when no node of
+    the tree is of a class it processes (and it has no hook): its traversal would do nothing.
+
+    The classes of the tree's nodes are known from the parse, then from each traversal (every
+    node it left, and every node a processor put in); a node an ancestor's replacement dropped
+    may still be counted, which only ever makes a processor run."""
     node = self.node_to_validate
     data = _unchanged.pop(node, None)
+    present: set[type] | None = None if data is None else set(_classes[data])
     for processor in self.processors:
         if data is not None and type(processor) in CHECKS:
             inputs = _inputs(processor)
             key = (type(processor), data, inputs)
             if inputs is not None and key in _passed:
                 continue
-            checked = processor.traverse(node)
+            checked = _walk(processor, node, present)
             if inputs is not None and checked is node:
                 if len(_passed) >= _PASSED_MAX:
                     _passed.clear()
                 _passed.add(key)
             node = checked
             continue
-        data = None  # from here on the tree may change: nothing more is skipped
-        node = processor.traverse(node)
+        data = None  # from here on the tree may change: nothing more is skipped by its bytes
+        if present is not None and _idle(processor, present):
+            continue
+        present = set()
+        node = _walk(processor, node, present)
     return node
+
+
+def _idle(processor: Any, present: set[type]) -> bool:
+    """Whether a traversal by `processor` would call nothing: no hook, no node it processes."""
+    own = type(processor)
+    if own.pre_processing_of_child is not DepthFirstTraverser.pre_processing_of_child:
+        return False
+    mapping = processor._processing_map()
+    return all(_match(own, kind, mapping) is None for kind in present)
+
+
+def _match(own: type, kind: type, mapping: dict[type, Any]) -> Any:
+    """The class of `mapping` (a processing map of an `own` traverser) that `kind` matches."""
+    matched = _matched.get((own, kind), _UNMATCHED)
+    if matched is _UNMATCHED:
+        matched = next((cls for cls in mapping if issubclass(kind, cls)), None)
+        _matched[(own, kind)] = matched
+    return matched
 
 
 def _node_class(kind: type) -> bool:
@@ -188,19 +285,22 @@ def traverse(self: Any, root: Any) -> Any:
     class of the processing map the node is an instance of), which may replace the node.
     The hook before each child runs for every child, as moto's; a child that is not a node
     (a name, a value) is left as it is, as moto's traversal leaves it."""
+    return _walk(self, root, None)
+
+
+def _walk(self: Any, root: Any, present: set[type] | None) -> Any:
+    """`traverse`, adding to `present` (when given) the class of every node it leaves in the
+    tree and of every node a processor puts in."""
     mapping: dict[type, Callable[[Any], Any]] = self._processing_map()
     processors: dict[type, Callable[[Any], Any] | None] = {}
     hook = self.pre_processing_of_child
     hooked = type(self).pre_processing_of_child is not DepthFirstTraverser.pre_processing_of_child
     is_node = _is_node
-
     own = type(self)
+    note = present.add if present is not None else None
 
     def processor_of(kind: type) -> Callable[[Any], Any] | None:
-        matched = _matched.get((own, kind), _UNMATCHED)
-        if matched is _UNMATCHED:
-            matched = next((cls for cls in mapping if issubclass(kind, cls)), None)
-            _matched[(own, kind)] = matched
+        matched = _match(own, kind, mapping)
         found = None if matched is None else mapping[matched]
         processors[kind] = found
         return found
@@ -221,10 +321,24 @@ def traverse(self: Any, root: Any) -> Any:
         kind = type(node)
         process = processors[kind] if kind in processors else processor_of(kind)
         if process is not None:
-            node = process(node)
-            node.parent = parent
-            if parent:
-                parent.children[child_id] = node
+            return _processed(process, node, parent, child_id, present)
+        if note is not None:
+            note(kind)
         return node
 
-    return visit(root, -1) if _node_class(type(root)) else root
+    if not _node_class(type(root)):
+        return root
+    return visit(root, -1)
+
+
+def _processed(
+    process: Callable[[Any], Any], node: Any, parent: Any, child_id: int, present: set[type] | None
+) -> Any:
+    """What the processor makes of a node, put in the node's place."""
+    done = process(node)
+    done.parent = parent
+    if parent:
+        parent.children[child_id] = done
+    if present is not None:
+        present.update((type(node),) if done is node else _classes_in(done))
+    return done

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSPreparedRequest
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 from moto.core.request import Request as MotoRequest
@@ -33,6 +33,18 @@ def create_table(client: Any) -> None:
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+@pytest.fixture
+def dynamo(monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcessDynamo]:
+    """The in-process DynamoDB, started: it answers the clients the test makes."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", UNREACHABLE_ENDPOINT)
+    backend = InProcessDynamo("us-east-1")
+    backend.start()
+    try:
+        yield backend
+    finally:
+        backend.stop()
 
 
 def test_aws_environment_never_reaches_aws(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,24 +88,43 @@ def test_every_client_is_answered_in_process_with_its_hooks(
         boto3.client("dynamodb", region_name="us-east-1", config=once).list_tables()
 
 
-def test_calls_answered_in_process_are_not_signed(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the in-process DynamoDB and a client that notes the headers of what it sends
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", UNREACHABLE_ENDPOINT)
-    dynamo = InProcessDynamo("us-east-1")
-    dynamo.start()
-    sent: list[dict[str, object]] = []
-    try:
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.meta.events.register_first(
-            "before-send.dynamodb", lambda request, **_: sent.append(dict(request.headers))
-        )
-        # When it calls
-        client.list_tables()
-    finally:
-        dynamo.stop()
-    # Then the request reached the backend without a signature (nothing would read it)
-    assert len(sent) == 1 and "X-Amz-Target" in sent[0]
-    assert "Authorization" not in sent[0]
+def test_calls_answered_in_process_are_never_built_nor_sent(dynamo: InProcessDynamo) -> None:
+    # Given a client that notes every request it would send
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    sent: list[object] = []
+    client.meta.events.register_first("before-send.dynamodb", lambda **kw: sent.append(kw))
+    # When it calls, and a call is refused
+    create_table(client)
+    answer = client.list_tables()
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as missing:
+        client.get_item(TableName="nope", Key={"pk": {"S": "a"}})
+    # Then nothing was sent, and the answers read as botocore reads an endpoint's
+    assert sent == []
+    assert answer["TableNames"] == ["t"]
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert answer["ResponseMetadata"]["RetryAttempts"] == 0
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_a_refused_transaction_carries_its_cancellation_reasons(dynamo: InProcessDynamo) -> None:
+    # Given an item
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    create_table(client)
+    client.put_item(TableName="t", Item={"pk": {"S": "a"}, "v": {"B": b"\x00"}})
+    put = {
+        "TableName": "t",
+        "Item": {"pk": {"S": "a"}},
+        "ConditionExpression": "attribute_not_exists(pk)",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    # When a transaction's condition fails
+    with pytest.raises(client.exceptions.TransactionCanceledException) as cancelled:
+        client.transact_write_items(TransactItems=[{"Put": put}])
+    # Then the modelled fields of the error are there, with the item as it was stored
+    (reason,) = cancelled.value.response["CancellationReasons"]  # type: ignore[typeddict-item]
+    assert reason["Code"] == "ConditionalCheckFailed"
+    assert reason["Item"] == {"pk": {"S": "a"}, "v": {"B": b"\x00"}}
 
 
 class NotedWrites:
@@ -116,33 +147,33 @@ class NotedWrites:
 def test_a_call_that_arrives_after_stop_is_refused_and_changes_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given the in-process DynamoDB with a write log, and a PutItem request as botocore sent it
+    # Given the in-process DynamoDB with a write log, and a PutItem call as botocore made it
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", UNREACHABLE_ENDPOINT)
     dynamo = InProcessDynamo("us-east-1")
     dynamo.start()
     log = NotedWrites()
     dynamo.write_log = log
-    sent: list[AWSPreparedRequest] = []
+    calls: list[tuple[Any, dict[str, Any]]] = []
     try:
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.meta.events.register_first(
-            "before-send.dynamodb", lambda request, **_: sent.append(request)
+        client.meta.events.register(
+            "before-call.dynamodb", lambda model, params, **_: calls.append((model, params))
         )
         create_table(client)
         client.put_item(TableName="t", Item={"pk": {"S": "late"}})
         client.delete_item(TableName="t", Key={"pk": {"S": "late"}})
-        put = next(r for r in sent if r.headers["X-Amz-Target"].endswith(b".PutItem"))
-        # When the same request reaches the backend once it has stopped (a call that was
-        # already past the client's send hook when the server began to stop)
+        put = next(call for call in calls if call[0].name == "PutItem")
+        # When the same call reaches the backend once it has stopped (a call that was
+        # already past the client's hooks when the server began to stop)
         dynamo.stop()
-        answer = dynamo.answer(put)
+        http, parsed = dynamo.answer_call(*put)
         with dynamo.lock:
             left = dynamo.call("Scan", b'{"TableName":"t"}')
     finally:
         dynamo.stop()
     # Then it is refused with a server error, and nothing was written nor logged
-    assert answer.status_code == 500
-    assert b"stopped" in answer.content
+    assert http.status_code == 500
+    assert "stopped" in parsed["Error"]["Message"]
     assert json.loads(left)["Items"] == []
     assert log.writes == ["CreateTable", "PutItem", "DeleteItem"]
 

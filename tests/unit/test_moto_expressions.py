@@ -247,6 +247,16 @@ def updates(client: Any, table: str) -> list[Any]:
         },
         {"UpdateExpression": "SET a = :a, a = :a", "ExpressionAttributeValues": {":a": {"N": "1"}}},
         {"UpdateExpression": "SET a = :missing", "ExpressionAttributeValues": {":a": {"N": "1"}}},
+        # A value read from an attribute the item has, and from one it does not have.
+        {"UpdateExpression": "SET n2 = n + :a", "ExpressionAttributeValues": {":a": {"N": "1"}}},
+        {
+            "UpdateExpression": "SET n3 = nowhere + :a",
+            "ExpressionAttributeValues": {":a": {"N": "1"}},
+        },
+        {
+            "UpdateExpression": "SET n4 = if_not_exists(nowhere, :a), n5 = if_not_exists(n, :a)",
+            "ExpressionAttributeValues": {":a": {"N": "7"}},
+        },
     ]
     steps.insert(4, steps[3])  # its condition fails the second time
     for step in steps:
@@ -290,6 +300,56 @@ def test_updates_do_what_they_do_with_motos_own_parse_and_copy(
     assert any("ConditionalCheckFailed" in str(answer) for answer in ours)
     assert any("overlap" in str(answer) for answer in ours)
     assert any("part of the key" in str(answer) for answer in ours)
+    assert any("does not exist" in str(answer) for answer in ours)
+    assert any(isinstance(answer, dict) and "n5" in answer for answer in ours)
+
+
+def walked(expression: str, names: dict[str, str], values: dict[str, Any]) -> list[str]:
+    """The processors whose traversal ran while an update with `expression` was validated."""
+    ran: list[str] = []
+    walk = moto_expressions._walk
+
+    def noting(processor: Any, root: Any, present: Any) -> Any:
+        ran.append(type(processor).__name__)
+        return walk(processor, root, present)
+
+    dynamo = InProcessDynamo("us-east-1")
+    dynamo.start()
+    client = dynamodb_client("us-east-1")
+    try:
+        client.create_table(
+            TableName="w",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        update = {"TableName": "w", "Key": {"pk": {"S": "k"}}, "UpdateExpression": expression}
+        if names:
+            update["ExpressionAttributeNames"] = names
+        client.update_item(**update, ExpressionAttributeValues=values)  # checks pass, kept
+        moto_expressions._walk = noting
+        try:
+            client.update_item(**update, ExpressionAttributeValues=values)
+        finally:
+            moto_expressions._walk = walk
+    finally:
+        dynamo.stop()
+    return ran
+
+
+def test_a_processor_with_nothing_to_process_is_not_run() -> None:
+    # Given the totals update (no function, every path set or added), and one with a function
+    totals = {f":{f}": {"N": "1"} for f in TOTALS_FIELDS}
+    names = {f"#{f}": f for f in (*TOTALS_FIELDS, "variant_id", "metric")}
+    values = {**totals, ":v": {"N": "1"}, ":m": {"S": "score"}}
+    # When each is validated
+    plain = walked(TOTALS, names, values)
+    function = walked("SET c = if_not_exists(c, :a)", {}, {":a": {"N": "1"}})
+    # Then the function evaluator and the missing-path check ran only where they had work
+    assert "ExpressionAttributeValueProcessor" in plain and "ExecuteOperations" in plain
+    assert "UpdateExpressionFunctionEvaluator" not in plain
+    assert "NoneExistingPathChecker" not in plain
+    assert "UpdateExpressionFunctionEvaluator" in function
 
 
 class Recorder(DepthFirstTraverser):  # type: ignore[misc]
