@@ -9,6 +9,7 @@ Survivors that no test can kill are listed with a reason in mutation/equivalent.
     python mutation/run.py                      # every core module, 40 minutes
     python mutation/run.py --modules ledger store --budget 900
     python mutation/run.py --report             # the score of what has run so far
+    python mutation/run.py --modules store --sample 40   # 40 of store's unchecked mutants
     python mutation/run.py --fresh              # start again from the current code
 
 Results are kept in .mutation/<group>/mutants between runs: a new run continues where the
@@ -19,9 +20,12 @@ everything away; do that after changing the code).
 from __future__ import annotations
 
 import argparse
+import math
+import random
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -158,8 +162,10 @@ def equivalents() -> dict[str, str]:
     return found
 
 
-def run(group: str, modules: list[str], budget: float, fresh: bool) -> None:
-    """mutmut on the modules' mutants not yet checked, stopped (cleanly) at the budget."""
+def run(group: str, modules: list[str], budget: float, fresh: bool, sample: int = 0) -> None:
+    """mutmut on the modules' mutants not yet checked, stopped (cleanly) at the budget; with
+    `sample`, on that many of each module's unchecked mutants, drawn at random (and every
+    survivor again)."""
     where = stage(group, fresh)
     if not (where / "mutants").exists():
         # The first run generates the group's mutants and maps tests to functions.
@@ -167,7 +173,10 @@ def run(group: str, modules: list[str], budget: float, fresh: bool) -> None:
     else:
         # Survivors are tried again: the tests may have changed since.
         again = {"not checked", "survived", "no tests"}
-        names = [n for n, s in results().items() if belongs(n, modules) and s in again]
+        statuses = results()
+        names = [n for n, s in statuses.items() if belongs(n, modules) and s in again]
+        if sample:
+            names = _sampled(names, statuses, modules, sample)
         if not names:
             return
     process = subprocess.Popen([*MUTMUT, "run", "--max-children", "1", *names], cwd=where)
@@ -179,6 +188,33 @@ def run(group: str, modules: list[str], budget: float, fresh: bool) -> None:
             process.wait()
             return
         time.sleep(2)  # polling a child process, not waiting on test work
+
+
+def _sampled(
+    names: list[str], statuses: dict[str, str], modules: list[str], size: int
+) -> list[str]:
+    """Every survivor, and `size` unchecked mutants of each module drawn at random (seeded,
+    so a rerun draws the same ones first)."""
+    chosen = [n for n in names if statuses[n] != "not checked"]
+    draw = random.Random(20261130)
+    for module in modules:
+        unchecked = sorted(
+            n for n in names if statuses[n] == "not checked" and belongs(n, [module]) == module
+        )
+        chosen += draw.sample(unchecked, min(size, len(unchecked)))
+    return chosen
+
+
+def wilson(killed: int, tested: int) -> tuple[float, float]:
+    """The 95% Wilson interval of a score estimated from `tested` mutants drawn at random."""
+    if not tested:
+        return 0.0, 100.0
+    z = statistics.NormalDist().inv_cdf(0.975)
+    p = killed / tested
+    centre = (p + z * z / (2 * tested)) / (1 + z * z / tested)
+    half = z * math.sqrt(p * (1 - p) / tested + z * z / (4 * tested * tested))
+    half /= 1 + z * z / tested
+    return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
 
 
 def report(modules: list[str]) -> float:
@@ -203,6 +239,13 @@ def report(modules: list[str]) -> float:
         total.update(counts)
         print(f"{module:<18}" + _row(counts))
     print(f"{'total':<18}" + _row(total))
+    for module, counts in sorted(per_module.items()):
+        if counts["not checked"] and counts["killed"] + counts["survived"]:
+            low, high = wilson(counts["killed"], counts["killed"] + counts["survived"])
+            print(
+                f"{module}: {counts['not checked']} mutants unrun; if those checked were drawn"
+                f" at random (--sample), its score is {low:.1f}-{high:.1f}% (95% interval)"
+            )
     if survivors:
         print("\nsurvivors (kill them with a test, or list them in mutation/equivalent.txt):")
         print("\n".join(f"  {s}" for s in survivors))
@@ -227,6 +270,9 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=2400, help="seconds for this run")
     parser.add_argument("--fresh", action="store_true", help="forget earlier results")
     parser.add_argument("--report", action="store_true", help="only print the score")
+    parser.add_argument(
+        "--sample", type=int, default=0, help="check N unchecked mutants per module, at random"
+    )
     args = parser.parse_args()
     if not args.report:
         deadline = time.monotonic() + args.budget
@@ -235,7 +281,7 @@ def main() -> int:
             if left <= 0:
                 break
             chosen = [m for m in args.modules if CORE[m][0] == group]
-            run(group, chosen, left, args.fresh)
+            run(group, chosen, left, args.fresh, args.sample)
     score = report(args.modules)
     print(f"\nmutation score: {score:.1f}% of checked, non-equivalent mutants killed")
     return 0
