@@ -157,6 +157,7 @@ def serve(settings: Settings) -> int:
     except STATE_ERRORS as exc:
         log.error("cannot start: %s", exc)
         return 1
+    gc.collect()  # what loading left in cycles goes now, not into the frozen generation
     gc.freeze()  # the state just loaded and the modules: long-lived, never scanned again
     print(f"API:      {service.url}", flush=True)
     print(f"State:    {settings.state_path} (journal beside it)", flush=True)

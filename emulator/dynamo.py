@@ -1,15 +1,15 @@
 """DynamoDB in this process: moto's backend answers every boto3 DynamoDB client, one call at a time.
 
 Each boto3 DynamoDB client of the process hands its call to `InProcessDynamo` instead of
-sending it over the network: a botocore ``before-call`` handler, registered to run last,
-answers with what moto's backend answers, parsed by botocore's own parser. Everything botocore
-does before that (parameter validation and serialization, the other ``before-call`` hooks such
-as the local IAM check) still happens on every call; building, signing and sending a request
-does not, and nothing is retried. One lock serialises the calls: DynamoDB applies each call
-atomically, and one call at a time gives moto's backend the same guarantee for conditional
-writes and transactions. Each successful write is handed to the write log while the lock is
-held (so the log's order is the order the writes were applied), and the answer goes out only
-once the log says that everything the call saw is durable.
+sending it over the network: a botocore ``before-call`` handler, registered to run after every
+other, answers with what moto's backend answers, parsed by botocore's own parser. Everything
+botocore does before that (parameter validation and serialization, the other ``before-call``
+hooks such as the local IAM check) still happens on every call; building, signing and sending
+a request does not, and nothing is retried. One lock serialises the calls: DynamoDB applies
+each call atomically, and one call at a time gives moto's backend the same guarantee for
+conditional writes and transactions. Each successful write is handed to the write log while
+the lock is held (so the log's order is the order the writes were applied), and the answer
+goes out only once the log says that everything the call saw is durable.
 """
 
 from __future__ import annotations
@@ -92,9 +92,8 @@ class InProcessDynamo:
         """Empty this process's moto DynamoDB backend and answer every DynamoDB client."""
         global _active
         from moto.backends import get_backend
-        from moto.core import DEFAULT_ACCOUNT_ID
 
-        get_backend("dynamodb")[DEFAULT_ACCOUNT_ID].reset()
+        get_backend("dynamodb")[moto_account()].reset()
         _install()
         with self.lock:
             self._stopped = False
@@ -184,12 +183,11 @@ class InProcessDynamo:
         and would hold every other call back meanwhile; JSON text, so that nothing the next
         write changes in place is shared with the caller."""
         from moto.backends import get_backend
-        from moto.core import DEFAULT_ACCOUNT_ID
         from moto.dynamodb.models.utilities import dynamo_to_dict
 
         from emulator.moto_answers import wire
 
-        backend = get_backend("dynamodb")[DEFAULT_ACCOUNT_ID][self.region]
+        backend = get_backend("dynamodb")[moto_account()][self.region]
         items = backend.get_table(table).all_items()
         text = json.dumps([wire(dynamo_to_dict(i.attrs)) for i in items], separators=(",", ":"))
         return len(items), text
@@ -215,6 +213,13 @@ class InProcessDynamo:
             return ItemCallHandler.dispatch(request, self.url, request.headers)
         except HTTPException as exc:
             return exc.code, exc.get_headers(), exc.get_body()
+
+
+def moto_account() -> str:
+    """The account moto files every call under: MOTO_ACCOUNT_ID when set, as moto reads it."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    return os.environ["MOTO_ACCOUNT_ID"] if "MOTO_ACCOUNT_ID" in os.environ else DEFAULT_ACCOUNT_ID
 
 
 def moto_environ(method: str, host: str, headers: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -282,10 +287,13 @@ _installed = False
 
 
 def _before_call(model: Any, params: dict[str, Any], **_: Any) -> Any:
-    """botocore's before-call handler, after every other (the local IAM check among them):
-    the in-process backend answers while one is active."""
+    """botocore's before-call handler for every service, registered to run last (after the
+    DynamoDB ones, the local IAM check among them, and the ones for every service): the
+    in-process backend answers DynamoDB calls while one is active."""
     active = _active
-    return active.answer_call(model, params) if active is not None else None
+    if active is None or model.service_model.service_name != "dynamodb":
+        return None
+    return active.answer_call(model, params)
 
 
 @functools.cache
@@ -300,7 +308,9 @@ def _install() -> None:
     global _installed
     if _installed:
         return
-    event, unique_id = "before-call.dynamodb", _HANDLER_ID
+    # On the bare event: botocore calls the handlers of "before-call.dynamodb" before those of
+    # "before-call", so this one runs after both.
+    event, unique_id = "before-call", _HANDLER_ID
     last = botocore_handlers.REGISTER_LAST
     botocore_handlers.BUILTIN_HANDLERS.append((event, _before_call, last))
     if boto3.DEFAULT_SESSION is not None:

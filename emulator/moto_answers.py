@@ -32,14 +32,14 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
-from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core import responses as moto_responses
 from moto.core.parse import default_timestamp_parser
 from moto.core.responses import ActionResult
-from moto.core.utils import get_service_model
+from moto.core.utils import get_service_model, utcnow
 from moto.dynamodb import responses as dynamodb_responses
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.utilities.utils import get_partition
+from werkzeug.http import http_date
 
 ITEM_OPERATIONS = frozenset(
     {
@@ -128,8 +128,9 @@ class ItemCallHandler(DynamoHandler):
         handler.region = region
         handler.partition = get_partition(region)
         handler.uri_match = {}
-        handler.response_headers = {"server": "amazon.com"}
-        handler.current_account = DEFAULT_ACCOUNT_ID
+        handler.response_headers = {"server": "amazon.com", "date": http_date(utcnow())}
+        handler.access_key = handler.get_access_key()
+        handler.current_account = handler.get_current_account()  # MOTO_ACCOUNT_ID first
         handler.params = parse_params(operation, text)
         return handler.call_action()
 

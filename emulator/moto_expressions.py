@@ -68,7 +68,6 @@ CHECKS = frozenset(
 _passed: set[tuple[Any, ...]] = set()  # (check, tree bytes, the check's inputs)
 _PASSED_MAX = 4096
 _is_node: dict[type, bool] = {}
-_classes: dict[bytes, frozenset[type]] = {}  # tree bytes -> the classes of its nodes
 # (traverser class, node class) -> the processing map's class the node matches, or None: a
 # traverser's map has the same classes in the same order on every run.
 _matched: dict[tuple[type, type], Any] = {}
@@ -102,8 +101,13 @@ def _parsed(expression: str) -> Any:
     data = pickle.dumps(UpdateExpressionParser.make(expression), pickle.HIGHEST_PROTOCOL)
     tree = pickle.loads(data)
     _sources[tree] = data
-    _classes[data] = frozenset(_classes_in(tree))
     return tree
+
+
+@functools.lru_cache(maxsize=1024)
+def _classes(data: bytes) -> frozenset[type]:
+    """The classes of the nodes of the tree pickled in `data`."""
+    return frozenset(_classes_in(pickle.loads(data)))
 
 
 def _classes_in(root: Any) -> set[type]:
@@ -233,7 +237,7 @@ def validate(self: Any) -> Any:
     may still be counted, which only ever makes a processor run."""
     node = self.node_to_validate
     data = _unchanged.pop(node, None)
-    present: set[type] | None = None if data is None else set(_classes[data])
+    present: set[type] | None = None if data is None else set(_classes(data))
     for processor in self.processors:
         if data is not None and type(processor) in CHECKS:
             inputs = _inputs(processor)

@@ -271,7 +271,11 @@ def main() -> int:
     parser.add_argument("--fresh", action="store_true", help="forget earlier results")
     parser.add_argument("--report", action="store_true", help="only print the score")
     parser.add_argument(
-        "--sample", type=int, default=0, help="check N unchecked mutants per module, at random"
+        "--sample",
+        type=int,
+        default=0,
+        help="check N unchecked mutants per module, at random (once a first run has generated "
+        "the group's mutants; a first run checks them in mutmut's order)",
     )
     args = parser.parse_args()
     if not args.report:

@@ -63,25 +63,33 @@ def test_aws_environment_never_reaches_aws(monkeypatch: pytest.MonkeyPatch) -> N
 def test_every_client_is_answered_in_process_with_its_hooks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given the in-process DynamoDB and a client made afterwards with a before-call hook
+    # Given the in-process DynamoDB and a client made afterwards with before-call hooks, for
+    # DynamoDB and for every service, registered first, as usual and last (but for the last
+    # one on the bare event: registered after the backend's own, it would come after it)
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", UNREACHABLE_ENDPOINT)
     dynamo = InProcessDynamo("us-east-1")
     dynamo.start()
     try:
         client = boto3.client("dynamodb", region_name="us-east-1")
-        seen: list[str] = []
-        client.meta.events.register(
-            "before-call.dynamodb", lambda model, **_: seen.append(model.name)
-        )
+        seen: list[tuple[str, str]] = []
+        events = client.meta.events
+        for event in ("before-call.dynamodb", "before-call", "before-call.*.*"):
+            for register in (events.register_first, events.register, events.register_last):
+                name = f"{event} {register.__name__}"
+                if name == "before-call register_last":
+                    continue
+                register(event, lambda model, name=name, **_: seen.append((name, model.name)))
         # When a table is created, written and read
         create_table(client)
         client.put_item(TableName="t", Item={"pk": {"S": "a"}})
         item = client.get_item(TableName="t", Key={"pk": {"S": "a"}})["Item"]
     finally:
         dynamo.stop()
-    # Then the answers came from the in-process backend and every call passed the hook
+    # Then the answers came from the in-process backend and every call passed every hook
     assert item == {"pk": {"S": "a"}}
-    assert seen == ["CreateTable", "PutItem", "GetItem"]
+    assert [call for _, call in seen] == [
+        c for c in ("CreateTable", "PutItem", "GetItem") for _ in range(8)
+    ]
     # And once stopped, nothing answers in-process any more: the client fails fast
     with pytest.raises(EndpointConnectionError):
         once = Config(retries={"max_attempts": 1})

@@ -200,3 +200,35 @@ def test_a_value_that_looks_like_a_form_is_stored_as_sent(
     for i, value in enumerate(values):
         got = client.get_item(TableName="t", Key={**KEY, "sk": {"S": f"v{i}"}})
         assert got["Item"]["v"] == {"S": value}
+
+
+def test_an_item_call_answers_what_motos_dispatch_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emulator.dynamo import JSON_CONTENT, TARGET_PREFIX
+
+    # Given the in-process DynamoDB filing its tables under an account set for moto
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", "111122223333")
+    dynamo = InProcessDynamo("us-east-1")
+    dynamo.start()
+    try:
+        client = dynamodb_client("us-east-1")
+        client.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        # When an item is written, and read both ways
+        client.put_item(TableName="t", Item={"pk": {"S": "a"}, "b": {"B": b"\x01"}})
+        target = TARGET_PREFIX + "GetItem"
+        body = b'{"TableName":"t","Key":{"pk":{"S":"a"}}}'
+        with dynamo.lock:
+            ours = ItemCallHandler.answer("GetItem", body, "us-east-1", dynamo.url, target)
+            headers = {"X-Amz-Target": target, "Content-Type": JSON_CONTENT}
+            theirs = dynamo._dispatch("POST", headers, body)
+    finally:
+        dynamo.stop()
+    # Then both found it, and answered the same status, body and headers
+    assert ours[0] == theirs[0] == 200
+    assert json.loads(ours[2]) == json.loads(theirs[2])
+    assert json.loads(ours[2])["Item"]["b"] == {"B": "AQ=="}
+    assert sorted(k.lower() for k in ours[1]) == sorted(k.lower() for k in theirs[1])
