@@ -9,17 +9,20 @@ a request does not, and nothing is retried. One lock serialises the calls: Dynam
 each call atomically, and one call at a time gives moto's backend the same guarantee for
 conditional writes and transactions. Each successful write is handed to the write log while
 the lock is held (so the log's order is the order the writes were applied), and the answer
-goes out only once the log says that everything the call saw is durable.
+goes out only once the log says that everything the call saw is durable (or, under
+`deferred_durability`, the caller waits for that before it lets any result out).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import boto3
@@ -155,7 +158,11 @@ class InProcessDynamo:
                 else:
                     position = log.position()
         if log is not None:
-            log.wait_durable(position)
+            pending = getattr(_deferred, "pending", None)
+            if pending is None:
+                log.wait_durable(position)
+            else:
+                pending.note(log, position)
         return status, answered, body
 
     # ------------------------------------------------------------------ the emulator's calls
@@ -284,6 +291,39 @@ def _body_bytes(body: Any) -> bytes:
 
 _active: InProcessDynamo | None = None
 _installed = False
+
+
+class Pending:
+    """What the calls made under `deferred_durability` must have on disk before any of their
+    results leaves the process."""
+
+    def __init__(self) -> None:
+        self.positions: dict[WriteLog, int] = {}  # a snapshot may start a new log meanwhile
+
+    def note(self, log: WriteLog, position: int) -> None:
+        self.positions[log] = max(self.positions.get(log, 0), position)
+
+    def wait(self) -> None:
+        """Return once everything the calls wrote or saw is durable."""
+        for log, position in self.positions.items():
+            log.wait_durable(position)
+
+
+_deferred = threading.local()
+
+
+@contextlib.contextmanager
+def deferred_durability() -> Iterator[Pending]:
+    """Calls made by this thread inside the block return without waiting for the write log;
+    the caller must `wait()` on what it yields before it lets any result of them out (the
+    local API does, before it answers the request). The thread then runs the next request's
+    handler while the disk catches up, instead of waiting in the middle of this one."""
+    pending = Pending()
+    _deferred.pending = pending
+    try:
+        yield pending
+    finally:
+        _deferred.pending = None
 
 
 def _before_call(model: Any, params: dict[str, Any], **_: Any) -> Any:

@@ -11,6 +11,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from emulator.dynamo import deferred_durability
 from emulator.gateway import Gateway, Request, json_response
 from emulator.lambdas import HttpResponse
 
@@ -136,8 +137,14 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             body=body,
             source_ip=self.client_address[0],
         )
-        with self.server.handler_slots:  # once the body is read: a slow client holds no slot
-            return self.server.gateway.handle(request)
+        # Once the body is read (a slow client holds no slot); the answer waits for its writes
+        # to be durable after the slot is given back, so the next handler runs meanwhile.
+        with deferred_durability() as pending:
+            try:
+                with self.server.handler_slots:
+                    return self.server.gateway.handle(request)
+            finally:
+                pending.wait()
 
     def _send(self, response: HttpResponse) -> None:
         self.send_response(response.status)

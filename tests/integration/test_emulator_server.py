@@ -27,7 +27,7 @@ from emulator.cli import build_parser, main, settings_from
 from emulator.durable import StateLock
 from emulator.gateway import Request, json_response
 from emulator.lambdas import HttpResponse
-from emulator.server import ServerThread
+from emulator.server import HANDLERS_AT_ONCE, ServerThread
 from emulator.service import LocalService, Settings
 from emulator.template import REPO_ROOT
 
@@ -535,6 +535,40 @@ def test_stop_answers_the_requests_in_flight_and_no_request_after(project: Path)
     assert not stopper.is_alive()
     assert held["answer"] == (201, b'{"done":true}')
     assert gateway.handled == ["/fast", "/slow"]
+
+
+def test_an_answer_waits_for_its_write_on_disk_with_no_handler_slot_held(
+    service: LocalService,
+) -> None:
+    # Given a journal whose disk is held back
+    journal: Any = service.backend.dynamo.write_log  # type: ignore[union-attr]
+    held, reached = threading.Event(), threading.Event()
+    sync = journal.wait_durable
+
+    def held_back(position: int) -> None:
+        reached.set()
+        held.wait(30)
+        sync(position)
+
+    journal.wait_durable = held_back
+    answers: queue.Queue[Any] = queue.Queue()
+    # When an item is written
+    writer = threading.Thread(
+        target=lambda: answers.put(call("POST", f"{service.url}/items", {"id": "d", "v": "1"}))
+    )
+    writer.start()
+    # Then its answer waits for the disk, while every handler slot is free for other requests
+    assert reached.wait(30)
+    assert answers.empty()
+    slots = service.http.httpd.handler_slots  # type: ignore[union-attr]
+    taken = [slots.acquire(blocking=False) for _ in range(HANDLERS_AT_ONCE)]
+    for _ in range(sum(taken)):
+        slots.release()
+    assert all(taken)
+    # And once the disk has it, the answer goes out
+    held.set()
+    writer.join(30)
+    assert answers.get_nowait()[0] == 201
 
 
 def test_every_write_answered_before_a_stop_is_there_after_a_restart(project: Path) -> None:

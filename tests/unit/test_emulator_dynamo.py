@@ -19,6 +19,7 @@ from emulator.dynamo import (
     UNREACHABLE_ENDPOINT,
     InProcessDynamo,
     configure_aws_environment,
+    deferred_durability,
     moto_environ,
 )
 
@@ -140,6 +141,7 @@ class NotedWrites:
 
     def __init__(self) -> None:
         self.writes: list[str] = []
+        self.waits: list[int] = []  # the positions waited for
 
     def append(self, operation: str, params: bytes) -> int:
         self.writes.append(operation)
@@ -149,7 +151,7 @@ class NotedWrites:
         return len(self.writes)
 
     def wait_durable(self, position: int) -> None:
-        pass
+        self.waits.append(position)
 
 
 def test_a_call_that_arrives_after_stop_is_refused_and_changes_nothing(
@@ -184,6 +186,29 @@ def test_a_call_that_arrives_after_stop_is_refused_and_changes_nothing(
     assert "stopped" in parsed["Error"]["Message"]
     assert json.loads(left)["Items"] == []
     assert log.writes == ["CreateTable", "PutItem", "DeleteItem"]
+
+
+def test_calls_under_deferred_durability_leave_the_wait_to_the_caller(
+    dynamo: InProcessDynamo,
+) -> None:
+    # Given a write log, and a client
+    log = NotedWrites()
+    dynamo.write_log = log
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    create_table(client)
+    # When a write and a read are made inside a deferred block, then a write outside it
+    with deferred_durability() as pending:
+        client.put_item(TableName="t", Item={"pk": {"S": "a"}})
+        client.get_item(TableName="t", Key={"pk": {"S": "a"}})
+        waited_inside = list(log.waits)
+        pending.wait()
+    after_block = list(log.waits)
+    client.put_item(TableName="t", Item={"pk": {"S": "b"}})
+    # Then nothing waited inside; the block's wait covered everything its calls wrote or saw
+    # (the create, the put: position 2); the write outside waited for itself at once
+    assert waited_inside == [1]  # the table's creation, before the block
+    assert after_block == [1, 2]
+    assert log.waits == [1, 2, 3]
 
 
 @pytest.mark.parametrize(
