@@ -92,7 +92,7 @@ def test_rebalance_moves_only_new_units(service: Any) -> None:
     assert set(before.values()) == {control, treatment}
 
     # When the weights move to 0/100
-    service.rebalance(
+    answer = service.rebalance(
         experiment.id,
         {
             "variants": [
@@ -104,7 +104,9 @@ def test_rebalance_moves_only_new_units(service: Any) -> None:
     after = {u: ask(service, experiment, user_id=u) for u in range(40)}
     newcomers = [ask(service, experiment, user_id=u) for u in range(100, 120)]
 
-    # Then nobody already assigned moves, and every new unit gets the only open variant
+    # Then the rebalance says so, nobody already assigned moves, and every new unit gets the
+    # only open variant
+    assert answer["message"] == f"Experiment {experiment.id} rebalanced"
     assert all(a["reason"] == "existing_assignment" for a in after.values())
     assert {u: a["variant"]["id"] for u, a in after.items()} == before
     assert {(a["reason"], a["variant"]["id"]) for a in newcomers} == {("assigned", treatment)}
@@ -338,3 +340,20 @@ def test_handler_answers_with_the_same_reasons(aws: Any) -> None:
     # Then the reasons and the variant are the service's
     assert (first["reason"], second["reason"]) == ("assigned", "existing_assignment")
     assert first["variant"] == second["variant"]
+
+
+def test_an_assignment_is_stored_with_the_time_it_was_made(aws: Any) -> None:
+    from ab_testing.service import ExperimentService
+    from ab_testing.settings import Settings
+    from ab_testing.store import Store
+
+    # Given a service whose clock reads a known time
+    service = ExperimentService(
+        Store(Settings(), client=aws), clock=lambda: "2031-02-03T04:05:06.000Z", cache_ttl_seconds=0
+    )
+    experiment = started(service)
+    # When a user is assigned
+    ask(service, experiment, user_id="timed")
+    # Then the stored assignment carries that time
+    item = stored(service, experiment, "user:timed")
+    assert item is not None and item["assigned_at"] == "2031-02-03T04:05:06.000Z"

@@ -469,3 +469,59 @@ def test_a_batch_under_lasting_contention_answers_503_for_its_items(aws: Any) ->
     assert conflict.calls == 12  # one transaction, retried as record retries
     assert [(a["status"], a["error"]) for a in answer["results"]] == [(503, "unavailable")] * 2
     assert summary(experiment_id)["results_collected"] == 0
+
+
+def test_a_batch_whose_assignment_keeps_moving_answers_503_for_its_items(aws: Any) -> None:
+    # Given an assigned user, and reads that see the assignment move between the batch's
+    # read of the round and its read before the write, every time
+    experiment_id = running("batch moving")
+    assigned(experiment_id, 1)
+    reads = []
+
+    def moved(parsed: Any, **_: Any) -> None:
+        reads.append(1)
+        if len(reads) % 2 == 0:  # the write's read: another variant than the round's read
+            for items in parsed.get("Responses", {}).values():
+                for item in items:
+                    if "variant_id" in item and "unit" in item:
+                        item["variant_id"] = {"N": "999999"}
+
+    events = store_client().meta.events
+    events.register("after-call.dynamodb.BatchGetItem", moved)
+    try:
+        body = {"results": [result(experiment_id, 1, key="m1"), result(experiment_id, 1, key="m2")]}
+        code, answer = invoke(
+            "record_results", "POST", "/api/v1/experiments/record-results", body=body
+        )
+    finally:
+        events.unregister("after-call.dynamodb.BatchGetItem", moved)
+    # Then the batch gives up on them after its rounds: 503 each, and nothing is counted
+    assert code == 200
+    assert [(a["status"], a["error"]) for a in answer["results"]] == [(503, "unavailable")] * 2
+    assert answer["results"][0]["message"] == "the batch could not be written, please retry"
+    assert summary(experiment_id)["results_collected"] == 0
+
+
+def test_a_read_answer_that_leaves_out_a_table_with_nothing_found_is_read_as_empty(
+    aws: Any,
+) -> None:
+    # Given an assigned user with no result yet, and BatchGetItem answers that leave out a
+    # table when none of its keys was found (DynamoDB does not promise an empty list)
+    experiment_id = running("sparse answers")
+    assigned(experiment_id, 1)
+
+    def sparse(parsed: Any, **_: Any) -> None:
+        responses = parsed.get("Responses", {})
+        for table in [t for t, items in responses.items() if not items]:
+            del responses[table]
+
+    events = store_client().meta.events
+    events.register("after-call.dynamodb.BatchGetItem", sparse)
+    try:
+        # When the user's first result is recorded
+        answer = raw_invoke("record_result", result(experiment_id, 1))
+    finally:
+        events.unregister("after-call.dynamodb.BatchGetItem", sparse)
+    # Then it is recorded and counted
+    assert answer["statusCode"] == 201, answer
+    assert summary(experiment_id)["results_collected"] == 1
