@@ -121,7 +121,8 @@ def test_a_path_id_that_is_not_a_positive_integer_is_a_400(aws: Any, raw_id: str
 def test_an_unknown_id_is_a_404(aws: Any) -> None:
     create("ids")
     status, body = by_id("get_experiment", "GET", "2")
-    assert (status, body["error"]) == (404, "not_found")
+    assert (status, body["error"], body["field"]) == (404, "not_found", "id")
+    assert body["message"] == "experiment 2 not found"
 
 
 def test_user_and_session_ids_are_stripped_of_surrounding_whitespace(aws: Any) -> None:
