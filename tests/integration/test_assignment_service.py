@@ -357,3 +357,58 @@ def test_an_assignment_is_stored_with_the_time_it_was_made(aws: Any) -> None:
     # Then the stored assignment carries that time
     item = stored(service, experiment, "user:timed")
     assert item is not None and item["assigned_at"] == "2031-02-03T04:05:06.000Z"
+
+
+def test_a_rebalance_the_status_no_longer_allows_is_a_409_naming_the_statuses(
+    service: Any,
+) -> None:
+    from ab_testing.errors import Conflict
+
+    # Given an experiment that was paused after the service read it as running
+    experiment = started(service)
+    service.change_status(experiment.id, "pause")
+    # When the store is asked to rebalance it while running or draft only
+    try:
+        service.store.rebalance(
+            experiment,
+            allowed_from=("running", "draft"),
+            now="2031-01-01T00:00:00.000Z",
+            srm_baseline={},
+        )
+    except Conflict as refused:
+        # Then it is a 409 that names the status found and the statuses allowed
+        assert refused.status == 409
+        assert refused.body()["message"] == (
+            f"experiment {experiment.id} is paused; a rebalance needs one of: running, draft"
+        )
+    else:
+        raise AssertionError("the rebalance of a paused experiment went through")
+
+
+def test_a_returning_unit_with_no_result_yet_gets_its_covariate_stored_once(
+    service: Any,
+) -> None:
+    # Given an experiment with a covariate, and a user assigned without one
+    experiment = started(service, covariate="prior_resolution_rate")
+    ask(service, experiment, user_id="back")
+    assert "x" not in (stored(service, experiment, "user:back") or {})
+    # When the user comes back with the covariate, then with another value
+    ask(service, experiment, user_id="back", covariates={"prior_resolution_rate": 0.25})
+    ask(service, experiment, user_id="back", covariates={"prior_resolution_rate": 0.75})
+    # Then the first value is stored with the assignment, and kept
+    item = stored(service, experiment, "user:back")
+    assert item is not None and str(item["x"]) == "0.25"
+
+
+def test_an_experiment_is_read_with_a_strongly_consistent_read(service: Any) -> None:
+    # Given a started experiment (DynamoDB's default read may miss a write just made)
+    experiment = started(service)
+    seen: list[dict[str, Any]] = []
+    service.store.client.meta.events.register(
+        "before-parameter-build.dynamodb.GetItem", lambda params, **_: seen.append(dict(params))
+    )
+    # When it is read back
+    service.store.get_experiment(experiment.id)
+    # Then the read asked for strong consistency
+    reads = [p for p in seen if p["TableName"] == service.store.experiments]
+    assert reads and all(p.get("ConsistentRead") is True for p in reads)

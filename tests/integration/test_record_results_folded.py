@@ -361,3 +361,31 @@ def test_a_new_units_first_result_decides_its_covariate_as_one_by_one(
     assert outcome["folded"] == outcome["one by one"]
     assert any(x is not None for key, value in outcome["folded"][1].items() if "/unit/" in key
                for x in [value[1]])  # fmt: skip
+
+
+def test_a_unit_past_its_first_result_folds_its_covariate_results_in_one_transaction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a unit that already has a result, recorded without a covariate
+    with fresh_service(1, monkeypatch) as service:
+        eid = service.create_experiment(
+            guide_experiment(name="late covariate", covariate="prior_resolution_rate")
+        )["id"]
+        service.start_experiment(eid)
+        service.get_variant({"experiment_id": eid, "user_id": "late"})
+        first = {"experiment_id": eid, "user_id": "late", "metric_name": "resolution_rate"}
+        service.record({**first, "metric_value": 1, "idempotency_key": "k0"})
+        writes: list[str] = []
+        service.store.client.meta.events.register(
+            "before-call.dynamodb.TransactWriteItems", lambda **_: writes.append("w")
+        )
+        # When a batch brings two more of its results, each with a covariate
+        covariates = {"prior_resolution_rate": 0.5}
+        items = [
+            {**first, "metric_value": v, "idempotency_key": k, "covariates": covariates}
+            for v, k in ((0, "k1"), (1, "k2"))
+        ]
+        answers = service.record_many({"results": items})["results"]
+    # Then both are recorded in one transaction: only a unit's first result waits for its own
+    assert [a["status"] for a in answers] == [201, 201]
+    assert writes == ["w"]

@@ -220,11 +220,24 @@ def test_assignment_survives_one_conflict(aws: Any) -> None:
     conflict = Refusal(
         "TransactionCanceledException", reasons=["None", "TransactionConflict"], times=1
     )
-    with refusing("TransactWriteItems", conflict):
-        answer = raw_invoke("get_variant", {"experiment_id": experiment_id, "user_id": 7})
+    reads: list[str] = []
+
+    def note(params: Any, **_: Any) -> None:
+        reads.append(json.loads(params["body"])["TableName"])
+
+    events = store_client().meta.events
+    events.register("before-call.dynamodb.GetItem", note)
+    try:
+        with refusing("TransactWriteItems", conflict):
+            answer = raw_invoke("get_variant", {"experiment_id": experiment_id, "user_id": 7})
+    finally:
+        events.unregister("before-call.dynamodb.GetItem", note)
     assert answer["statusCode"] == 200
     assert json.loads(answer["body"])["reason"] == "assigned"
     assert summary(experiment_id)["users_assigned"] == 1
+    # A conflict on the exposure item says nothing of the assignment: it is not read again
+    assignments = runtime.service().store.assignments
+    assert [t for t in reads if t == assignments] == [assignments]  # the lookup before, only
 
 
 # ------------------------------------------------------------------ results
