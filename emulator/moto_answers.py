@@ -11,6 +11,10 @@
 - moto's handler parses each update expression only to list the names it uses (the backend
   parses it again, for itself, and changes that tree): the handler's parse is kept per
   expression text. Parse errors are not kept, so they are raised every time.
+- moto lists every DynamoDB `Item` it ever creates in a class-level list (for its dashboard,
+  which nothing here reads), the copies it makes of an item on every update included: two
+  Items per UpdateItem, kept for as long as the process lives. Items are no longer listed, so
+  a copy goes when nothing uses it.
 - An item call is handed to the handler directly (`ItemCallHandler.answer`), without the
   WSGI request moto builds from it and the reading of that request (``setup_class``), which
   cost a quarter of a GetItem. The parameters are read from the JSON body by converters
@@ -37,6 +41,7 @@ from moto.core.parse import default_timestamp_parser
 from moto.core.responses import ActionResult
 from moto.core.utils import get_service_model, utcnow
 from moto.dynamodb import responses as dynamodb_responses
+from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.utilities.utils import get_partition
 from werkzeug.http import http_date
@@ -81,7 +86,13 @@ def apply() -> None:
     names = moto_responses.camelcase_to_underscores
     moto_responses.camelcase_to_underscores = functools.lru_cache(maxsize=512)(names)
     vars(dynamodb_responses)["UpdateExpressionParser"] = _ReadOnlyUpdateExpressions
+    Item.__new__ = staticmethod(_unlisted)  # type: ignore[method-assign]
     _applied = True
+
+
+def _unlisted(cls: type, *args: Any, **kwargs: Any) -> Any:
+    """An Item, not added to moto's list of every Item ever made."""
+    return object.__new__(cls)
 
 
 def wire(value: Any) -> Any:

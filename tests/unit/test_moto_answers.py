@@ -232,3 +232,27 @@ def test_an_item_call_answers_what_motos_dispatch_answers(monkeypatch: pytest.Mo
     assert json.loads(ours[2]) == json.loads(theirs[2])
     assert json.loads(ours[2])["Item"]["b"] == {"B": "AQ=="}
     assert sorted(k.lower() for k in ours[1]) == sorted(k.lower() for k in theirs[1])
+
+
+def test_the_copies_moto_makes_of_an_item_are_not_kept(
+    compared: tuple[Any, list[tuple[str, Any, Any]]],
+) -> None:
+    import gc
+
+    from moto.dynamodb.models.dynamo_type import Item
+
+    # Given a stored item / When it is updated many times
+    client, _ = compared
+    client.put_item(TableName="t", Item=KEY)
+    gc.collect()
+    listed = len(Item.instances_tracked)
+    alive = sum(isinstance(o, Item) for o in gc.get_objects())
+    add = {"UpdateExpression": "ADD n :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}
+    for _ in range(50):
+        client.update_item(TableName="t", Key=KEY, **add)
+    gc.collect()
+    # Then the item holds every update, and no Item is left over from them: none listed by
+    # moto, and no more alive than before
+    assert client.get_item(TableName="t", Key=KEY)["Item"]["n"] == {"N": "50"}
+    assert len(Item.instances_tracked) == listed
+    assert sum(isinstance(o, Item) for o in gc.get_objects()) <= alive
