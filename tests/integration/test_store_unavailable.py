@@ -49,14 +49,20 @@ def store_client() -> Any:
 
 
 @contextmanager
-def refusing(operation: str, refusal: Refusal) -> Iterator[Refusal]:
+def hooked(event: str, handler: Any) -> Iterator[None]:
+    """`handler` on the handlers' client for `event`, first of its handlers, inside the block."""
     events = store_client().meta.events
-    event = f"before-call.dynamodb.{operation}"
-    events.register_first(event, refusal)
+    events.register_first(event, handler)
     try:
-        yield refusal
+        yield
     finally:
-        events.unregister(event, refusal)
+        events.unregister(event, handler)
+
+
+@contextmanager
+def refusing(operation: str, refusal: Refusal) -> Iterator[Refusal]:
+    with hooked(f"before-call.dynamodb.{operation}", refusal):
+        yield refusal
 
 
 def create(name: str) -> tuple[int, Any]:
@@ -225,13 +231,9 @@ def test_assignment_survives_one_conflict(aws: Any) -> None:
     def note(params: Any, **_: Any) -> None:
         reads.append(json.loads(params["body"])["TableName"])
 
-    events = store_client().meta.events
-    events.register("before-call.dynamodb.GetItem", note)
-    try:
+    with hooked("before-call.dynamodb.GetItem", note):
         with refusing("TransactWriteItems", conflict):
             answer = raw_invoke("get_variant", {"experiment_id": experiment_id, "user_id": 7})
-    finally:
-        events.unregister("before-call.dynamodb.GetItem", note)
     assert answer["statusCode"] == 200
     assert json.loads(answer["body"])["reason"] == "assigned"
     assert summary(experiment_id)["users_assigned"] == 1
@@ -297,12 +299,8 @@ def test_a_duplicate_is_answered_from_the_refusal_without_another_read(aws: Any)
     def watch(params: dict[str, Any], **_: Any) -> None:
         reads.append(params["TableName"])
 
-    events = store_client().meta.events
-    events.register_first("before-call.dynamodb.GetItem", watch)
-    try:
+    with hooked("before-call.dynamodb.GetItem", watch):
         code, again = invoke("record_result", "POST", path, body=result(experiment_id, 3))
-    finally:
-        events.unregister("before-call.dynamodb.GetItem", watch)
     # Then the refused write itself returns the stored result: no result is read again
     assert (code, again) == (200, {**first, "duplicate": True})
     assert "ab_results" not in reads
@@ -331,20 +329,16 @@ def test_a_batch_reports_the_unavailable_items_and_records_the_others(aws: Any) 
             "/api/v1/experiments/get-variant",
             body={"experiment_id": experiment_id, "user_id": user},
         )[1]["variant"]["id"]
-    events = store_client().meta.events
     refused = Refusal("TransactionCanceledException", reasons=["None", "ThrottlingError"])
 
     def user_2_only(params: Any, **kwargs: Any) -> Any:
         return refused(**kwargs) if b'"user:2"' in params["body"] else None
 
-    events.register_first("before-call.dynamodb.TransactWriteItems", user_2_only)
-    try:
+    with hooked("before-call.dynamodb.TransactWriteItems", user_2_only):
         body = {"results": [result(experiment_id, u, key=f"b{u}") for u in (1, 2, 3)]}
         code, answer = invoke(
             "record_results", "POST", "/api/v1/experiments/record-results", body=body
         )
-    finally:
-        events.unregister("before-call.dynamodb.TransactWriteItems", user_2_only)
     # Then the batch answers 200 with a status per item: 503 for those refused, 201 else
     expected = [503 if variants[u] == variants[2] else 201 for u in (1, 2, 3)]
     assert code == 200
@@ -395,9 +389,7 @@ def test_a_transport_retry_of_a_committed_result_is_recorded_not_duplicate(aws: 
     experiment_id = running("lost answer")
     assigned(experiment_id, 5)
     lost = LostAnswer()
-    events = store_client().meta.events
-    events.register_first("before-send.dynamodb.TransactWriteItems", lost)
-    try:
+    with hooked("before-send.dynamodb.TransactWriteItems", lost):
         # When the result is recorded (botocore re-sends the same transaction)
         code, answer = invoke(
             "record_result",
@@ -405,8 +397,6 @@ def test_a_transport_retry_of_a_committed_result_is_recorded_not_duplicate(aws: 
             "/api/v1/experiments/record-result",
             body=result(experiment_id, 5),
         )
-    finally:
-        events.unregister("before-send.dynamodb.TransactWriteItems", lost)
     # Then the write was sent twice, and the answer is "recorded" (201), counted once
     assert lost.sent == 2
     assert code == 201, answer
@@ -427,16 +417,12 @@ def test_a_transport_retry_of_a_committed_batch_transaction_is_recorded_not_dupl
     experiment_id = running("lost batch answer")
     assigned(experiment_id, 5)
     lost = LostAnswer()
-    events = store_client().meta.events
-    events.register_first("before-send.dynamodb.TransactWriteItems", lost)
     body = {"results": [result(experiment_id, 5, "a"), result(experiment_id, 5, "b")]}
-    try:
+    with hooked("before-send.dynamodb.TransactWriteItems", lost):
         # When the batch is recorded (botocore re-sends the same transaction)
         code, answer = invoke(
             "record_results", "POST", "/api/v1/experiments/record-results", body=body
         )
-    finally:
-        events.unregister("before-send.dynamodb.TransactWriteItems", lost)
     # Then both are "recorded" (201), counted once each
     assert lost.sent == 2
     assert code == 200
@@ -499,15 +485,11 @@ def test_a_batch_whose_assignment_keeps_moving_answers_503_for_its_items(aws: An
                     if "variant_id" in item and "unit" in item:
                         item["variant_id"] = {"N": "999999"}
 
-    events = store_client().meta.events
-    events.register("after-call.dynamodb.BatchGetItem", moved)
-    try:
+    with hooked("after-call.dynamodb.BatchGetItem", moved):
         body = {"results": [result(experiment_id, 1, key="m1"), result(experiment_id, 1, key="m2")]}
         code, answer = invoke(
             "record_results", "POST", "/api/v1/experiments/record-results", body=body
         )
-    finally:
-        events.unregister("after-call.dynamodb.BatchGetItem", moved)
     # Then the batch gives up on them after its rounds: 503 each, and nothing is counted
     assert code == 200
     assert [(a["status"], a["error"]) for a in answer["results"]] == [(503, "unavailable")] * 2
@@ -528,13 +510,9 @@ def test_a_read_answer_that_leaves_out_a_table_with_nothing_found_is_read_as_emp
         for table in [t for t, items in responses.items() if not items]:
             del responses[table]
 
-    events = store_client().meta.events
-    events.register("after-call.dynamodb.BatchGetItem", sparse)
-    try:
+    with hooked("after-call.dynamodb.BatchGetItem", sparse):
         # When the user's first result is recorded
         answer = raw_invoke("record_result", result(experiment_id, 1))
-    finally:
-        events.unregister("after-call.dynamodb.BatchGetItem", sparse)
     # Then it is recorded and counted
     assert answer["statusCode"] == 201, answer
     assert summary(experiment_id)["results_collected"] == 1
