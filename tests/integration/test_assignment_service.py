@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from ab_testing import assignment, dynamo
@@ -381,6 +382,7 @@ def test_a_rebalance_the_status_no_longer_allows_is_a_409_naming_the_statuses(
         assert refused.body()["message"] == (
             f"experiment {experiment.id} is paused; a rebalance needs one of: running, draft"
         )
+        assert refused.body()["status"] == "paused"
     else:
         raise AssertionError("the rebalance of a paused experiment went through")
 
@@ -397,6 +399,20 @@ def test_a_returning_unit_with_no_result_yet_gets_its_covariate_stored_once(
     ask(service, experiment, user_id="back", covariates={"prior_resolution_rate": 0.75})
     # Then the first value is stored with the assignment, and kept
     item = stored(service, experiment, "user:back")
+    assert item is not None and str(item["x"]) == "0.25"
+
+
+def test_a_covariate_that_lost_a_race_leaves_the_stored_one_and_raises_nothing(
+    service: Any,
+) -> None:
+    # Given a unit whose covariate another request stored between its read and its write
+    experiment = started(service, covariate="prior_resolution_rate")
+    ask(service, experiment, user_id="raced")
+    service.store.set_covariate(experiment.id, "user:raced", Decimal("0.25"))
+    # When the slower request stores its own value / Then nothing is raised
+    service.store.set_covariate(experiment.id, "user:raced", Decimal("0.75"))
+    # And the first value is the one kept
+    item = stored(service, experiment, "user:raced")
     assert item is not None and str(item["x"]) == "0.25"
 
 
