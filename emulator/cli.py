@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import json
 import logging
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from emulator import export, report_cli
+from emulator import export, report_cli, workers
 from emulator.durable import StateBusy, state_owner
 from emulator.gateway import SCHEDULED_ANALYSIS_PATH
 from emulator.journal import JournalError
@@ -70,6 +71,22 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
+    return value
+
+
+def default_workers() -> int:
+    """One process serves the API, another answers DynamoDB: two cores' worth
+    (emulator.workers); on one core the two would only take turns, so one process does both."""
+    return 1 if (os.cpu_count() or 1) > 1 else 0
+
+
 def _address_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=_env("AB_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(_env("AB_PORT", "8000")))
@@ -89,7 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=float(_env("AB_SCHEDULE_INTERVAL", "300")),
         help="seconds between scheduled analyses; 0 disables (default 300)",
     )
+    serve.add_argument(
+        "--workers",
+        type=_count,
+        default=_env("AB_WORKERS", str(default_workers())),
+        help="processes serving the API beside the one holding DynamoDB; 0 serves it from "
+        "that one process (env AB_WORKERS; default 1, or 0 on a one-core machine)",
+    )
     _common_options(serve)
+    commands.add_parser("worker", help=argparse.SUPPRESS)
 
     once = commands.add_parser("analyze-once", help="run the scheduled analysis once")
     _address_options(once)
@@ -114,6 +139,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         project_root=root,
         state_file=Path(args.state_file) if args.state_file else None,
         schedule_interval=getattr(args, "schedule_interval", 0.0),
+        workers=getattr(args, "workers", 0),
         admin_key=args.admin_key or None,
         data_key=args.data_key or None,
         parameters=dict(args.parameter),
@@ -157,13 +183,22 @@ def serve(settings: Settings) -> int:
     except STATE_ERRORS as exc:
         log.error("cannot start: %s", exc)
         return 1
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        log.error(
+            "cannot start: %s:%d is already in use: stop what listens there, or pass --port",
+            settings.host,
+            settings.port,
+        )
+        return 1
     gc.collect()  # what loading left in cycles goes now, not into the frozen generation
     gc.freeze()  # the state just loaded and the modules: long-lived, never scanned again
     print(f"API:      {service.url}", flush=True)
     print(f"State:    {settings.state_path} (journal beside it)", flush=True)
     try:
         while not stop.wait(0.5):
-            pass
+            service.check()
     finally:
         service.stop()
     log.info("state saved to %s", settings.state_path)
@@ -229,6 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_cli.main(args)
     if args.command == "export":
         return export.run(args)
+    if args.command == "worker":
+        _configure_logging()
+        return workers.run_worker()
     if args.data_key and not args.admin_key:
         parser.error("--data-key needs --admin-key too: the admin plane has its own key")
     _configure_logging()

@@ -22,7 +22,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import boto3
@@ -74,7 +74,67 @@ class DynamoError(RuntimeError):
     """A call made by the emulator itself (load, replay, snapshot) that DynamoDB refused."""
 
 
-class InProcessDynamo:
+class Answering:
+    """What answers this process's DynamoDB clients: `_answer` gives the status, headers and
+    body DynamoDB would send for one call (in this process, or from the process that holds
+    the tables: emulator.workers), and botocore's own parser reads them."""
+
+    def answer_call(self, model: Any, request_dict: dict[str, Any]) -> tuple[AWSResponse, Any]:
+        """The answer to a call botocore has validated and serialized (its ``before-call``
+        event), parsed as botocore parses what an endpoint sends: the request is never built,
+        signed or sent, and nothing is retried."""
+        from botocore.endpoint import convert_to_response_dict
+
+        headers = request_dict["headers"]
+        target = headers.get("X-Amz-Target") or ""
+        if isinstance(target, bytes):
+            target = target.decode("utf-8")
+        body = _body_bytes(request_dict["body"])
+        status, answered, text = self._answer(request_dict["method"], target, headers, body)
+        http = AWSResponse(request_dict["url"], status, answered, RawBody(text))
+        response = convert_to_response_dict(http, model)
+        parser = _json_parser()
+        parsed = parser.parse(response, model.output_shape)
+        if status >= 300:
+            code = parsed.get("Error", {}).get("Code")
+            shape = None if code is None else model.service_model.shape_for_error_code(code)
+            if shape is not None:
+                parsed.update(parser.parse(response, shape))
+        if "ResponseMetadata" in parsed:
+            parsed["ResponseMetadata"]["RetryAttempts"] = 0
+        return http, parsed
+
+    def _answer(
+        self, method: str, target: str, headers: Mapping[str, Any], params: bytes
+    ) -> tuple[int, Any, Any]:
+        raise NotImplementedError
+
+    def activate(self) -> None:
+        """Answer every DynamoDB client of this process from now on."""
+        global _active
+        _install()
+        _active = self
+
+    def deactivate(self) -> None:
+        global _active
+        if _active is self:
+            _active = None
+
+
+class RawBody(io.BytesIO):
+    """An answer's body as botocore reads it from an HTTP response (its ``stream()``)."""
+
+    def __init__(self, body: str | bytes) -> None:
+        super().__init__(body.encode("utf-8") if isinstance(body, str) else body)
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        chunk = self.read()
+        while chunk:
+            yield chunk
+            chunk = self.read()
+
+
+class InProcessDynamo(Answering):
     """moto's DynamoDB backend for one region, behind one lock and an optional write log."""
 
     def __init__(self, region: str) -> None:
@@ -93,54 +153,24 @@ class InProcessDynamo:
 
     def start(self) -> None:
         """Empty this process's moto DynamoDB backend and answer every DynamoDB client."""
-        global _active
         from moto.backends import get_backend
 
         get_backend("dynamodb")[moto_account()].reset()
-        _install()
         with self.lock:
             self._stopped = False
-        _active = self
+        self.activate()
 
     def stop(self) -> None:
         """Answer no client call from now on, not even one already on its way in: what the
         final save holds is then everything that was ever answered."""
-        global _active
         with self.lock:
             self._stopped = True
-        if _active is self:
-            _active = None
+        self.deactivate()
 
     # ------------------------------------------------------------------ calls from clients
 
-    def answer_call(self, model: Any, request_dict: dict[str, Any]) -> tuple[AWSResponse, Any]:
-        """The answer to a call botocore has validated and serialized (its ``before-call``
-        event), parsed as botocore parses what an endpoint sends: the request is never built,
-        signed or sent, and nothing is retried."""
-        from botocore.endpoint import convert_to_response_dict
-        from moto.core.botocore_stubber import MockRawResponse
-
-        headers = request_dict["headers"]
-        target = headers.get("X-Amz-Target") or ""
-        if isinstance(target, bytes):
-            target = target.decode("utf-8")
-        body = _body_bytes(request_dict["body"])
-        status, answered, text = self._answer(request_dict["method"], target, headers, body)
-        http = AWSResponse(request_dict["url"], status, answered, MockRawResponse(text))
-        response = convert_to_response_dict(http, model)
-        parser = _json_parser()
-        parsed = parser.parse(response, model.output_shape)
-        if status >= 300:
-            code = parsed.get("Error", {}).get("Code")
-            shape = None if code is None else model.service_model.shape_for_error_code(code)
-            if shape is not None:
-                parsed.update(parser.parse(response, shape))
-        if "ResponseMetadata" in parsed:
-            parsed["ResponseMetadata"]["RetryAttempts"] = 0
-        return http, parsed
-
     def _answer(
-        self, method: str, target: str, headers: dict[str, Any], params: bytes
+        self, method: str, target: str, headers: Mapping[str, Any], params: bytes
     ) -> tuple[int, Any, Any]:
         operation = target.rpartition(".")[2]
         with self.lock:
@@ -289,7 +319,7 @@ def _body_bytes(body: Any) -> bytes:
     return b"{}" if body is None else bytes(body.read())
 
 
-_active: InProcessDynamo | None = None
+_active: Answering | None = None
 _installed = False
 
 

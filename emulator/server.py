@@ -30,9 +30,20 @@ class ApiHTTPServer(ThreadingHTTPServer):
     request_queue_size = 128  # the listen backlog: socketserver's 5 resets bursts of clients
 
     def __init__(
-        self, address: tuple[str, int], gateway: Gateway, client_timeout: float = CLIENT_TIMEOUT
+        self,
+        address: tuple[str, int],
+        gateway: Gateway,
+        client_timeout: float = CLIENT_TIMEOUT,
+        listener: socket.socket | None = None,
     ) -> None:
-        super().__init__(address, ApiRequestHandler)
+        """Binds `address`, or serves from `listener`, a socket already listening."""
+        super().__init__(address, ApiRequestHandler, bind_and_activate=listener is None)
+        if listener is not None:
+            self.socket.close()
+            self.socket = listener
+            self.server_address = listener.getsockname()
+            name = listener.getsockname()
+            self.server_name, self.server_port = str(name[0]), int(name[1])
         self.gateway = gateway
         self.client_timeout = client_timeout
         # Python runs one thread at a time: past a few requests in the handlers at once, more
@@ -191,9 +202,14 @@ class ServerThread:
     """Serves the API in a background thread until stop()."""
 
     def __init__(
-        self, host: str, port: int, gateway: Gateway, client_timeout: float = CLIENT_TIMEOUT
+        self,
+        host: str,
+        port: int,
+        gateway: Gateway,
+        client_timeout: float = CLIENT_TIMEOUT,
+        listener: socket.socket | None = None,
     ) -> None:
-        self.httpd = ApiHTTPServer((host, port), gateway, client_timeout)
+        self.httpd = ApiHTTPServer((host, port), gateway, client_timeout, listener)
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, args=(0.1,), name="api-server", daemon=True
         )

@@ -23,6 +23,7 @@ from emulator.template import (
     load_template,
     scheduled_functions,
 )
+from emulator.workers import WorkerPool
 
 log = logging.getLogger("emulator")
 
@@ -40,6 +41,9 @@ class Settings:
     parameters: dict[str, str] = field(default_factory=dict)
     stage: str = "local"
     client_timeout: float = 30.0  # seconds before a stalled client connection is closed
+    # Processes serving the API beside the one holding DynamoDB (emulator.workers); 0: the
+    # API is served by this process's threads.
+    workers: int = 0
 
     @property
     def api_key(self) -> str | None:
@@ -138,7 +142,7 @@ class LocalService:
         self.settings = settings
         self.backend = Backend(settings)
         self.scheduled: ScheduledRunner | None = None
-        self.http: ServerThread | None = None
+        self.http: ServerThread | WorkerPool | None = None
 
     @property
     def url(self) -> str:
@@ -148,24 +152,47 @@ class LocalService:
         self.backend.start()
         try:
             self.scheduled = self.backend.scheduled_runner()
-            gateway = Gateway(
-                self.backend.template,
-                self.backend.loader,
-                self.scheduled,
-                admin_key=self.settings.admin_key,
-                data_key=self.settings.data_key,
-                parameters=self.settings.parameters,
-                stage=self.settings.stage,
-            )
-            self.http = ServerThread(
-                self.settings.host, self.settings.port, gateway, self.settings.client_timeout
-            )
+            self.http = self._http()
+            self.http.start()
         except BaseException:
+            if isinstance(self.http, WorkerPool):
+                self.http.stop()
             self.backend.stop()
             raise
-        self.http.start()
         self.backend.serving_at(self.url)
         self.scheduled.start(self.settings.schedule_interval)
+
+    def _http(self) -> ServerThread | WorkerPool:
+        settings = self.settings
+        if settings.workers > 0:
+            assert self.backend.dynamo is not None
+            config = {
+                "template": str(Path(settings.template).resolve()),
+                "project_root": str(Path(settings.project_root).resolve()),
+                "client_timeout": settings.client_timeout,
+                "admin_key": settings.admin_key,
+                "data_key": settings.data_key,
+                "parameters": dict(settings.parameters),
+                "stage": settings.stage,
+            }
+            return WorkerPool(
+                self.backend.dynamo, settings.workers, settings.host, settings.port, config
+            )
+        gateway = Gateway(
+            self.backend.template,
+            self.backend.loader,
+            self.scheduled,
+            admin_key=settings.admin_key,
+            data_key=settings.data_key,
+            parameters=settings.parameters,
+            stage=settings.stage,
+        )
+        return ServerThread(settings.host, settings.port, gateway, settings.client_timeout)
+
+    def check(self) -> None:
+        """Start again any worker process that died (see emulator.workers)."""
+        if isinstance(self.http, WorkerPool):
+            self.http.check()
 
     def stop(self) -> None:
         if self.http is not None:

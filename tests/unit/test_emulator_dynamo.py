@@ -264,3 +264,42 @@ def test_cli_options_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert settings.api_key == "k"
     assert settings.parameters == {"TablePrefix": "dev_"}
     assert settings.state_path == Path("/p/.local/state.json")
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "expected"),
+    [
+        (["serve", "--workers", "3"], None, 3),
+        (["serve", "--workers", "0"], "2", 0),
+        (["serve"], "2", 2),
+    ],
+)
+def test_serve_takes_its_worker_count_from_the_option_then_the_environment(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], environ: str | None, expected: int
+) -> None:
+    # Given AB_WORKERS set or not / When serve is parsed / Then the option wins
+    if environ is not None:
+        monkeypatch.setenv("AB_WORKERS", environ)
+    assert settings_from(build_parser().parse_args(argv)).workers == expected
+
+
+@pytest.mark.parametrize(("cores", "expected"), [(1, 0), (None, 0), (2, 1), (16, 1)])
+def test_the_default_worker_count_follows_the_cores(
+    monkeypatch: pytest.MonkeyPatch, cores: int | None, expected: int
+) -> None:
+    # Given no AB_WORKERS, on a machine of one core or several (None: unknown)
+    monkeypatch.delenv("AB_WORKERS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    # Then one worker beside the store where there is a second core, none otherwise
+    assert settings_from(build_parser().parse_args(["serve"])).workers == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "two", "1.5"])
+def test_a_worker_count_that_is_not_a_whole_number_is_refused(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When serve is given a bad count / Then it stops with a one-line usage error
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(["serve", "--workers", value])
+    assert stopped.value.code == 2
+    assert f"expected a whole number, 0 or more, got {value!r}" in capsys.readouterr().err
