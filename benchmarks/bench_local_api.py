@@ -214,12 +214,21 @@ def start_server(state_dir: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux /proc; None elsewhere)."""
+    """User + system CPU time of a process and its child processes, the API's workers (Linux
+    /proc; None elsewhere)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        children = [
+            int(child)
+            for listing in Path(f"/proc/{pid}/task").glob("*/children")
+            for child in listing.read_text().split()
+        ]
+        total = 0
+        for process in [pid, *children]:
+            fields = Path(f"/proc/{process}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -279,7 +288,7 @@ def main() -> int:
             if cpu_before is not None and cpu_after is not None:
                 # Less sensitive than requests/s to whatever else runs on the machine.
                 per_request = (cpu_after - cpu_before) / len(out.latencies) * 1000
-                print(f"server CPU {per_request:.2f} ms per request")
+                print(f"server CPU {per_request:.2f} ms per request (its workers included)")
             print(
                 f"users {len(out.variants)}, results recorded {len(out.recorded)}, "
                 f"repeats sent {out.repeats_sent}, answered duplicate {out.duplicates_answered}"

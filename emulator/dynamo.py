@@ -7,7 +7,9 @@ botocore does before that (parameter validation and serialization, the other ``b
 hooks such as the local IAM check) still happens on every call; building, signing and sending
 a request does not, and nothing is retried. One lock serialises the calls: DynamoDB applies
 each call atomically, and one call at a time gives moto's backend the same guarantee for
-conditional writes and transactions. Each successful write is handed to the write log while
+conditional writes and transactions (an item call's parameters are read from its body before
+the lock is taken: that reads no table). In a worker process (emulator.workers) the clients
+are answered by `RemoteDynamo` instead, which hands each call to this process. Each successful write is handed to the write log while
 the lock is held (so the log's order is the order the writes were applied), and the answer
 goes out only once the log says that everything the call saw is durable (or, under
 `deferred_durability`, the caller waits for that before it lets any result out).
@@ -173,11 +175,16 @@ class InProcessDynamo(Answering):
         self, method: str, target: str, headers: Mapping[str, Any], params: bytes
     ) -> tuple[int, Any, Any]:
         operation = target.rpartition(".")[2]
+        item_call = operation in self.item_operations and method == "POST"
+        if item_call:  # reading the parameters touches no table: not under the lock
+            prepared = self._prepare_item_call(operation, target, params)
+            if isinstance(prepared, tuple):
+                return prepared  # refused as it was read: nothing was done or seen
         with self.lock:
             if self._stopped:
                 return 500, {"Content-Type": JSON_CONTENT}, STOPPED_ANSWER
-            if operation in self.item_operations and method == "POST":
-                status, answered, body = self._answer_item_call(operation, target, params)
+            if item_call:
+                status, answered, body = self._call_action(prepared)
             else:
                 status, answered, body = self._dispatch(method, dict(headers), params)
             log = self.write_log
@@ -230,12 +237,27 @@ class InProcessDynamo(Answering):
         return len(items), text
 
     def _answer_item_call(self, operation: str, target: str, params: bytes) -> Any:
+        prepared = self._prepare_item_call(operation, target, params)
+        return prepared if isinstance(prepared, tuple) else self._call_action(prepared)
+
+    def _prepare_item_call(self, operation: str, target: str, params: bytes) -> Any:
+        """moto's handler for the call, ready to run; or the answer, when the parameters
+        cannot be read."""
         from moto.core.exceptions import HTTPException
 
         from emulator.moto_answers import ItemCallHandler
 
         try:
-            return ItemCallHandler.answer(operation, params, self.region, self.url, target)
+            return ItemCallHandler.prepare(operation, params, self.region, self.url, target)
+        except HTTPException as exc:
+            return exc.code, exc.get_headers(), exc.get_body()
+
+    @staticmethod
+    def _call_action(handler: Any) -> Any:
+        from moto.core.exceptions import HTTPException
+
+        try:
+            return handler.call_action()
         except HTTPException as exc:
             return exc.code, exc.get_headers(), exc.get_body()
 

@@ -125,6 +125,14 @@ class ItemCallHandler(DynamoHandler):
     ) -> tuple[int, dict[str, Any], Any]:
         """Status, headers and body of one item call: what ``dispatch`` answers for the same
         POST, with the attributes ``setup_class`` would set, set directly."""
+        return cls.prepare(operation, body, region, url, target).call_action()
+
+    @classmethod
+    def prepare(
+        cls, operation: str, body: bytes, region: str, url: str, target: str
+    ) -> ItemCallHandler:
+        """The handler of one item call, with its parameters read, ready for `call_action`
+        (which alone reads or changes the backend)."""
         handler = cls()
         headers = {"X-Amz-Target": target, "Content-Type": _JSON_HEADERS["Content-Type"]}
         handler.is_werkzeug_request = False
@@ -143,7 +151,7 @@ class ItemCallHandler(DynamoHandler):
         handler.access_key = handler.get_access_key()
         handler.current_account = handler.get_current_account()  # MOTO_ACCOUNT_ID first
         handler.params = parse_params(operation, text)
-        return handler.call_action()
+        return handler
 
     @staticmethod
     def _enrich_response(headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:

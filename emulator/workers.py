@@ -304,6 +304,8 @@ class WorkerPool:
             "AB_WORKER_OWNER": str(os.getpid()),
         }
         try:
+            # On Linux a worker is killed when the thread that started it ends: that is the
+            # thread that runs `serve` to its end (or a test's), and `check()` runs there too.
             process = subprocess.Popen(
                 [sys.executable, "-m", "emulator", "worker"],
                 cwd=PACKAGE_PARENT,  # `-m emulator` finds this very package
@@ -312,6 +314,9 @@ class WorkerPool:
                 env=env,
                 start_new_session=True,  # Ctrl-C and a closing terminal reach the owner only
             )
+        except BaseException:
+            os.close(ready_r)
+            raise
         finally:
             os.close(ready_w)
         try:
@@ -332,7 +337,10 @@ class WorkerPool:
             if process.poll() is not None:
                 code = process.returncode
                 log.error("worker %d exited with %s: starting another", process.pid, code)
-                self.processes[index] = self._spawn()
+                try:
+                    self.processes[index] = self._spawn()
+                except (OSError, RuntimeError) as exc:  # tried again at the next check
+                    log.error("could not start a worker: %s", exc)
 
     def stop(self) -> None:
         """Each worker answers what it has taken and exits; then no more DynamoDB calls."""
