@@ -266,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return export.run(args)
     if args.command == "worker":
         _configure_logging()
+        gc.set_threshold(*GC_THRESHOLDS)  # the worker collects and freezes once it has loaded
         return workers.run_worker()
     if args.data_key and not args.admin_key:
         parser.error("--data-key needs --admin-key too: the admin plane has its own key")

@@ -4,15 +4,16 @@ Each boto3 DynamoDB client of the process hands its call to `InProcessDynamo` in
 sending it over the network: a botocore ``before-call`` handler, registered to run after every
 other, answers with what moto's backend answers, parsed by botocore's own parser. Everything
 botocore does before that (parameter validation and serialization, the other ``before-call``
-hooks such as the local IAM check) still happens on every call; building, signing and sending
-a request does not, and nothing is retried. One lock serialises the calls: DynamoDB applies
-each call atomically, and one call at a time gives moto's backend the same guarantee for
-conditional writes and transactions (an item call's parameters are read from its body before
-the lock is taken: that reads no table). In a worker process (emulator.workers) the clients
-are answered by `RemoteDynamo` instead, which hands each call to this process. Each successful write is handed to the write log while
-the lock is held (so the log's order is the order the writes were applied), and the answer
-goes out only once the log says that everything the call saw is durable (or, under
-`deferred_durability`, the caller waits for that before it lets any result out).
+hooks such as the local IAM check) still happens on every call; building, signing and sending a
+request does not, and nothing is retried. One lock serialises the calls: DynamoDB applies each
+call atomically, and one call at a time gives moto's backend the same guarantee for conditional
+writes and transactions (an item call's parameters are read from its body before the lock is
+taken: that reads no table). In a worker process (emulator.workers) the clients are answered by
+`RemoteDynamo` instead, which hands each call to this process. Each successful write is handed
+to the write log while the lock is held (so the log's order is the order the writes were
+applied), and the answer goes out only once the log says that everything the call saw is
+durable (or, under `deferred_durability`, the caller waits for that before it lets any result
+out).
 """
 
 from __future__ import annotations
