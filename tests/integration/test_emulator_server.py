@@ -9,12 +9,14 @@ import http.client
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -399,29 +401,44 @@ def read_lines(stream: Any, lines: queue.Queue[str]) -> None:
         lines.put(line)
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
-def test_serve_subprocess_saves_and_exits_cleanly_on_signal(project: Path, signum: int) -> None:
-    # Given `python -m emulator serve` running the fake project in a subprocess
-    state_file = project / "state" / "state.json"
+def serve_in_subprocess(
+    project: Path, *options: str
+) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+    """`python -m emulator serve` on the fake project; its output lines, log included."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
     process = subprocess.Popen(
         [sys.executable, "-m", "emulator", "serve", "--port", "0", "--schedule-interval", "0"]
         + ["--template", str(project / "template.yaml"), "--project-root", str(project)]
-        + ["--state-file", str(state_file)],
+        + ["--state-file", str(project / "state" / "state.json"), *options],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
     assert process.stdout is not None
     threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True).start()
+    return process, lines
+
+
+def next_match(lines: queue.Queue[str], pattern: str, timeout: float = 60) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        found = re.search(pattern, line)
+        if found:
+            return found
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_serve_subprocess_saves_and_exits_cleanly_on_signal(project: Path, signum: int) -> None:
+    # Given `python -m emulator serve` running the fake project in a subprocess
+    state_file = project / "state" / "state.json"
+    process, lines = serve_in_subprocess(project)
     try:
-        first = lines.get(timeout=60)
-        assert first.startswith("API:"), first
-        api = first.split()[1]
+        api = next_match(lines, r"API:\s+(\S+)").group(1)
         assert call("POST", f"{api}/items", {"id": "sig", "v": "nal"})[0] == 201
         # When the signal arrives
         process.send_signal(signum)
@@ -537,38 +554,49 @@ def test_stop_answers_the_requests_in_flight_and_no_request_after(project: Path)
     assert gateway.handled == ["/fast", "/slow"]
 
 
+class HeldWrite:
+    """An item written through the API while the journal's disk is held back."""
+
+    def __init__(self, service: LocalService, item_id: str) -> None:
+        journal: Any = service.backend.dynamo.write_log  # type: ignore[union-attr]
+        self.held, self.reached = threading.Event(), threading.Event()
+        sync = journal.wait_durable
+
+        def held_back(position: int) -> None:
+            self.reached.set()
+            self.held.wait(30)
+            sync(position)
+
+        journal.wait_durable = held_back
+        self.answers: queue.Queue[Any] = queue.Queue()
+        body = {"id": item_id, "v": "1"}
+        self.writer = threading.Thread(
+            target=lambda: self.answers.put(call("POST", f"{service.url}/items", body))
+        )
+        self.writer.start()
+
+    def release(self) -> Any:
+        """Let the disk catch up; the answer the write then gets."""
+        self.held.set()
+        self.writer.join(30)
+        return self.answers.get_nowait()
+
+
 def test_an_answer_waits_for_its_write_on_disk_with_no_handler_slot_held(
     service: LocalService,
 ) -> None:
-    # Given a journal whose disk is held back
-    journal: Any = service.backend.dynamo.write_log  # type: ignore[union-attr]
-    held, reached = threading.Event(), threading.Event()
-    sync = journal.wait_durable
-
-    def held_back(position: int) -> None:
-        reached.set()
-        held.wait(30)
-        sync(position)
-
-    journal.wait_durable = held_back
-    answers: queue.Queue[Any] = queue.Queue()
-    # When an item is written
-    writer = threading.Thread(
-        target=lambda: answers.put(call("POST", f"{service.url}/items", {"id": "d", "v": "1"}))
-    )
-    writer.start()
+    # Given a journal whose disk is held back / When an item is written
+    write = HeldWrite(service, "d")
     # Then its answer waits for the disk, while every handler slot is free for other requests
-    assert reached.wait(30)
-    assert answers.empty()
+    assert write.reached.wait(30)
+    assert write.answers.empty()
     slots = service.http.httpd.handler_slots  # type: ignore[union-attr]
     taken = [slots.acquire(blocking=False) for _ in range(HANDLERS_AT_ONCE)]
     for _ in range(sum(taken)):
         slots.release()
     assert all(taken)
     # And once the disk has it, the answer goes out
-    held.set()
-    writer.join(30)
-    assert answers.get_nowait()[0] == 201
+    assert write.release()[0] == 201
 
 
 def test_every_write_answered_before_a_stop_is_there_after_a_restart(project: Path) -> None:

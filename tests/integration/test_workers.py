@@ -6,7 +6,6 @@ import http.client
 import json
 import os
 import queue
-import re
 import signal
 import socket
 import subprocess
@@ -24,7 +23,13 @@ from emulator.service import LocalService
 from emulator.template import REPO_ROOT
 from emulator.workers import UNREACHABLE_ANSWER, RemoteDynamo, StoreServer
 from tests.integration import test_emulator_server as server_tests
-from tests.integration.test_emulator_server import call, read_lines, settings_for
+from tests.integration.test_emulator_server import (
+    HeldWrite,
+    call,
+    next_match,
+    serve_in_subprocess,
+    settings_for,
+)
 
 # The fake project (a table, an echo function, a layer) of the server's own tests.
 project = server_tests.project
@@ -76,30 +81,14 @@ def test_a_worker_answers_from_the_tables_the_owner_holds(pooled: LocalService) 
 
 
 def test_a_workers_answer_waits_for_its_write_on_disk(pooled: LocalService) -> None:
-    # Given the owner's journal held back from the disk
-    journal: Any = pooled.backend.dynamo.write_log  # type: ignore[union-attr]
-    held, reached = threading.Event(), threading.Event()
-    sync = journal.wait_durable
-
-    def held_back(position: int) -> None:
-        reached.set()
-        held.wait(30)
-        sync(position)
-
-    journal.wait_durable = held_back
-    answers: queue.Queue[Any] = queue.Queue()
-    # When an item is written through the worker
-    writer = threading.Thread(
-        target=lambda: answers.put(call("POST", f"{pooled.url}/items", {"id": "d", "v": "1"}))
-    )
-    writer.start()
+    # Given the owner's journal held back from the disk / When an item is written through
+    # the worker
+    write = HeldWrite(pooled, "d")
     # Then the write is applied, but no answer goes out until it is durable
-    assert reached.wait(30)
+    assert write.reached.wait(30)
     assert item_in_owner(pooled, "d") is not None
-    assert answers.empty()
-    held.set()
-    writer.join(30)
-    assert answers.get_nowait()[0] == 201
+    assert write.answers.empty()
+    assert write.release()[0] == 201
 
 
 def test_two_workers_share_the_port_and_one_store(project: Path) -> None:
@@ -189,39 +178,17 @@ def test_the_store_server_answers_as_the_owner_does(project: Path) -> None:
         dynamo.stop()
 
 
-def serve_in_subprocess(project: Path) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "serve", "--port", "0", "--schedule-interval", "0"]
-        + ["--template", str(project / "template.yaml"), "--project-root", str(project)]
-        + ["--state-file", str(project / "state" / "state.json"), "--workers", "1"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    assert process.stdout is not None
-    threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True).start()
-    return process, lines
-
-
-def next_match(lines: queue.Queue[str], pattern: str, timeout: float = 60) -> re.Match[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
-        found = re.search(pattern, line)
-        if found:
-            return found
+def worker_and_url(lines: queue.Queue[str]) -> tuple[int, str]:
+    """The pid of the worker a starting `serve` reports, then the API's address."""
+    worker = int(next_match(lines, r"worker (\d+) serving").group(1))
+    return worker, next_match(lines, r"API:\s+(\S+)").group(1)
 
 
 def test_killing_the_owner_kills_its_worker(project: Path) -> None:
     # Given `abtest serve` with one worker
-    process, lines = serve_in_subprocess(project)
+    process, lines = serve_in_subprocess(project, "--workers", "1")
     try:
-        worker = int(next_match(lines, r"worker (\d+) serving").group(1))
-        api = next_match(lines, r"API:\s+(\S+)").group(1)
+        worker, api = worker_and_url(lines)
         assert call("POST", f"{api}/items", {"id": "k", "v": "1"})[0] == 201
         # When the owner is killed, with no chance to clean up
         process.kill()
@@ -235,10 +202,9 @@ def test_killing_the_owner_kills_its_worker(project: Path) -> None:
 
 def test_a_worker_that_dies_is_replaced(project: Path) -> None:
     # Given `abtest serve` with one worker
-    process, lines = serve_in_subprocess(project)
+    process, lines = serve_in_subprocess(project, "--workers", "1")
     try:
-        worker = int(next_match(lines, r"worker (\d+) serving").group(1))
-        api = next_match(lines, r"API:\s+(\S+)").group(1)
+        worker, api = worker_and_url(lines)
         # When the worker dies
         os.kill(worker, signal.SIGKILL)
         # Then the owner starts another, which answers
