@@ -196,13 +196,17 @@ def serve(settings: Settings) -> int:
     gc.freeze()  # the state just loaded and the modules: long-lived, never scanned again
     print(f"API:      {service.url}", flush=True)
     print(f"State:    {settings.state_path} (journal beside it)", flush=True)
+    code = 0
     try:
         while not stop.wait(0.5):
             service.check()
+    except workers.WorkersFailed as exc:
+        log.error("stopping: %s (the log above says why)", exc)
+        code = 1
     finally:
         service.stop()
     log.info("state saved to %s", settings.state_path)
-    return 0
+    return code
 
 
 def _post_to_server(url: str, api_key: str | None) -> str | None:

@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import pickle
-import select
+import selectors
 import shutil
 import signal
 import socket
@@ -45,6 +45,7 @@ log = logging.getLogger("emulator.workers")
 CONFIG_ENV = "AB_WORKER_CONFIG"
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 60.0  # seconds a new worker may take to import everything and listen
+RESTARTS = 3  # a worker that fails to start this many times in a row: the server gives up
 STOP_TIMEOUT = 90.0  # seconds a worker may take to answer what it has in flight and exit
 _LENGTH = struct.Struct(">I")
 UNREACHABLE_ANSWER = (
@@ -196,8 +197,9 @@ def _die_with_owner(owner: int) -> None:
         os._exit(1)
 
     def watch() -> None:  # everywhere: the pipe from the owner closes when it exits
+        # os.read, not sys.stdin: a thread blocked in a buffered read at exit aborts Python.
         with contextlib.suppress(OSError):
-            while sys.stdin.buffer.read(4096):
+            while os.read(0, 4096):
                 pass
         os._exit(1)
 
@@ -264,6 +266,10 @@ def run_worker() -> int:
 # ---------------------------------------------------------------------------- the pool
 
 
+class WorkersFailed(RuntimeError):
+    """No worker can be started: the server cannot answer anything."""
+
+
 class WorkerPool:
     """The listening socket, the store server and `count` workers serving from them."""
 
@@ -277,9 +283,15 @@ class WorkerPool:
     ) -> None:
         self.count = count
         self.listener = socket.create_server((host, port), family=socket.AF_INET, backlog=128)
-        self.store = StoreServer(answering)
+        try:
+            self.store = StoreServer(answering)
+        except BaseException:
+            self.listener.close()
+            raise
         self._config = dict(config)
         self.processes: list[subprocess.Popen[bytes]] = []
+        self._failures = 0  # restarts that failed in a row
+        self._reported: set[int] = set()  # workers whose exit was logged
 
     @property
     def url(self) -> str:
@@ -288,7 +300,8 @@ class WorkerPool:
 
     def start(self) -> None:
         self.store.start()
-        self.processes = [self._spawn() for _ in range(self.count)]
+        for _ in range(self.count):
+            self.processes.append(self._spawn())  # listed at once: stop() ends those started
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         ready_r, ready_w = os.pipe()
@@ -320,8 +333,9 @@ class WorkerPool:
         finally:
             os.close(ready_w)
         try:
-            readable, _, _ = select.select([ready_r], [], [], READY_TIMEOUT)
-            said = os.read(ready_r, 64) if readable else b""
+            with selectors.DefaultSelector() as selector:
+                selector.register(ready_r, selectors.EVENT_READ)
+                said = os.read(ready_r, 64) if selector.select(READY_TIMEOUT) else b""
         finally:
             os.close(ready_r)
         if said != b"ready\n":
@@ -332,15 +346,25 @@ class WorkerPool:
         return process
 
     def check(self) -> None:
-        """Start again any worker that has died on its own."""
+        """Start again any worker that has died on its own; raises WorkersFailed once
+        `RESTARTS` starts in a row have failed."""
         for index, process in enumerate(self.processes):
-            if process.poll() is not None:
+            if process.poll() is None:
+                continue
+            if process.pid not in self._reported:
+                self._reported.add(process.pid)
                 code = process.returncode
                 log.error("worker %d exited with %s: starting another", process.pid, code)
-                try:
-                    self.processes[index] = self._spawn()
-                except (OSError, RuntimeError) as exc:  # tried again at the next check
-                    log.error("could not start a worker: %s", exc)
+            try:
+                self.processes[index] = self._spawn()
+            except (OSError, RuntimeError) as exc:
+                self._failures += 1
+                log.error("could not start a worker (%d of %d): %s", self._failures, RESTARTS, exc)
+                if self._failures >= RESTARTS:
+                    message = f"no worker could be started {RESTARTS} times in a row"
+                    raise WorkersFailed(message) from exc
+            else:
+                self._failures = 0
 
     def stop(self) -> None:
         """Each worker answers what it has taken and exits; then no more DynamoDB calls."""

@@ -129,6 +129,7 @@ def handler(event, context):
         "layer": layer_tag(),
         "greeting": os.environ["GREETING"],
         "function": context.function_name,
+        "pid": os.getpid(),
     }
     return {"statusCode": 200 if found else 404, "body": json.dumps(body)}
 """
@@ -432,11 +433,15 @@ def next_match(lines: queue.Queue[str], pattern: str, timeout: float = 60) -> re
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("workers", ["0", "1"])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
-def test_serve_subprocess_saves_and_exits_cleanly_on_signal(project: Path, signum: int) -> None:
-    # Given `python -m emulator serve` running the fake project in a subprocess
+def test_serve_subprocess_saves_and_exits_cleanly_on_signal(
+    project: Path, signum: int, workers: str
+) -> None:
+    # Given `python -m emulator serve` running the fake project in a subprocess, with its
+    # handlers in a worker process or in its own
     state_file = project / "state" / "state.json"
-    process, lines = serve_in_subprocess(project)
+    process, lines = serve_in_subprocess(project, "--workers", workers)
     try:
         api = next_match(lines, r"API:\s+(\S+)").group(1)
         assert call("POST", f"{api}/items", {"id": "sig", "v": "nal"})[0] == 201

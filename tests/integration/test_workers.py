@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -55,11 +56,14 @@ def item_in_owner(service: LocalService, key: str) -> Any:
 
 
 def gone(pid: int, within: float) -> bool:
+    """Whether the process ends (exits, or is a zombie nobody has reaped yet) in time."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return True
+        if re.search(r"^State:\s+Z", status, re.MULTILINE):
             return True
         time.sleep(0.05)
     return False
@@ -75,6 +79,7 @@ def test_a_worker_answers_from_the_tables_the_owner_holds(pooled: LocalService) 
     status, _, body = call("GET", f"{pooled.url}/items/w1")
     # Then the worker's handler read it, and the item is in the owner's tables
     assert status == 200
+    assert body["pid"] == worker.pid
     assert body["item"] == {"pk": {"S": "w1"}, "v": {"S": "x"}}
     assert body["layer"] == "from-the-layer"
     assert item_in_owner(pooled, "w1") == {"pk": {"S": "w1"}, "v": {"S": "x"}}
@@ -117,6 +122,9 @@ def test_two_workers_share_the_port_and_one_store(project: Path) -> None:
             thread.join(60)
         # Then every write was answered and stored, and both workers still serve
         assert failures == []
+        pids = {p.pid for p in service.http.processes}  # type: ignore[union-attr]
+        for n in range(6):
+            assert call("GET", f"{service.url}/items/c{n}-0")[2]["pid"] in pids
         missing = [
             f"c{i}-{n}"
             for i in range(8)
@@ -127,8 +135,8 @@ def test_two_workers_share_the_port_and_one_store(project: Path) -> None:
         assert all(p.poll() is None for p in service.http.processes)  # type: ignore[union-attr]
     finally:
         service.stop()
-    # And a stop ends them
-    assert all(p.returncode is not None for p in service.http.processes)  # type: ignore[union-attr]
+    # And a stop ends them, each with its requests answered and exit code 0
+    assert [p.returncode for p in service.http.processes] == [0, 0]  # type: ignore[union-attr]
 
 
 def test_a_call_with_no_owner_to_answer_is_a_dynamodb_error(tmp_path: Path) -> None:
@@ -195,6 +203,9 @@ def test_killing_the_owner_kills_its_worker(project: Path) -> None:
         process.wait(30)
         # Then its worker is gone too: nothing keeps serving the port
         assert gone(worker, within=10)
+        host, port = api.removeprefix("http://").split(":")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((host, int(port)), timeout=5).close()
     finally:
         if process.poll() is None:
             process.kill()
@@ -240,3 +251,50 @@ def test_a_port_in_use_stops_serve_with_one_line(project: Path, workers: str) ->
     assert finished.returncode == 1
     assert f"cannot start: 127.0.0.1:{port} is already in use" in finished.stderr
     assert "Traceback" not in finished.stderr
+
+
+def test_a_worker_that_cannot_start_stops_the_start_and_frees_everything(project: Path) -> None:
+    # Given a project whose worker fails as it starts (its template is gone by then)
+    owner = LocalService(settings_for(project, workers=1))
+    config = owner._http
+    template = project / "template.yaml"
+    moved = project / "moved.yaml"
+
+    def broken_pool() -> Any:
+        pool = config()
+        template.rename(moved)
+        return pool
+
+    owner._http = broken_pool  # type: ignore[method-assign]
+    # When the server starts / Then the start fails, saying so
+    with pytest.raises(RuntimeError, match="a worker did not start"):
+        owner.start()
+    # And the port and the state file are free: the same project starts again
+    moved.rename(template)
+    again = LocalService(settings_for(project, workers=1))
+    again.start()
+    try:
+        assert call("POST", f"{again.url}/items", {"id": "after", "v": "1"})[0] == 201
+    finally:
+        again.stop()
+
+
+def test_serve_gives_up_saving_everything_when_no_worker_can_start(project: Path) -> None:
+    # Given `abtest serve` with one worker, and an item written
+    state_file = project / "state" / "state.json"
+    process, lines = serve_in_subprocess(project, "--workers", "1")
+    try:
+        worker, api = worker_and_url(lines)
+        assert call("POST", f"{api}/items", {"id": "kept", "v": "1"})[0] == 201
+        # When the worker dies and no new one can start (the template is gone)
+        (project / "template.yaml").rename(project / "moved.yaml")
+        os.kill(worker, signal.SIGKILL)
+        # Then the server tries a few times, then stops with 1, saying why
+        assert process.wait(120) == 1
+        next_match(lines, r"no worker could be started 3 times in a row")
+    finally:
+        if process.poll() is None:
+            process.kill()
+    # And what was acknowledged is in the state file
+    saved = json.loads(state_file.read_text())
+    assert saved["tables"]["fake_items"][0]["pk"] == {"S": "kept"}
