@@ -416,6 +416,41 @@ def test_a_covariate_that_lost_a_race_leaves_the_stored_one_and_raises_nothing(
     assert item is not None and str(item["x"]) == "0.25"
 
 
+def test_an_experiment_is_found_by_name_with_a_strongly_consistent_read(service: Any) -> None:
+    # Given a started experiment and the GetItem calls the store makes
+    experiment = started(service)
+    seen: list[dict[str, Any]] = []
+    service.store.client.meta.events.register(
+        "before-parameter-build.dynamodb.GetItem", lambda params, **_: seen.append(dict(params))
+    )
+    # When its id is looked up by name
+    assert service.store.experiment_id_by_name(experiment.name) == experiment.id
+    # Then the read of the name asked for strong consistency
+    reads = [p for p in seen if p["TableName"] == service.store.experiments]
+    assert reads and all(p.get("ConsistentRead") is True for p in reads)
+
+
+def test_a_status_update_the_status_no_longer_allows_names_both_in_its_409(service: Any) -> None:
+    from ab_testing.errors import Conflict
+
+    # Given a running experiment
+    experiment = started(service)
+    # When the store is asked for a change allowed only from draft or paused
+    try:
+        service.store.update_experiment(
+            experiment.id, allowed_from=("draft", "paused"), changes={"status": "running"}
+        )
+    except Conflict as refused:
+        # Then the 409 names the status found and the statuses allowed
+        body = refused.body()
+        assert (body["status"], body["allowed_from"]) == ("running", ["draft", "paused"])
+        assert body["message"] == (
+            f"experiment {experiment.id} is running; this needs one of: draft, paused"
+        )
+    else:
+        raise AssertionError("the update went through")
+
+
 def test_an_experiment_is_read_with_a_strongly_consistent_read(service: Any) -> None:
     # Given a started experiment (DynamoDB's default read may miss a write just made)
     experiment = started(service)

@@ -87,6 +87,14 @@ def test_the_list_pages_with_an_opaque_cursor_and_filters_by_name_prefix(aws: An
     assert nothing == {"experiments": [], "count": 0, "next_cursor": None}
 
 
+def test_the_list_shows_each_experiments_description(aws: Any) -> None:
+    # Given an experiment created with a description
+    create("described", description="why it runs")
+    # When the list is read / Then the entry carries it
+    (entry,) = listing()[1]["experiments"]
+    assert (entry["name"], entry["description"]) == ("described", "why it runs")
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [

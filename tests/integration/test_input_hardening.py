@@ -183,6 +183,24 @@ def test_rebalance_refuses_a_variant_listed_twice(aws: Any) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("entry", "named"),
+    [({"id": 9}, "unknown variant 9"), ({"name": "Nine"}, "unknown variant 'Nine'")],
+)
+def test_rebalance_names_a_variant_it_does_not_know(
+    aws: Any, entry: dict[str, Any], named: str
+) -> None:
+    # Given a running experiment / When a rebalance names a variant it does not have
+    experiment_id = str(started())
+    body = {"variants": [{**entry, "traffic_allocation": 50}, {"id": 1, "traffic_allocation": 50}]}
+    status, answer = invoke(
+        "rebalance_experiment", "PATCH", "/x", path_parameters={"id": experiment_id}, body=body
+    )
+    # Then it is a 400 that names that variant and the field
+    assert status == 400
+    assert (answer["message"], answer["field"]) == (named, "variants")
+
+
 def test_sample_ratio_check_follows_a_rebalance(aws: Any) -> None:
     # Given 200 units at 50/50, then a rebalance to 90/10 and 200 more units
     experiment_id = started()
