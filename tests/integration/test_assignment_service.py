@@ -262,6 +262,7 @@ def test_second_writer_gets_the_stored_assignment(service: Any, monkeypatch: Any
         experiment.id, "user:racer", treatment, now="2024-01-01T00:00:00.000Z", shard=0
     )
     assert created
+    assert item["source"] == "hash"  # the store's default: an assignment drawn by the hash
 
     # When a second writer tries to store another variant for the same unit
     again, created_again = service.store.create_assignment(
@@ -449,6 +450,19 @@ def test_a_status_update_the_status_no_longer_allows_names_both_in_its_409(servi
         )
     else:
         raise AssertionError("the update went through")
+
+
+def test_an_experiment_read_with_a_prefix_brings_only_those_items(service: Any) -> None:
+    # Given a started experiment with an assigned user (an exposure counter besides variants)
+    experiment = started(service)
+    ask(service, experiment, user_id="counted")
+    everything = service.store.experiment_with_items(experiment.id)[1]
+    assert any(not i["sk"].startswith("variant#") for i in everything)
+    # When it is read with the variants' prefix
+    found, items = service.store.experiment_with_items(experiment.id, prefix="variant#")
+    # Then only the variants' items come, and the experiment is whole
+    assert items and all(i["sk"].startswith("variant#") for i in items)
+    assert [v.id for v in found.variants] == [v.id for v in experiment.variants]
 
 
 def test_an_experiment_is_read_with_a_strongly_consistent_read(service: Any) -> None:

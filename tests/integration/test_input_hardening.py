@@ -201,6 +201,20 @@ def test_rebalance_names_a_variant_it_does_not_know(
     assert (answer["message"], answer["field"]) == (named, "variants")
 
 
+def test_an_id_and_a_name_that_disagree_are_refused_naming_both(aws: Any) -> None:
+    # Given a running experiment / When get-variant names it by id and by another name
+    experiment_id = started()
+    status, answer = get_variant(
+        experiment_id=experiment_id, experiment_name="Some Other Test", user_id="u1"
+    )
+    # Then it is a 400 on the name that says which experiment that id is
+    assert status == 400
+    assert answer["field"] == "experiment_name"
+    assert answer["message"] == (
+        f"experiment {experiment_id} is named {NAME!r}, not 'Some Other Test'"
+    )
+
+
 def test_sample_ratio_check_follows_a_rebalance(aws: Any) -> None:
     # Given 200 units at 50/50, then a rebalance to 90/10 and 200 more units
     experiment_id = started()

@@ -140,4 +140,8 @@ def test_lifecycle_action(aws: Any, status: str, action: str) -> None:
         assert body["error"] == "conflict"
         assert body["status"] == status
         assert body["allowed_transitions"] == ALLOWED[status]
-        assert status in body["message"]
+        allowed = ", ".join(ALLOWED[status]) or "nothing"
+        assert body["message"] == (
+            f"cannot {action} experiment {experiment_id}: it is {status}. "
+            f"Allowed from {status}: {allowed}"
+        )
