@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from ab_testing import assignment, dynamo
 from tests.conftest import guide_experiment, invoke
 
@@ -463,6 +465,28 @@ def test_an_experiment_read_with_a_prefix_brings_only_those_items(service: Any) 
     # Then only the variants' items come, and the experiment is whole
     assert items and all(i["sk"].startswith("variant#") for i in items)
     assert [v.id for v in found.variants] == [v.id for v in experiment.variants]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"status": "finished"}, "status must be one of draft, running, paused, stopped, archived"),
+        (
+            {"experiment_type": "vibes"},
+            "experiment_type must be one of prompt, model, agent_config, feature, ui",
+        ),
+    ],
+)
+def test_the_python_list_names_the_values_a_filter_takes(
+    service: Any, query: dict[str, str], message: str
+) -> None:
+    from ab_testing.errors import InvalidInput
+
+    # When the service's list is filtered by a status or type that does not exist
+    with pytest.raises(InvalidInput) as refused:
+        service.list_experiments(**query)
+    # Then the refusal names the field and the values it takes
+    assert (refused.value.message, refused.value.field) == (message, next(iter(query)))
 
 
 def test_an_experiment_is_read_with_a_strongly_consistent_read(service: Any) -> None:

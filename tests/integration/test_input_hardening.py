@@ -215,6 +215,48 @@ def test_an_id_and_a_name_that_disagree_are_refused_naming_both(aws: Any) -> Non
     )
 
 
+@pytest.mark.parametrize(
+    ("variants", "message"),
+    [
+        (
+            [{"id": 1, "traffic_allocation": 50}, {"name": "Control", "traffic_allocation": 50}],
+            "variant 'Control' is listed twice",
+        ),
+        ([{"id": 1, "traffic_allocation": 100}], "give a traffic_allocation for every variant"),
+        (
+            [{"id": 1, "traffic_allocation": 50}, {"id": 2, "traffic_allocation": 40}],
+            "traffic_allocation must sum to 100",
+        ),
+    ],
+)
+def test_a_rebalance_that_cannot_be_applied_says_why(
+    aws: Any, variants: list[dict[str, Any]], message: str
+) -> None:
+    # Given a running experiment / When a rebalance lists its variants wrongly
+    experiment_id = str(started())
+    status, answer = invoke(
+        "rebalance_experiment",
+        "PATCH",
+        "/x",
+        path_parameters={"id": experiment_id},
+        body={"variants": variants},
+    )
+    # Then it is a 400 on the variants that says what is wrong
+    assert status == 400
+    assert (answer["message"], answer["field"]) == (message, "variants")
+
+
+def test_an_unknown_experiment_name_is_a_404_naming_it(aws: Any) -> None:
+    # When get-variant names an experiment that does not exist
+    status, answer = get_variant(experiment_name="No Such Test", user_id="u1")
+    # Then it is a 404 on the name
+    assert status == 404
+    assert (answer["message"], answer["field"]) == (
+        "no experiment named 'No Such Test'",
+        "experiment_name",
+    )
+
+
 def test_sample_ratio_check_follows_a_rebalance(aws: Any) -> None:
     # Given 200 units at 50/50, then a rebalance to 90/10 and 200 more units
     experiment_id = started()

@@ -128,10 +128,13 @@ def result(experiment_id: int, user: int, key: str = "k1") -> dict[str, Any]:
     }
 
 
-def assert_unavailable(answer: dict[str, Any]) -> None:
+def assert_unavailable(answer: dict[str, Any], message: str | None = None) -> None:
     assert answer["statusCode"] == 503, answer
     assert answer["headers"]["Retry-After"] == "1"
-    assert json.loads(answer["body"])["error"] == "unavailable"
+    body = json.loads(answer["body"])
+    assert body["error"] == "unavailable"
+    if message is not None:
+        assert body["message"] == message
 
 
 def summary(experiment_id: int) -> dict[str, Any]:
@@ -153,7 +156,7 @@ def test_create_gives_up_with_503_when_the_id_counter_stays_contended(aws: Any) 
     with refusing("TransactWriteItems", contended):
         answer = raw_invoke("create_experiment", guide_experiment(name="never stored"))
     # Then, after its retries, it answers 503 with Retry-After and stores nothing
-    assert_unavailable(answer)
+    assert_unavailable(answer, "could not allocate an experiment id, please retry")
     assert contended.calls == 8
     code, listed = invoke("list_experiments", "GET", EXPERIMENTS, resource="/api/v1/experiments")
     assert code == 200
@@ -216,7 +219,7 @@ def test_assignment_gives_up_with_503_under_contention(aws: Any) -> None:
     with refusing("TransactWriteItems", conflict):
         answer = raw_invoke("get_variant", {"experiment_id": experiment_id, "user_id": 7})
     # Then 503 after its retries, and no unit was counted
-    assert_unavailable(answer)
+    assert_unavailable(answer, "the assignment could not be written under contention, retry")
     assert conflict.calls == 5
     assert summary(experiment_id)["users_assigned"] == 0
 
@@ -362,6 +365,7 @@ def test_rebalance_gives_up_with_503_when_its_transaction_is_contended(aws: Any)
             "rebalance_experiment", "PATCH", experiment_id, body={"target_percentage": 50}
         )
     assert (code, body["error"]) == (503, "unavailable")
+    assert body["message"] == "the rebalance could not be written, please retry"
     assert by_id("get_experiment", "GET", experiment_id)[1]["target_percentage"] == 100
 
 
