@@ -115,6 +115,30 @@ def test_rebalance_moves_only_new_units(service: Any) -> None:
     assert {(a["reason"], a["variant"]["id"]) for a in newcomers} == {("assigned", treatment)}
 
 
+def test_a_draft_follows_its_latest_allocation_however_often_it_was_rebalanced(
+    service: Any,
+) -> None:
+    # Given a draft rebalanced to 0/100, then back to 100/0 before it starts
+    created = service.create_experiment(guide_experiment())
+    experiment = service.get_experiment(created["id"])
+    control, treatment = (v.id for v in experiment.variants)
+    for shares in ((0.0, 100.0), (100.0, 0.0)):
+        service.rebalance(
+            experiment.id,
+            {
+                "variants": [
+                    {"id": control, "traffic_allocation": shares[0]},
+                    {"id": treatment, "traffic_allocation": shares[1]},
+                ]
+            },
+        )
+    # When it starts and users arrive
+    service.start_experiment(experiment.id)
+    answers = [ask(service, experiment, user_id=u) for u in range(30)]
+    # Then every one gets the variant of the latest allocation: nobody was assigned before
+    assert {(a["reason"], a["variant"]["id"]) for a in answers} == {("assigned", control)}
+
+
 def test_not_in_target_gives_nothing_and_stores_nothing(service: Any, aws: Any) -> None:
     # Given a running experiment with target_percentage 30
     experiment = started(service, target_percentage=30.0)

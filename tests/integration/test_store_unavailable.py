@@ -289,6 +289,32 @@ def test_a_duplicate_without_the_stored_item_in_the_refusal_is_read_back(aws: An
     assert summary(experiment_id)["results_collected"] == 1
 
 
+def test_an_assignment_without_the_stored_item_in_the_refusal_is_read_back(aws: Any) -> None:
+    # Given a user assigned to a variant
+    experiment_id = running("assignment read back")
+    assigned(experiment_id, 4)
+    store = runtime.service().store
+    first = store.get_assignment(experiment_id, "user:4")
+    assert first is not None
+    other = next(
+        v.id
+        for v in store.get_experiment(experiment_id).variants
+        if v.id != int(first["variant_id"])
+    )
+    # When a second writer's assignment is refused without the stored item in the refusal
+    taken = Refusal(
+        "TransactionCanceledException", reasons=["ConditionalCheckFailed", "None"], times=1
+    )
+    with refusing("TransactWriteItems", taken):
+        item, created = store.create_assignment(
+            experiment_id, "user:4", other, now="2031-01-01T00:00:00.000Z", shard=0
+        )
+    # Then the stored assignment is read back and answered, not the second writer's
+    assert taken.calls == 1
+    assert not created
+    assert int(item["variant_id"]) == int(first["variant_id"])
+
+
 def test_a_duplicate_is_answered_from_the_refusal_without_another_read(aws: Any) -> None:
     # Given a recorded result
     experiment_id = running("duplicate from the refusal")
