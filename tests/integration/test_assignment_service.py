@@ -513,6 +513,39 @@ def test_the_python_list_names_the_values_a_filter_takes(
     assert (refused.value.message, refused.value.field) == (message, next(iter(query)))
 
 
+def test_a_returning_unit_whose_covariate_is_stored_costs_no_write(service: Any) -> None:
+    # Given a user assigned with a covariate
+    experiment = started(service, covariate="prior_resolution_rate")
+    ask(service, experiment, user_id="known", covariates={"prior_resolution_rate": 0.25})
+    writes: list[str] = []
+    events = service.store.client.meta.events
+    for operation in ("UpdateItem", "TransactWriteItems", "PutItem"):
+        events.register(
+            f"before-parameter-build.dynamodb.{operation}",
+            lambda params, operation=operation, **_: writes.append(operation),
+        )
+    # When the user comes back with a covariate again
+    answer = ask(service, experiment, user_id="known", covariates={"prior_resolution_rate": 0.5})
+    # Then the stored assignment is answered and nothing is written
+    assert answer["reason"] == "existing_assignment"
+    assert writes == []
+
+
+def test_the_assignment_read_on_the_hot_path_is_eventually_consistent(service: Any) -> None:
+    # Given a started experiment and the GetItem calls the store makes (docs/assignment.md:
+    # half the read cost; a stale miss is caught by the conditional write)
+    experiment = started(service)
+    seen: list[dict[str, Any]] = []
+    service.store.client.meta.events.register(
+        "before-parameter-build.dynamodb.GetItem", lambda params, **_: seen.append(dict(params))
+    )
+    # When a unit's assignment is read
+    service.store.get_assignment(experiment.id, "user:anyone")
+    # Then the read did not ask for strong consistency
+    reads = [p for p in seen if p["TableName"] == service.store.assignments]
+    assert reads and all(p.get("ConsistentRead") is False for p in reads)
+
+
 def test_an_experiment_is_read_with_a_strongly_consistent_read(service: Any) -> None:
     # Given a started experiment (DynamoDB's default read may miss a write just made)
     experiment = started(service)

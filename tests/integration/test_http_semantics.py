@@ -87,12 +87,22 @@ def test_the_list_pages_with_an_opaque_cursor_and_filters_by_name_prefix(aws: An
     assert nothing == {"experiments": [], "count": 0, "next_cursor": None}
 
 
-def test_the_list_shows_each_experiments_description(aws: Any) -> None:
-    # Given an experiment created with a description
-    create("described", description="why it runs")
-    # When the list is read / Then the entry carries it
+def test_the_list_shows_each_experiments_summary_fields(aws: Any) -> None:
+    # Given an experiment created with a description, and started
+    experiment_id = create("described", description="why it runs", secondary_metrics=["latency_ms"])
+    path = {"id": str(experiment_id)}
+    assert invoke("start_experiment", "POST", "/x", path_parameters=path)[0] == 200
+    # When the list is read
     (entry,) = listing()[1]["experiments"]
-    assert (entry["name"], entry["description"]) == ("described", "why it runs")
+    # Then the entry carries what the experiment was created with, and its times
+    expected = guide_experiment(description="why it runs", secondary_metrics=["latency_ms"])
+    for field in ("description", "experiment_type", "primary_metric", "secondary_metrics"):
+        assert entry[field] == expected[field], field
+    assert (entry["id"], entry["name"], entry["status"]) == (experiment_id, "described", "running")
+    for field in ("target_percentage", "min_sample_size", "confidence_level"):
+        assert entry[field] == pytest.approx(float(expected[field])), field
+    assert entry["created_at"] and entry["started_at"]
+    assert (entry["stopped_at"], entry["winner_variant_id"]) == (None, None)
 
 
 @pytest.mark.parametrize(
