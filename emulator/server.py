@@ -42,8 +42,8 @@ class ApiHTTPServer(ThreadingHTTPServer):
             self.socket.close()
             self.socket = listener
             self.server_address = listener.getsockname()
-            name = listener.getsockname()
-            self.server_name, self.server_port = str(name[0]), int(name[1])
+            self.server_name = str(self.server_address[0])
+            self.server_port = int(self.server_address[1])
         self.gateway = gateway
         self.client_timeout = client_timeout
         # Python runs one thread at a time: past a few requests in the handlers at once, more

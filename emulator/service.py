@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,61 @@ class Settings:
     def state_path(self) -> Path:
         return Path(self.state_file or Path(self.project_root) / ".local" / "state.json")
 
+    @property
+    def base_dir(self) -> Path:
+        """Where the template is: its CodeUri and layer paths start there."""
+        return Path(self.template).resolve().parent
+
+    def to_json(self) -> str:
+        """These settings for another process (a worker), its paths made absolute."""
+        values = asdict(self)
+        for name in _PATHS:
+            if values[name] is not None:
+                values[name] = str(Path(values[name]).resolve())
+        return json.dumps(values)
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        values = json.loads(text)
+        for name in _PATHS:
+            if values[name] is not None:
+                values[name] = Path(values[name])
+        return cls(**values)
+
+
+_PATHS = ("template", "project_root", "state_file")
+
+
+def prepare_functions(settings: Settings, template: Mapping[str, Any]) -> None:
+    """The functions' environment and import paths in this process, before any handler module
+    is imported (they create clients at import time)."""
+    apply_environment(function_environment(template, settings.parameters))
+    layers = [settings.base_dir / uri for uri in layer_dirs(template)]
+    add_to_sys_path([*layers, Path(settings.project_root) / "layers" / "ab_testing"])
+
+
+def scheduled_runner(
+    settings: Settings, template: Mapping[str, Any], loader: FunctionLoader
+) -> ScheduledRunner:
+    return ScheduledRunner(loader, template, scheduled_functions(template, settings.parameters))
+
+
+def api_gateway(
+    settings: Settings,
+    template: Mapping[str, Any],
+    loader: FunctionLoader,
+    scheduled: ScheduledRunner,
+) -> Gateway:
+    return Gateway(
+        template,
+        loader,
+        scheduled,
+        admin_key=settings.admin_key,
+        data_key=settings.data_key,
+        parameters=settings.parameters,
+        stage=settings.stage,
+    )
+
 
 class Backend:
     """In-process DynamoDB with the template's tables, the functions' environment, the state
@@ -64,12 +121,11 @@ class Backend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.template: dict[str, Any] = load_template(settings.template)
-        self.base_dir = Path(settings.template).resolve().parent
         self.tables: dict[str, str] = {}
         self.lock = StateLock(settings.state_path)
         self.dynamo: InProcessDynamo | None = None
         self.store: DurableStore | None = None
-        self.loader = FunctionLoader(self.base_dir)
+        self.loader = FunctionLoader(settings.base_dir)
         self._iam_installed = False
         self._previous_enforcer: iam.Enforcer | None = None
 
@@ -90,9 +146,7 @@ class Backend:
         region = configure_aws_environment()
         self.dynamo = InProcessDynamo(region)
         self.dynamo.start()
-        apply_environment(function_environment(self.template, self.settings.parameters))
-        layers = [self.base_dir / uri for uri in layer_dirs(self.template)]
-        add_to_sys_path([*layers, Path(self.settings.project_root) / "layers" / "ab_testing"])
+        prepare_functions(self.settings, self.template)
         self.tables = create_tables(
             dynamodb_client(region), self.template, self.settings.parameters
         )
@@ -116,8 +170,7 @@ class Backend:
         self.lock.record(url)
 
     def scheduled_runner(self) -> ScheduledRunner:
-        functions = scheduled_functions(self.template, self.settings.parameters)
-        return ScheduledRunner(self.loader, self.template, functions)
+        return scheduled_runner(self.settings, self.template, self.loader)
 
     def stop(self) -> None:
         """Refuse DynamoDB calls, save the state one last time, let go of the state file."""
@@ -166,27 +219,10 @@ class LocalService:
         settings = self.settings
         if settings.workers > 0:
             assert self.backend.dynamo is not None
-            config = {
-                "template": str(Path(settings.template).resolve()),
-                "project_root": str(Path(settings.project_root).resolve()),
-                "client_timeout": settings.client_timeout,
-                "admin_key": settings.admin_key,
-                "data_key": settings.data_key,
-                "parameters": dict(settings.parameters),
-                "stage": settings.stage,
-            }
-            return WorkerPool(
-                self.backend.dynamo, settings.workers, settings.host, settings.port, config
-            )
-        gateway = Gateway(
-            self.backend.template,
-            self.backend.loader,
-            self.scheduled,
-            admin_key=settings.admin_key,
-            data_key=settings.data_key,
-            parameters=settings.parameters,
-            stage=settings.stage,
-        )
+            return WorkerPool(self.backend.dynamo, settings)
+        assert self.scheduled is not None
+        backend = self.backend
+        gateway = api_gateway(settings, backend.template, backend.loader, self.scheduled)
         return ServerThread(settings.host, settings.port, gateway, settings.client_timeout)
 
     def check(self) -> None:

@@ -34,11 +34,14 @@ import sys
 import tempfile
 import threading
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emulator.dynamo import JSON_CONTENT, Answering
+
+if TYPE_CHECKING:
+    from emulator.service import Settings
 
 log = logging.getLogger("emulator.workers")
 
@@ -141,7 +144,6 @@ class RemoteDynamo(Answering):
         self, method: str, target: str, headers: Mapping[str, Any], params: bytes
     ) -> tuple[int, Any, Any]:
         plain = {str(name): value for name, value in headers.items()}
-        answer = None
         try:
             sock, stream = self._connection()
         except OSError:
@@ -173,16 +175,11 @@ class RemoteDynamo(Answering):
 class WorkerConfig:
     """What a worker needs to serve as the owner would (sent as JSON in its environment)."""
 
-    template: str
-    project_root: str
+    settings: str  # the owner's emulator.service.Settings, as JSON
+    owner: int  # the owner's pid
     store_socket: str
     listen_fd: int
     ready_fd: int
-    client_timeout: float
-    admin_key: str | None = None
-    data_key: str | None = None
-    parameters: dict[str, str] = field(default_factory=dict)
-    stage: str = "local"
 
 
 def _die_with_owner(owner: int) -> None:
@@ -212,45 +209,30 @@ def run_worker() -> int:
 
     from emulator import iam
     from emulator.dynamo import configure_aws_environment
-    from emulator.gateway import Gateway
-    from emulator.lambdas import FunctionLoader, add_to_sys_path, apply_environment
-    from emulator.scheduler import ScheduledRunner
+    from emulator.lambdas import FunctionLoader
     from emulator.server import ServerThread
-    from emulator.template import (
-        function_environment,
-        layer_dirs,
-        load_template,
-        scheduled_functions,
-    )
+    from emulator.service import Settings, api_gateway, prepare_functions, scheduled_runner
+    from emulator.template import load_template
 
     config = WorkerConfig(**json.loads(os.environ.pop(CONFIG_ENV)))
-    _die_with_owner(int(os.environ.pop("AB_WORKER_OWNER")))
+    _die_with_owner(config.owner)
     stop = threading.Event()
     for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, lambda *_: stop.set())
-    template = load_template(Path(config.template))
-    base_dir = Path(config.template).resolve().parent
-    iam.install(iam.Enforcer.from_template(template, config.parameters))
+    # What the owner's Backend does before any handler is imported, with the owner's DynamoDB.
+    settings = Settings.from_json(config.settings)
+    template = load_template(settings.template)
+    iam.install(iam.Enforcer.from_template(template, settings.parameters))
     configure_aws_environment()
     remote = RemoteDynamo(config.store_socket)
     remote.activate()
-    apply_environment(function_environment(template, config.parameters))
-    layers = [base_dir / uri for uri in layer_dirs(template)]
-    add_to_sys_path([*layers, Path(config.project_root) / "layers" / "ab_testing"])
-    loader = FunctionLoader(base_dir)
-    scheduled = ScheduledRunner(loader, template, scheduled_functions(template, config.parameters))
-    gateway = Gateway(
-        template,
-        loader,
-        scheduled,
-        admin_key=config.admin_key,
-        data_key=config.data_key,
-        parameters=config.parameters,
-        stage=config.stage,
-    )
+    prepare_functions(settings, template)
+    loader = FunctionLoader(settings.base_dir)
+    scheduled = scheduled_runner(settings, template, loader)
+    gateway = api_gateway(settings, template, loader, scheduled)
     listener = socket.socket(fileno=config.listen_fd)
     listener.setblocking(False)  # several workers accept from it: one wins, none waits
-    server = ServerThread("", 0, gateway, config.client_timeout, listener=listener)
+    server = ServerThread("", 0, gateway, settings.client_timeout, listener=listener)
     server.start()
     gc.collect()
     gc.freeze()
@@ -273,22 +255,16 @@ class WorkersFailed(RuntimeError):
 class WorkerPool:
     """The listening socket, the store server and `count` workers serving from them."""
 
-    def __init__(
-        self,
-        answering: Answering,
-        count: int,
-        host: str,
-        port: int,
-        config: Mapping[str, Any],
-    ) -> None:
-        self.count = count
-        self.listener = socket.create_server((host, port), family=socket.AF_INET, backlog=128)
+    def __init__(self, answering: Answering, settings: Settings) -> None:
+        self.count = settings.workers
+        address = (settings.host, settings.port)
+        self.listener = socket.create_server(address, family=socket.AF_INET, backlog=128)
         try:
             self.store = StoreServer(answering)
         except BaseException:
             self.listener.close()
             raise
-        self._config = dict(config)
+        self._settings = settings.to_json()
         self.processes: list[subprocess.Popen[bytes]] = []
         self._failures = 0  # restarts that failed in a row
         self._reported: set[int] = set()  # workers whose exit was logged
@@ -306,16 +282,13 @@ class WorkerPool:
     def _spawn(self) -> subprocess.Popen[bytes]:
         ready_r, ready_w = os.pipe()
         config = WorkerConfig(
-            **self._config,
+            settings=self._settings,
+            owner=os.getpid(),
             store_socket=self.store.path,
             listen_fd=self.listener.fileno(),
             ready_fd=ready_w,
         )
-        env = {
-            **os.environ,
-            CONFIG_ENV: json.dumps(asdict(config)),
-            "AB_WORKER_OWNER": str(os.getpid()),
-        }
+        env = {**os.environ, CONFIG_ENV: json.dumps(asdict(config))}
         try:
             # On Linux a worker is killed when the thread that started it ends: that is the
             # thread that runs `serve` to its end (or a test's), and `check()` runs there too.

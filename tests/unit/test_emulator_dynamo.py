@@ -22,6 +22,7 @@ from emulator.dynamo import (
     deferred_durability,
     moto_environ,
 )
+from emulator.service import Settings
 
 AWS_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION")
 
@@ -303,3 +304,36 @@ def test_a_worker_count_that_is_not_a_whole_number_is_refused(
         build_parser().parse_args(["serve", "--workers", value])
     assert stopped.value.code == 2
     assert f"expected a whole number, 0 or more, got {value!r}" in capsys.readouterr().err
+
+
+def test_settings_reach_a_worker_whole_with_their_paths_made_absolute(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given settings with relative paths, keys and parameters, read in some directory
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(
+        port=0,
+        template=Path("t.yaml"),
+        project_root=Path("."),
+        state_file=Path("state/s.json"),
+        admin_key="a",
+        data_key="d",
+        parameters={"TablePrefix": "dev_"},
+        workers=2,
+    )
+    # When they are sent as JSON and read back (a worker runs in another directory)
+    sent = settings.to_json()
+    monkeypatch.chdir("/")
+    again = Settings.from_json(sent)
+    # Then every value is the same, the paths pointing at the same files
+    where = tmp_path.resolve()
+    assert again == Settings(
+        port=0,
+        template=where / "t.yaml",
+        project_root=where,
+        state_file=where / "state" / "s.json",
+        admin_key="a",
+        data_key="d",
+        parameters={"TablePrefix": "dev_"},
+        workers=2,
+    )
