@@ -102,6 +102,13 @@ def test_only_worse_treatments_keep_the_control() -> None:
         "No variant beats the control on resolution_rate: Variant 2 and Variant 3 are "
         "significantly worse (p = 0.0010). Keep the control."
     )
+    three = decide(
+        context(),
+        [candidate(2, 0.002, -0.1), candidate(3, 0.01, -0.05), candidate(4, 0.03, -0.2)],
+    )
+    assert "on resolution_rate: Variant 2, Variant 3 and Variant 4 are significantly" in (
+        three.reason
+    )
     one = decide(context(), [candidate(2, 0.001, -0.1), candidate(3, 0.5, 0.01)])
     assert "control on resolution_rate: Variant 2 is significantly worse" in one.reason
     assert decision.confidence == 0.0

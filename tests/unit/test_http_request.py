@@ -44,11 +44,31 @@ def test_other_path_ids_are_a_400_naming_the_parameter(raw: str) -> None:
 
 
 def test_a_missing_path_id_is_a_400() -> None:
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput) as missing:
         request(pathParameters=None).path_id()
+    assert missing.value.message == "id must be a positive integer, got ''"
     with pytest.raises(InvalidInput) as caught:
         request(pathParameters={"id": "1"}).path_id("experiment_id")
     assert caught.value.field == "experiment_id"
+
+
+def test_an_event_without_method_or_path_reads_them_as_empty() -> None:
+    bare = request()
+    assert (bare.method, bare.path, bare.path_parameters, bare.query_parameters) == ("", "", {}, {})
+
+
+# ------------------------------------------------------------------ headers
+
+
+def test_headers_are_found_whatever_their_case() -> None:
+    """API Gateway passes header names as the client wrote them; HTTP names ignore case."""
+    req = request(headers={"if-none-match": '"abc"', "X-Count": 3})
+    assert req.header("If-None-Match") == '"abc"'
+    assert req.header("IF-NONE-MATCH") == '"abc"'
+    assert req.header("x-count") == "3"
+    assert req.header("Accept") is None
+    assert request(headers=None).header("If-None-Match") is None
+    assert request().header("Accept") is None
 
 
 # ------------------------------------------------------------------ query values and flags
@@ -126,6 +146,21 @@ def test_bodies_that_are_not_json_are_a_400_on_the_body(
     assert fragment in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"body": None}, "the request needs a JSON body"),
+        ({"body": "!!!not base64", "isBase64Encoded": True}, "the body is not valid base64 UTF-8"),
+        ({"body": "[" * 100000 + "]" * 100000}, "the JSON body is nested too deeply"),
+    ],
+    ids=["none", "b64", "deep"],
+)
+def test_the_400s_on_a_body_say_what_is_wrong_in_full(event: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        request(**event).json()
+    assert caught.value.message == message
+
+
 # ------------------------------------------------------------------ JSON answers
 
 
@@ -185,3 +220,22 @@ def test_a_handler_answer_is_200_or_the_status_it_gives() -> None:
     assert created({}, None)["statusCode"] == 201
     assert json.loads(created(None, None)["body"]) == [1]  # type: ignore[arg-type]
     assert "Retry-After" not in answer["headers"]
+
+
+def test_a_handler_logs_with_the_api_gateway_request_id_as_correlation_id() -> None:
+    """README (operations): every log line of an API call carries the requestId of the
+    API Gateway access log, so one request can be followed from the gateway to the store."""
+    from ab_testing.observability import logger
+    from emulator.events import FakeLambdaContext, api_gateway_event
+
+    @api
+    def seen(req: ApiRequest) -> dict[str, Any]:
+        return {"correlation_id": logger.get_correlation_id()}
+
+    event = api_gateway_event(
+        "GET", "/experiments", resource="/experiments", path_parameters=None, body=None
+    )
+    answer = seen(event, FakeLambdaContext("ListExperimentsFunction"))
+    request_id = event["requestContext"]["requestId"]
+    assert request_id
+    assert json.loads(answer["body"]) == {"correlation_id": request_id}

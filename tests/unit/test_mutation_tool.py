@@ -38,3 +38,20 @@ def test_a_sample_takes_every_survivor_and_n_unchecked_mutants_per_module() -> N
     assert sum(".store." in n for n in first) == 5
     assert first == second
     assert "ab_testing.store.x_put__mutmut_99" not in first
+
+
+def test_survivors_are_run_again_unless_listed_as_equivalent() -> None:
+    statuses = {
+        "ab_testing.store.x_put__mutmut_1": "survived",
+        "ab_testing.store.x_put__mutmut_2": "survived",
+        "ab_testing.store.x_put__mutmut_3": "not checked",
+        "ab_testing.store.x_put__mutmut_4": "no tests",
+        "ab_testing.store.x_put__mutmut_5": "killed",
+        "ab_testing.ledger.x_record__mutmut_1": "survived",
+    }
+    equivalent = {"ab_testing.store.x_put__mutmut_2": "no test can tell"}
+    assert mutation.unsettled(statuses, ["store"], equivalent) == [
+        "ab_testing.store.x_put__mutmut_1",
+        "ab_testing.store.x_put__mutmut_3",
+        "ab_testing.store.x_put__mutmut_4",
+    ]

@@ -67,6 +67,11 @@ def test_initial_ranges_give_what_the_cumulative_walk_gives(
     )
 
 
+def test_a_share_under_one_percent_still_gets_its_range_and_a_zero_share_none() -> None:
+    ranges = assignment.initial_ranges([0.5, 0.0, 99.5], [1, 2, 3])
+    assert ranges == [(0.0, 0.5, 1), (0.5, 100.0, 3)]
+
+
 def test_an_unchanged_allocation_moves_nobody_despite_float_dust() -> None:
     shares = [33.33, 33.33, 33.34]
     ranges = assignment.initial_ranges(shares, [1, 2, 3])
