@@ -183,16 +183,18 @@ class Store:
         names = {f"#k{i}": k for i, k in enumerate(changes)}
         values = {f":v{i}": v for i, v in enumerate(changes.values())}
         statuses = {f":from{i}": s for i, s in enumerate(allowed_from)}
-        expression = "SET " + ", ".join(f"#k{i} = :v{i}" for i in range(len(changes)))
+        clauses = []
+        if changes:
+            clauses.append("SET " + ", ".join(f"#k{i} = :v{i}" for i in range(len(changes))))
         if remove:
             names.update({f"#r{i}": k for i, k in enumerate(remove)})
-            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+            clauses.append("REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove))))
         names["#status"] = "status"
         try:
             self.client.update_item(
                 TableName=self.experiments,
                 Key=dynamo.serialize({"pk": experiment_pk(experiment_id)}),
-                UpdateExpression=expression,
+                UpdateExpression=" ".join(clauses),
                 ConditionExpression=f"attribute_exists(pk) AND #status IN ({', '.join(statuses)})",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=dynamo.serialize({**values, **statuses}),
@@ -216,8 +218,14 @@ class Store:
         now: str,
         srm_baseline: dict[str, int],
     ) -> None:
-        """New allocations and target in one transaction, while the status allows it."""
+        """New allocations and target in one transaction, while the status allows it and
+        nobody else has rebalanced since `experiment` was read: its ranges and changed spans
+        were computed from that state, and writing them over a newer one would lose spans."""
         statuses = {f":from{i}": s for i, s in enumerate(allowed_from)}
+        if experiment.rebalanced_at:
+            unchanged, read = "rebalanced_at = :read", {":read": experiment.rebalanced_at}
+        else:
+            unchanged, read = "attribute_not_exists(rebalanced_at)", {}
         items: list[dict[str, Any]] = [
             {
                 "Update": {
@@ -227,7 +235,7 @@ class Store:
                         "SET target_percentage = :t, rebalanced_at = :now, srm_baseline = :b, "
                         "allocation_ranges = :r, changed_ranges = :c, max_target_percentage = :m"
                     ),
-                    "ConditionExpression": f"#status IN ({', '.join(statuses)})",
+                    "ConditionExpression": f"#status IN ({', '.join(statuses)}) AND {unchanged}",
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": dynamo.serialize(
                         {
@@ -238,6 +246,7 @@ class Store:
                             ":c": experiment.changed_ranges,
                             ":m": experiment.max_target_percentage or experiment.target_percentage,
                             **statuses,
+                            **read,
                         }
                     ),
                 }
@@ -258,6 +267,13 @@ class Store:
             if dynamo.cancellation_codes(exc)[:1] != ["ConditionalCheckFailed"]:
                 raise StoreUnavailable("the rebalance could not be written, please retry") from exc
             current = self.get_experiment(experiment.id)
+            if current.status in allowed_from:
+                raise Conflict(
+                    f"experiment {experiment.id} was rebalanced by another request at "
+                    f"{current.rebalanced_at}; send this rebalance again",
+                    status=current.status,
+                    rebalanced_at=current.rebalanced_at,
+                ) from exc
             raise Conflict(
                 f"experiment {experiment.id} is {current.status}; a rebalance needs one of: "
                 f"{', '.join(allowed_from)}",
