@@ -513,10 +513,20 @@ def test_the_python_list_names_the_values_a_filter_takes(
     assert (refused.value.message, refused.value.field) == (message, next(iter(query)))
 
 
-def test_a_returning_unit_whose_covariate_is_stored_costs_no_write(service: Any) -> None:
-    # Given a user assigned with a covariate
+@pytest.mark.parametrize("first_seen", ["with_covariate", "with_results"])
+def test_a_returning_unit_that_cannot_take_a_covariate_costs_no_write(
+    service: Any, first_seen: str
+) -> None:
+    """get-variant writes a returning unit's covariate only while it has none and no results
+    (docs/statistics.md, CUPED): otherwise the stored assignment is answered with one read."""
     experiment = started(service, covariate="prior_resolution_rate")
-    ask(service, experiment, user_id="known", covariates={"prior_resolution_rate": 0.25})
+    if first_seen == "with_covariate":
+        # Given a user assigned with a covariate
+        ask(service, experiment, user_id="known", covariates={"prior_resolution_rate": 0.25})
+    else:
+        # Given a user assigned without one, who already has a result
+        ask(service, experiment, user_id="known")
+        service.record_result(experiment.name, "resolution_rate", 1.0, user_id="known")
     writes: list[str] = []
     events = service.store.client.meta.events
     for operation in ("UpdateItem", "TransactWriteItems", "PutItem"):
@@ -524,7 +534,7 @@ def test_a_returning_unit_whose_covariate_is_stored_costs_no_write(service: Any)
             f"before-parameter-build.dynamodb.{operation}",
             lambda params, operation=operation, **_: writes.append(operation),
         )
-    # When the user comes back with a covariate again
+    # When the user comes back with a covariate
     answer = ask(service, experiment, user_id="known", covariates={"prior_resolution_rate": 0.5})
     # Then the stored assignment is answered and nothing is written
     assert answer["reason"] == "existing_assignment"

@@ -356,7 +356,8 @@ def _reallocate(experiment: Experiment, wanted: list[AllocationIn]) -> list[Vari
         wanted_key = ("id", entry.id) if entry.id is not None else ("name", entry.name or "")
         variant = by_key.get(wanted_key)
         if variant is None:
-            raise InvalidInput(f"unknown variant {entry.id or entry.name!r}", field="variants")
+            unknown = entry.id if entry.id is not None else entry.name
+            raise InvalidInput(f"unknown variant {unknown!r}", field="variants")
         if variant.id in shares:
             raise InvalidInput(f"variant {variant.name!r} is listed twice", field="variants")
         shares[variant.id] = entry.traffic_allocation
