@@ -14,7 +14,8 @@ Survivors that no test can kill are listed with a reason in mutation/equivalent.
 
 Results are kept in .mutation/<group>/mutants between runs: a new run continues where the
 last one stopped and tries the survivors again with the current tests (``--fresh`` throws
-everything away; do that after changing the code).
+everything away). mutmut itself forgets a module's results when that module, or one it imports,
+has changed.
 """
 
 from __future__ import annotations

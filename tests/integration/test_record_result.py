@@ -347,6 +347,7 @@ def test_a_reused_key_keeps_the_first_answer_and_refuses_another_value(aws: Any)
     assert again == {**first, "duplicate": True}
     assert reused.value.status == 409
     assert reused.value.body()["error"] == "idempotency_key_reused"
+    assert reused.value.body()["field"] == "idempotency_key"
     assert reused.value.body()["message"] == (
         "idempotency_key 'k1' was already used for this unit and metric with metric_value 2; "
         "use a new key for a new value"

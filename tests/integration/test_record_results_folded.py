@@ -389,3 +389,40 @@ def test_a_unit_past_its_first_result_folds_its_covariate_results_in_one_transac
     # Then both are recorded in one transaction: only a unit's first result waits for its own
     assert [a["status"] for a in answers] == [201, 201]
     assert writes == ["w"]
+
+
+def test_the_ledger_answers_a_folded_batch_as_record_would(service: Any) -> None:
+    """Ledger.record_many answers each entry as Ledger.record would have: results folded into
+    one transaction are each "recorded" with their variant and stored item, and a key sent
+    again is a "duplicate" carrying the first item."""
+    eid = service.create_experiment(guide_experiment(name="folded outcomes"))["id"]
+    service.start_experiment(eid)
+    variant = service.get_variant({"experiment_id": eid, "user_id": 1})["variant"]["id"]
+    outcomes: list[Any] = []
+    record_many = service.ledger.record_many
+
+    def answered(entries: Any) -> Any:
+        these = record_many(entries)
+        outcomes.extend(these)
+        return these
+
+    service.ledger.record_many = answered
+    first = {"experiment_id": eid, "user_id": 1, "metric_name": "resolution_rate"}
+    service.record_many(
+        {
+            "results": [
+                {**first, "metric_value": 1, "idempotency_key": "a"},
+                {**first, "metric_value": 0, "idempotency_key": "b"},
+            ]
+        }
+    )
+    service.record_many({"results": [{**first, "metric_value": 1, "idempotency_key": "a"}]})
+    assert [(o.status, o.variant_id) for o in outcomes] == [
+        ("recorded", variant),
+        ("recorded", variant),
+        ("duplicate", variant),
+    ]
+    assert [o.item["idempotency_key"] for o in outcomes[:2]] == ["a", "b"]
+    duplicate = outcomes[2].item
+    assert duplicate["recorded_at"] == outcomes[0].item["recorded_at"]
+    assert duplicate["metric_value"] == 1

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from ab_testing import runtime
@@ -546,3 +547,48 @@ def test_a_read_answer_that_leaves_out_a_table_with_nothing_found_is_read_as_emp
     # Then it is recorded and counted
     assert answer["statusCode"] == 201, answer
     assert summary(experiment_id)["results_collected"] == 1
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["record-result", "record-results"])
+def test_keys_a_read_leaves_unprocessed_are_read_again_before_the_write(
+    aws: Any, batch: bool
+) -> None:
+    """BatchGetItem may leave keys unprocessed (throttling, an answer's size limit). The ledger
+    asks for them again before it writes, instead of writing from half a read: the result is
+    recorded with a single transaction."""
+    # Given a user whose variant's totals item exists (the user's first result)
+    experiment_id = running("unprocessed keys")
+    assigned(experiment_id, 2)
+    assert raw_invoke("record_result", result(experiment_id, 2, key="k0"))["statusCode"] == 201
+    held_back: list[dict[str, Any]] = []
+    transactions: list[int] = []
+
+    def unprocessed(parsed: Any, **_: Any) -> None:
+        """The first answer that found totals leaves them unprocessed instead."""
+        responses = parsed.get("Responses", {})
+        totals = [i for i in responses.get("ab_variants", []) if i["sk"]["S"].startswith("totals")]
+        if held_back or not totals:
+            return
+        held_back.extend(totals)
+        responses["ab_variants"] = [i for i in responses["ab_variants"] if i not in totals]
+        keys = [{"experiment_id": i["experiment_id"], "sk": i["sk"]} for i in totals]
+        parsed["UnprocessedKeys"] = {"ab_variants": {"Keys": keys, "ConsistentRead": True}}
+
+    # When the user's next result is recorded while a read leaves the totals unprocessed
+    with (
+        hooked("after-call.dynamodb.BatchGetItem", unprocessed),
+        hooked("before-call.dynamodb.TransactWriteItems", lambda **_: transactions.append(1)),
+    ):
+        if batch:
+            body = {"results": [result(experiment_id, 2), result(experiment_id, 2, key="k2")]}
+            code, answer = invoke(
+                "record_results", "POST", "/api/v1/experiments/record-results", body=body
+            )
+            assert code == 200
+            assert [r["recorded"] for r in answer["results"]] == [True, True]
+        else:
+            assert raw_invoke("record_result", result(experiment_id, 2))["statusCode"] == 201
+    # Then the held-back keys were asked for again and the first transaction was the last
+    assert held_back
+    assert transactions == [1]
+    assert summary(experiment_id)["results_collected"] == (3 if batch else 2)
