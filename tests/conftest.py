@@ -78,6 +78,16 @@ def guide_experiment(**changes: Any) -> dict[str, Any]:
     return body
 
 
+class FakeMonotonic:
+    """A stand-in for time.monotonic that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
 @functools.lru_cache(maxsize=1)
 def parsed_template() -> dict[str, Any]:
     """template.yaml, parsed once per run (parsing it takes longer than creating the tables)."""

@@ -13,7 +13,7 @@ from ab_testing import dynamo, runtime
 from ab_testing.service import ExperimentService
 from ab_testing.settings import Settings
 from ab_testing.store import Store
-from tests.conftest import guide_experiment, invoke
+from tests.conftest import FakeMonotonic, guide_experiment, invoke
 
 EXPERIMENTS = "/api/v1/experiments/"
 
@@ -332,14 +332,6 @@ def test_a_result_that_would_take_a_total_beyond_38_digits_is_refused(
 
 
 # ------------------------------------------------------------------ the experiment cache
-
-
-class FakeMonotonic:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 def test_a_warm_instance_trusts_its_copy_for_cache_ttl_seconds(

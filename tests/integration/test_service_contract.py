@@ -21,20 +21,12 @@ from ab_testing.queries import ListQuery
 from ab_testing.service import ExperimentService, utc_now
 from ab_testing.settings import Settings
 from ab_testing.store import Store
-from tests.conftest import guide_experiment
+from tests.conftest import FakeMonotonic, guide_experiment
 
 NAME = "Lead Qualification Prompt Test"
 CONTROL = "Control"
 TREATMENT = "Treatment - Few Shot Examples"
 STAMP = "2026-01-02T03:04:05.678Z"
-
-
-class FakeMonotonic:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 class Clock:
@@ -85,12 +77,7 @@ def ids(experiment: Any) -> tuple[int, int]:
 def split(experiment: Any, control_share: float) -> dict[str, Any]:
     """A rebalance body: the control's share, the treatment the rest."""
     control, treatment = ids(experiment)
-    return {
-        "variants": [
-            {"id": control, "traffic_allocation": control_share},
-            {"id": treatment, "traffic_allocation": 100 - control_share},
-        ]
-    }
+    return {"variants": weights({control: control_share, treatment: 100 - control_share})}
 
 
 def hashed(experiment: Any, unit: str) -> int | None:
@@ -807,9 +794,9 @@ def test_a_change_forgets_only_that_experiment(aws: Any) -> None:
 def test_a_rebalance_forgets_the_cached_copy(aws: Any) -> None:
     warm = make(aws, cache_ttl_seconds=5)
     experiment = started(warm)
-    control, treatment = ids(experiment)
+    control, _ = ids(experiment)
     warm.get_variant({"experiment_name": NAME, "user_id": 1})
-    warm.rebalance(experiment.id, {"variants": weights({control: 100, treatment: 0})})
+    warm.rebalance(experiment.id, split(experiment, 100))
     for user in range(2, 8):
         answer = warm.get_variant({"experiment_name": NAME, "user_id": user})
         assert answer["variant"]["id"] == control
@@ -894,24 +881,12 @@ def test_a_drafts_rebalance_recomputes_the_cumulative_ranges(aws: Any) -> None:
     experiment = created(service)
     control, treatment = ids(experiment)
 
-    def weights(c: float, t: float, target: float) -> None:
-        service.rebalance(
-            experiment.id,
-            {
-                "variants": [
-                    {"id": control, "traffic_allocation": c},
-                    {"id": treatment, "traffic_allocation": t},
-                ],
-                "target_percentage": target,
-            },
-        )
-
-    weights(70, 30, 40)
+    service.rebalance(experiment.id, {**split(experiment, 70), "target_percentage": 40})
     after = service.get_experiment(experiment.id)
     assert after.allocation_ranges == [(0.0, 70.0, control), (70.0, 100.0, treatment)]
     assert after.changed_ranges == []
     assert after.max_target_percentage == 40.0
-    weights(40, 60, 30)
+    service.rebalance(experiment.id, {**split(experiment, 40), "target_percentage": 30})
     after = service.get_experiment(experiment.id)
     assert after.allocation_ranges == [(0.0, 40.0, control), (40.0, 100.0, treatment)]
     assert after.changed_ranges == []
