@@ -31,17 +31,13 @@ from decimal import Decimal
 from typing import Any
 
 import _local  # noqa: F401  (first: sys.path and fake AWS credentials)
-import boto3
-from moto import mock_aws
 
 from ab_testing import assignment
 from ab_testing.reconcile import reconcile
 from ab_testing.service import ExperimentService
 from ab_testing.settings import Settings
 from ab_testing.store import Store
-from emulator import moto_transactions
-from emulator.template import create_tables
-from tests.conftest import guide_experiment
+from tests.conftest import guide_experiment, local_dynamodb
 
 METRICS = ("resolution_rate", "satisfaction_score", "response_time")
 
@@ -146,9 +142,7 @@ def batch(experiment_id: int, units: int, metrics: int, round_: int) -> list[dic
 
 
 def run(mode: str, units: int, metrics: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_tables(client)
+    with local_dynamodb() as client:
         service = ExperimentService(Store(Settings(), client=client), cache_ttl_seconds=60)
         experiment_id = int(service.create_experiment(guide_experiment())["id"])
         service.start_experiment(experiment_id)
@@ -181,7 +175,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.units * args.metrics > 100:
         parser.error("a batch holds at most 100 results: units x metrics <= 100")
-    moto_transactions.apply()
     salt = assignment.new_salt()
     assignment.new_salt = lambda: salt  # the same variants in both runs
     one, one_totals = run("one by one", args.units, args.metrics)

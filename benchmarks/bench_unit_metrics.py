@@ -13,19 +13,15 @@ from decimal import Decimal
 from typing import Any
 
 import _local  # noqa: F401  (first: sys.path and fake AWS credentials)
-import boto3
 import numpy as np
 from bench_analyze_scaling import CallCounter
-from moto import mock_aws
 
 from ab_testing.service import ExperimentService
 from ab_testing.settings import Settings
 from ab_testing.stats import AnalysisInput, MetricSpec, MetricTotals, StatisticalAnalyzer
 from ab_testing.stats.inputs import VariantInput
 from ab_testing.store import Store
-from emulator import moto_transactions
-from emulator.template import create_tables
-from tests.conftest import guide_experiment
+from tests.conftest import guide_experiment, local_dynamodb
 
 RHO = 0.7
 CALLS_SAMPLE = 300
@@ -76,11 +72,8 @@ def cuped_reduction(reps: int = 200, units: int = 1000, seed: int = 3) -> tuple[
 
 def record_result_calls() -> tuple[float, dict[str, float]]:
     """DynamoDB calls per record-result with a ratio metric and a covariate declared."""
-    moto_transactions.apply()
     rng = random.Random(5)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_tables(client)
+    with local_dynamodb() as client:
         service = ExperimentService(Store(Settings(), client=client), cache_ttl_seconds=3600)
         body = guide_experiment(
             secondary_metrics=["cost_usd"],

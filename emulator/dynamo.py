@@ -19,13 +19,13 @@ out).
 from __future__ import annotations
 
 import contextlib
+import decimal
 import functools
 import io
 import json
 import os
-import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 import boto3
@@ -54,6 +54,21 @@ READ_OPERATIONS = frozenset(
         "Query",
         "Scan",
         "TransactGetItems",
+    }
+)
+# The calls on items (the shortcuts of emulator.moto_shortcuts answer these).
+ITEM_OPERATIONS = frozenset(
+    {
+        "BatchGetItem",
+        "BatchWriteItem",
+        "DeleteItem",
+        "GetItem",
+        "PutItem",
+        "Query",
+        "Scan",
+        "TransactGetItems",
+        "TransactWriteItems",
+        "UpdateItem",
     }
 )
 _HANDLER_ID = "emulator-in-process-dynamodb"
@@ -138,28 +153,29 @@ class RawBody(io.BytesIO):
 
 
 class InProcessDynamo(Answering):
-    """moto's DynamoDB backend for one region, behind one lock and an optional write log."""
+    """moto's DynamoDB backend for one region, behind one lock and an optional write log.
+
+    Every call reaches moto through `MotoApp`, moto's own server app (its documented server
+    mode, without the socket), unless the shortcuts of emulator.moto_shortcuts passed their
+    check in this process (and ``AB_MOTO_FAST`` is not ``0``): item calls then go through
+    `emulator.moto_shortcuts.FastPath`, which answers the same, faster."""
 
     def __init__(self, region: str) -> None:
-        from emulator import moto_answers, moto_expressions, moto_transactions
+        from emulator import moto_shortcuts
 
-        moto_transactions.apply()
-        moto_answers.apply()
-        moto_expressions.apply()
-        self.item_operations = moto_answers.ITEM_OPERATIONS
         self.region = region
         self.host = f"dynamodb.{region}.amazonaws.com"
         self.url = f"https://{self.host}/"
+        self.moto = MotoApp(region)
+        self.fast = moto_shortcuts.fast_path(region, self.moto)
         self.lock = threading.Lock()
         self.write_log: WriteLog | None = None
         self._stopped = False  # client calls refused (the emulator's own `call` still runs)
 
     def start(self) -> None:
         """Empty this process's moto DynamoDB backend and answer every DynamoDB client."""
-        from moto.backends import get_backend
-
-        get_backend("dynamodb")[moto_account()].reset()
         with self.lock:
+            self.moto.reset()
             self._stopped = False
         self.activate()
 
@@ -176,18 +192,22 @@ class InProcessDynamo(Answering):
         self, method: str, target: str, headers: Mapping[str, Any], params: bytes
     ) -> tuple[int, Any, Any]:
         operation = target.rpartition(".")[2]
-        item_call = operation in self.item_operations and method == "POST"
-        if item_call:  # reading the parameters touches no table: not under the lock
-            prepared = self._prepare_item_call(operation, target, params)
+        fast = self.fast
+        item_call = fast is not None and operation in ITEM_OPERATIONS and method == "POST"
+        prepared: Any = None
+        if fast is not None and item_call:  # reading the parameters touches no table
+            prepared = fast.prepare(operation, target, params)
             if isinstance(prepared, tuple):
                 return prepared  # refused as it was read: nothing was done or seen
         with self.lock:
             if self._stopped:
                 return 500, {"Content-Type": JSON_CONTENT}, STOPPED_ANSWER
-            if item_call:
-                status, answered, body = self._call_action(prepared)
+            if fast is not None and item_call:
+                status, answered, body = with_dynamodb_numbers(fast.run, prepared)
             else:
-                status, answered, body = self._dispatch(method, dict(headers), params)
+                status, answered, body = with_dynamodb_numbers(
+                    self.moto.answer, method, headers, params
+                )
             log = self.write_log
             position = 0
             if log is not None:
@@ -211,11 +231,11 @@ class InProcessDynamo(Answering):
         Raises DynamoError with DynamoDB's message when the call is refused.
         """
         target = TARGET_PREFIX + operation
-        if operation in self.item_operations:
-            status, _, body = self._answer_item_call(operation, target, params)
+        if self.fast is not None and operation in ITEM_OPERATIONS:
+            status, _, body = with_dynamodb_numbers(self.fast.answer, operation, target, params)
         else:
             headers = {"X-Amz-Target": target, "Content-Type": JSON_CONTENT}
-            status, _, body = self._dispatch("POST", headers, params)
+            status, _, body = with_dynamodb_numbers(self.moto.answer, "POST", headers, params)
         data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
         if status != 200:
             raise DynamoError(data.decode("utf-8", "replace"))
@@ -223,115 +243,135 @@ class InProcessDynamo(Answering):
 
     def table_items(self, table: str) -> tuple[int, str]:
         """Every item of `table` (the caller holds `lock`): how many, and a JSON array of them
-        as a consistent Scan answers them, in the Scan's order. Read from the backend without
-        the Scan's per-item copy and size count, which cost more than the rest of a snapshot
-        and would hold every other call back meanwhile; JSON text, so that nothing the next
-        write changes in place is shared with the caller."""
-        from moto.backends import get_backend
-        from moto.dynamodb.models.utilities import dynamo_to_dict
-
-        from emulator.moto_answers import wire
-
-        backend = get_backend("dynamodb")[moto_account()][self.region]
-        items = backend.get_table(table).all_items()
-        text = json.dumps([wire(dynamo_to_dict(i.attrs)) for i in items], separators=(",", ":"))
-        return len(items), text
-
-    def _answer_item_call(self, operation: str, target: str, params: bytes) -> Any:
-        prepared = self._prepare_item_call(operation, target, params)
-        return prepared if isinstance(prepared, tuple) else self._call_action(prepared)
-
-    def _prepare_item_call(self, operation: str, target: str, params: bytes) -> Any:
-        """moto's handler for the call, ready to run; or the answer, when the parameters
-        cannot be read."""
-        from moto.core.exceptions import HTTPException
-
-        from emulator.moto_answers import ItemCallHandler
-
-        try:
-            return ItemCallHandler.prepare(operation, params, self.region, self.url, target)
-        except HTTPException as exc:
-            return exc.code, exc.get_headers(), exc.get_body()
-
-    @staticmethod
-    def _call_action(handler: Any) -> Any:
-        from moto.core.exceptions import HTTPException
-
-        try:
-            return handler.call_action()
-        except HTTPException as exc:
-            return exc.code, exc.get_headers(), exc.get_body()
-
-    def _dispatch(self, method: str, headers: dict[str, Any], params: bytes) -> Any:
-        from moto.core.exceptions import HTTPException
-        from moto.core.request import Request
-
-        from emulator.moto_answers import ItemCallHandler
-
-        request = Request(moto_environ(method, self.host, headers, params))
-        try:
-            return ItemCallHandler.dispatch(request, self.url, request.headers)
-        except HTTPException as exc:
-            return exc.code, exc.get_headers(), exc.get_body()
+        as a consistent Scan answers them, in the Scan's order; JSON text, so that nothing the
+        next write changes in place is shared with the caller."""
+        if self.fast is not None:
+            return self.fast.table_items(table)
+        return self.moto.table_items(table)
 
 
-def moto_account() -> str:
-    """The account moto files every call under: MOTO_ACCOUNT_ID when set, as moto reads it."""
-    from moto.core import DEFAULT_ACCOUNT_ID
-
-    return os.environ["MOTO_ACCOUNT_ID"] if "MOTO_ACCOUNT_ID" in os.environ else DEFAULT_ACCOUNT_ID
-
-
-def moto_environ(method: str, host: str, headers: dict[str, Any], body: bytes) -> dict[str, Any]:
-    """The WSGI environ of a POST to ``https://<host>/``: what moto's
-    ``Request.from_primitives`` builds through werkzeug's test EnvironBuilder, which costs
-    more than the rest of a GetItem (tests/unit/test_emulator_dynamo.py compares both)."""
-    from moto.core.request import (
-        PRESERVED_HEADER_NAMES_ENVIRON_KEY,
-        environ_key_for_header,
-        should_preserve_original_header_name,
+@contextlib.contextmanager
+def dynamodb_numbers() -> Iterator[decimal.Context]:
+    """Decimal arithmetic as DynamoDB does it, for the calls made inside: 38 significant
+    digits, magnitudes from 1E-130 to under 1E+126, and a result that would need more refused
+    (moto's own arithmetic runs in Python's default context: 28 digits, rounded silently).
+    The context yielded records what was refused (`number_refused`)."""
+    context = decimal.Context(
+        prec=38,
+        Emax=125,
+        Emin=-130,
+        rounding=decimal.ROUND_HALF_EVEN,
+        traps=[decimal.Inexact, decimal.Overflow, decimal.Underflow, decimal.InvalidOperation],
     )
+    with decimal.localcontext(context) as numbers:
+        yield numbers
 
-    given = {name.lower(): name for name in headers}
-    text = {
-        name: value.decode("utf-8") if isinstance(value, bytes) else value
-        for name, value in headers.items()
-        if name.lower() != "transfer-encoding"
-    }
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": "/",
-        "QUERY_STRING": "",
-        "REQUEST_URI": "/",
-        "RAW_URI": "/",
-        "SERVER_NAME": host,
-        "SERVER_PORT": "443",
-        "HTTP_HOST": text[given["host"]] if "host" in given else host,
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "https",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    if "content-type" in given:
-        environ["CONTENT_TYPE"] = text[given["content-type"]]
-    if body:
-        environ["CONTENT_LENGTH"] = str(len(body))
-    preserved = {}
-    for name, value in text.items():
-        if name.lower() in ("host", "content-type", "content-length"):
-            continue
-        key = environ_key_for_header(name)
-        environ[key] = value
-        if should_preserve_original_header_name(name):
-            preserved[key] = name
-    environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = preserved
-    environ.setdefault("CONTENT_LENGTH", "0")
-    return environ
+
+def with_dynamodb_numbers(call: Callable[..., Any], *args: Any) -> Any:
+    """What `call` answers with DynamoDB's numbers (`dynamodb_numbers`): its own answer, or
+    DynamoDB's refusal when its arithmetic left them (however moto let the trap out: raised,
+    as an error answer, or as a transaction's cancellation reason)."""
+    with dynamodb_numbers() as numbers:
+        try:
+            answer = call(*args)
+        except ArithmeticError:
+            if number_refused(numbers) is None:
+                raise
+    return number_refused(numbers) or answer
+
+
+def number_refused(numbers: decimal.Context) -> tuple[int, Any, bytes] | None:
+    """DynamoDB's answer to a call whose arithmetic left DynamoDB's numbers, else None.
+
+    moto stops at the first trapped result: inside a transaction it rolls the transaction
+    back; a single UpdateItem stops before the action that failed (DynamoDB would apply none
+    of its actions; the service never sends two ADDs outside a transaction that could)."""
+    if numbers.flags[decimal.Overflow]:
+        message = (
+            "Number overflow. Attempting to store a number with magnitude larger than "
+            "supported range"
+        )
+    elif numbers.flags[decimal.Underflow]:
+        message = (
+            "Number underflow. Attempting to store a number with magnitude smaller than "
+            "supported range"
+        )
+    elif numbers.flags[decimal.Inexact]:
+        message = "Attempting to store more than 38 significant digits in a Number"
+    else:
+        return None
+    body = {"__type": "com.amazon.coral.validate#ValidationException", "message": message}
+    return 400, {"Content-Type": JSON_CONTENT}, json.dumps(body).encode()
+
+
+class MotoApp:
+    """moto's own path: each call is an HTTP request handed to moto's server app, the WSGI
+    application that ``moto_server`` and ``moto.server.ThreadedMotoServer`` serve (moto's
+    documented server mode), in this thread and without a socket. What moto answers such a
+    request is what this returns: status, headers and body."""
+
+    def __init__(self, region: str) -> None:
+        from moto.server import DomainDispatcherApplication, create_backend_app
+
+        self.app = DomainDispatcherApplication(create_backend_app)
+        self.region = region
+        self.base_url = f"https://dynamodb.{region}.amazonaws.com/"
+        # botocore signs after its before-call event: the scope tells moto the region, the
+        # key the account (MOTO_ACCOUNT_ID first, as moto reads it).
+        self.authorization = (
+            f"AWS4-HMAC-SHA256 Credential={FAKE_CREDENTIALS['AWS_ACCESS_KEY_ID']}/20120810/"
+            f"{region}/dynamodb/aws4_request, SignedHeaders=host;x-amz-target, Signature=0"
+        )
+
+    def answer(self, method: str, headers: Mapping[str, Any], body: bytes) -> tuple[int, Any, Any]:
+        sent = {
+            name: value.decode("utf-8") if isinstance(value, bytes) else value
+            for name, value in headers.items()
+            if name.lower() not in ("host", "content-length", "transfer-encoding")
+        }
+        sent.setdefault("Authorization", self.authorization)
+        return self._request(method, self.base_url, "/", sent, body)
+
+    def _request(
+        self, method: str, base_url: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, Any, Any]:
+        from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+        environ = EnvironBuilder(
+            path=path, method=method, base_url=base_url, headers=list(headers.items()), data=body
+        )
+        chunks, status, answered = run_wsgi_app(self.app, environ.get_environ(), buffered=True)
+        try:
+            data = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return int(status.split(" ", 1)[0]), dict(answered), data
+
+    def reset(self) -> None:
+        """Every moto backend emptied: moto's reset API (``POST /moto-api/reset``)."""
+        status, _, body = self._request(
+            "POST", "http://motoapi.amazonaws.com", "/moto-api/reset", {}, b""
+        )
+        if status != 200:
+            raise DynamoError(f"moto's reset answered {status}: {body[:200]!r}")
+
+    def table_items(self, table: str) -> tuple[int, str]:
+        """Every item of `table` as consistent Scans answer them, page after page."""
+        headers = {"X-Amz-Target": TARGET_PREFIX + "Scan", "Content-Type": JSON_CONTENT}
+        request: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+        items: list[Any] = []
+        while True:
+            status, _, body = self.answer("POST", headers, json.dumps(request).encode())
+            if status != 200:
+                raise DynamoError(body.decode("utf-8", "replace"))
+            page = json.loads(body)
+            items.extend(page.get("Items", ()))
+            if not page.get("LastEvaluatedKey"):
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return len(items), json.dumps(items, separators=(",", ":"))
 
 
 def _body_bytes(body: Any) -> bytes:

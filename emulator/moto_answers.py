@@ -30,14 +30,17 @@ from __future__ import annotations
 
 import base64
 import functools
+import io
 import json
 import secrets
+import sys
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
 from moto.core import responses as moto_responses
 from moto.core.parse import default_timestamp_parser
+from moto.core.request import Request
 from moto.core.responses import ActionResult
 from moto.core.utils import get_service_model, utcnow
 from moto.dynamodb import responses as dynamodb_responses
@@ -46,20 +49,9 @@ from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.utilities.utils import get_partition
 from werkzeug.http import http_date
 
-ITEM_OPERATIONS = frozenset(
-    {
-        "BatchGetItem",
-        "BatchWriteItem",
-        "DeleteItem",
-        "GetItem",
-        "PutItem",
-        "Query",
-        "Scan",
-        "TransactGetItems",
-        "TransactWriteItems",
-        "UpdateItem",
-    }
-)
+from emulator.dynamo import ITEM_OPERATIONS
+from emulator.moto_shortcuts import Replacements
+
 # Keys moto adds that are not in DynamoDB's answer shapes (its serializer leaves them out).
 _NOT_IN_SHAPES = frozenset({"ConsumedCapacityUnits"})
 _JSON_HEADERS = {"Content-Type": "application/x-amz-json-1.0", "server": "amazon.com"}
@@ -74,20 +66,33 @@ class _ReadOnlyUpdateExpressions:
     )
 
 
+_replaced = Replacements()
+
+
 def apply() -> None:
     """List handler methods once per class; the handler's update expressions parsed once per
-    text (idempotent)."""
+    text; Items not listed (idempotent; `restore` undoes it)."""
     global _applied
     if _applied:
         return
     original = moto_responses.method_names_from_class
-    moto_responses.method_names_from_class = functools.lru_cache(maxsize=None)(original)
+    cached = functools.lru_cache(maxsize=None)(original)
+    _replaced.set(moto_responses, "method_names_from_class", cached)
     # A pure function of the action's name, called on every call.
     names = moto_responses.camelcase_to_underscores
-    moto_responses.camelcase_to_underscores = functools.lru_cache(maxsize=512)(names)
-    vars(dynamodb_responses)["UpdateExpressionParser"] = _ReadOnlyUpdateExpressions
-    Item.__new__ = staticmethod(_unlisted)  # type: ignore[method-assign]
+    _replaced.set(
+        moto_responses, "camelcase_to_underscores", functools.lru_cache(maxsize=512)(names)
+    )
+    _replaced.set(dynamodb_responses, "UpdateExpressionParser", _ReadOnlyUpdateExpressions)
+    _replaced.set(Item, "__new__", staticmethod(_unlisted))
     _applied = True
+
+
+def restore() -> None:
+    """moto as it was before `apply` (idempotent)."""
+    global _applied
+    _replaced.undo()
+    _applied = False
 
 
 def _unlisted(cls: type, *args: Any, **kwargs: Any) -> Any:
@@ -107,6 +112,11 @@ def wire(value: Any) -> Any:
 
 
 class ItemCallHandler(DynamoHandler):
+    operation: str | None = None  # set by `prepare`: the action, read from no request
+
+    def _get_action(self) -> str:
+        return self.operation or super()._get_action()
+
     def serialized(self, action_result: ActionResult) -> Any:
         result = action_result.result
         if (
@@ -134,6 +144,7 @@ class ItemCallHandler(DynamoHandler):
         """The handler of one item call, with its parameters read, ready for `call_action`
         (which alone reads or changes the backend)."""
         handler = cls()
+        handler.operation = operation
         headers = {"X-Amz-Target": target, "Content-Type": _JSON_HEADERS["Content-Type"]}
         handler.is_werkzeug_request = False
         handler.uri = url
@@ -141,6 +152,9 @@ class ItemCallHandler(DynamoHandler):
         handler.path = handler.raw_path = "/"
         handler.method = "POST"
         handler.raw_body = body
+        # What moto reads the protocol (and, without `operation`, the action) from.
+        environ = moto_environ("POST", handler.parsed_url.netloc, headers, body)
+        handler.normalized_request = Request(environ)
         handler.body = text = body.decode("utf-8")
         handler.querystring = handler.data = {}
         handler.headers = headers
@@ -273,3 +287,55 @@ def parse_params(operation: str, text: str) -> Any:
     except ValueError:
         value = {"message": text}
     return convert(value)
+
+
+def moto_environ(method: str, host: str, headers: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """The WSGI environ of a POST to ``https://<host>/``: what moto's
+    ``Request.from_primitives`` builds through werkzeug's test EnvironBuilder, which costs
+    more than the rest of a GetItem (tests/unit/test_emulator_dynamo.py compares both)."""
+    from moto.core.request import (
+        PRESERVED_HEADER_NAMES_ENVIRON_KEY,
+        environ_key_for_header,
+        should_preserve_original_header_name,
+    )
+
+    given = {name.lower(): name for name in headers}
+    text = {
+        name: value.decode("utf-8") if isinstance(value, bytes) else value
+        for name, value in headers.items()
+        if name.lower() != "transfer-encoding"
+    }
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/",
+        "QUERY_STRING": "",
+        "REQUEST_URI": "/",
+        "RAW_URI": "/",
+        "SERVER_NAME": host,
+        "SERVER_PORT": "443",
+        "HTTP_HOST": text[given["host"]] if "host" in given else host,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "https",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    if "content-type" in given:
+        environ["CONTENT_TYPE"] = text[given["content-type"]]
+    if body:
+        environ["CONTENT_LENGTH"] = str(len(body))
+    preserved = {}
+    for name, value in text.items():
+        if name.lower() in ("host", "content-type", "content-length"):
+            continue
+        key = environ_key_for_header(name)
+        environ[key] = value
+        if should_preserve_original_header_name(name):
+            preserved[key] = name
+    environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = preserved
+    environ.setdefault("CONTENT_LENGTH", "0")
+    return environ

@@ -77,23 +77,36 @@ MOTOS_OWN: dict[str, Any] = {}
 
 
 def apply() -> None:
-    """Patch moto's DynamoDB backend and validators once per process (idempotent)."""
+    """Patch moto's DynamoDB backend and validators (idempotent; `restore` undoes it)."""
     global _applied
     if _applied:
         return
     MOTOS_OWN.update(
         UpdateExpressionParser=UpdateExpressionParser,
-        deepcopy=copy.deepcopy,
+        deepcopy=vars(validators)["deepcopy"],
         validate=validators.Validator.validate,
         traverse=DepthFirstTraverser.traverse,
+        lex=ConditionExpressionParser._lex_condition_expression,
     )
-    MOTOS_OWN["lex"] = ConditionExpressionParser._lex_condition_expression
     ConditionExpressionParser._lex_condition_expression = lex_condition  # type: ignore[method-assign]
     vars(dynamodb_models)["UpdateExpressionParser"] = ParsedOnce
     vars(validators)["deepcopy"] = copy_tree
     validators.Validator.validate = validate  # type: ignore[method-assign]
     DepthFirstTraverser.traverse = traverse
     _applied = True
+
+
+def restore() -> None:
+    """moto as it was before `apply` (idempotent)."""
+    global _applied
+    if not _applied:
+        return
+    ConditionExpressionParser._lex_condition_expression = MOTOS_OWN["lex"]  # type: ignore[method-assign]
+    vars(dynamodb_models)["UpdateExpressionParser"] = MOTOS_OWN["UpdateExpressionParser"]
+    vars(validators)["deepcopy"] = MOTOS_OWN["deepcopy"]
+    validators.Validator.validate = MOTOS_OWN["validate"]  # type: ignore[method-assign]
+    DepthFirstTraverser.traverse = MOTOS_OWN["traverse"]
+    _applied = False
 
 
 @functools.lru_cache(maxsize=1024)

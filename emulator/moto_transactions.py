@@ -15,17 +15,20 @@ from typing import Any
 
 _state = threading.local()
 _applied = False
+_replaced: Any = None  # emulator.moto_shortcuts.Replacements, once applied
 
 
 def apply() -> None:
-    """Patch moto's DynamoDB backend once per process (idempotent)."""
-    global _applied
+    """Patch moto's DynamoDB backend (idempotent; `restore` undoes it)."""
+    global _applied, _replaced
     if _applied:
         return
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
 
-    original = DynamoDBBackend.transact_write_items
+    from emulator.moto_shortcuts import Replacements
+
+    original = vars(DynamoDBBackend)["transact_write_items"]
 
     @functools.wraps(original)
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Any:
@@ -48,9 +51,18 @@ def apply() -> None:
             setattr(clone, name, copy.deepcopy(value, memo))
         return clone
 
-    Table.__deepcopy__ = table_deepcopy  # type: ignore[attr-defined]
-    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    _replaced = Replacements()
+    _replaced.set(Table, "__deepcopy__", table_deepcopy)
+    _replaced.set(DynamoDBBackend, "transact_write_items", transact_write_items)
     _applied = True
+
+
+def restore() -> None:
+    """moto as it was before `apply` (idempotent)."""
+    global _applied
+    if _replaced is not None:
+        _replaced.undo()
+    _applied = False
 
 
 def _backup(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:

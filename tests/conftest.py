@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import importlib.util
@@ -96,18 +97,50 @@ def parsed_template() -> dict[str, Any]:
     return load_template()
 
 
+@contextlib.contextmanager
+def local_dynamodb() -> Iterator[Any]:
+    """The DynamoDB `make run` serves (emulator.dynamo: moto, the shortcuts only where they
+    passed their check, numbers of 38 digits), empty, with the five tables built from
+    template.yaml's own definitions; a client of it. Inside moto's mock, so that no call of
+    any kind can reach AWS."""
+    import boto3
+    from moto import mock_aws
+
+    from emulator.dynamo import InProcessDynamo
+    from emulator.template import create_tables
+
+    with mock_aws():
+        dynamo = InProcessDynamo("us-east-1")
+        dynamo.start()
+        try:
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            create_tables(client, parsed_template())
+            yield client
+        finally:
+            dynamo.stop()
+
+
 @pytest.fixture
 def aws() -> Iterator[Any]:
-    """A moto DynamoDB with the five tables built from template.yaml's own definitions."""
+    """The local DynamoDB with the tables of template.yaml (`local_dynamodb`)."""
+    from ab_testing import runtime
+
+    with local_dynamodb() as client:
+        runtime.reset()
+        yield client
+        runtime.reset()
+
+
+@pytest.fixture
+def aws_sent() -> Iterator[Any]:
+    """moto's mock alone, with the tables of template.yaml: botocore builds and sends every
+    request to it, retries included (for the tests of what botocore does on the wire)."""
     import boto3
     from moto import mock_aws
 
     from ab_testing import runtime
-    from emulator import moto_expressions, moto_transactions
     from emulator.template import create_tables
 
-    moto_transactions.apply()
-    moto_expressions.apply()
     with mock_aws():
         runtime.reset()
         client = boto3.client("dynamodb", region_name="us-east-1")

@@ -30,22 +30,14 @@ KEYS = ["k0", "k1", "k2", "k3", "k4"]
 def fresh_service(shards: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A new moto store and a service whose salts and clock are fixed (same variants and
     timestamps in every run)."""
-    import boto3
-    from moto import mock_aws
-
     from ab_testing import assignment
     from ab_testing.service import ExperimentService
     from ab_testing.settings import Settings
     from ab_testing.store import Store
-    from emulator import moto_transactions
-    from emulator.template import create_tables
-    from tests.conftest import parsed_template
+    from tests.conftest import local_dynamodb
 
-    moto_transactions.apply()
     monkeypatch.setattr(assignment, "new_salt", lambda: "0123456789abcdef")
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_tables(client, parsed_template())
+    with local_dynamodb() as client:
         yield ExperimentService(
             Store(Settings(totals_shards=shards), client=client),
             clock=lambda: CLOCK,

@@ -36,21 +36,16 @@ def norm(value: Any) -> Decimal | None:
 def test_running_totals_equal_the_batch_computation(
     sequence: list[tuple[int, tuple[str, float], str | None]], shards: int
 ) -> None:
-    import boto3
-    from moto import mock_aws
-
     from ab_testing.analysis import ExperimentAnalysis
     from ab_testing.reconcile import reconcile
     from ab_testing.service import ExperimentService
     from ab_testing.settings import Settings
     from ab_testing.stats.inputs import MetricTotals
     from ab_testing.store import Store
-    from emulator.template import create_tables
+    from tests.conftest import local_dynamodb
 
-    with mock_aws():
+    with local_dynamodb() as client:
         # Given a running experiment with two declared metrics and six assigned users
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_tables(client)
         service = ExperimentService(
             Store(Settings(totals_shards=shards), client=client), cache_ttl_seconds=60
         )

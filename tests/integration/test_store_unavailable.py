@@ -415,7 +415,9 @@ class LostAnswer:
         return None
 
 
-def test_a_transport_retry_of_a_committed_result_is_recorded_not_duplicate(aws: Any) -> None:
+def test_a_transport_retry_of_a_committed_result_is_recorded_not_duplicate(
+    aws_sent: Any,
+) -> None:
     # Given an assigned user, and a network that loses the answer to the first write
     experiment_id = running("lost answer")
     assigned(experiment_id, 5)
@@ -442,7 +444,7 @@ def test_a_transport_retry_of_a_committed_result_is_recorded_not_duplicate(aws: 
 
 
 def test_a_transport_retry_of_a_committed_batch_transaction_is_recorded_not_duplicate(
-    aws: Any,
+    aws_sent: Any,
 ) -> None:
     # Given two results of one user (one transaction), and a network that loses its answer
     experiment_id = running("lost batch answer")

@@ -20,8 +20,8 @@ from emulator.dynamo import (
     InProcessDynamo,
     configure_aws_environment,
     deferred_durability,
-    moto_environ,
 )
+from emulator.moto_answers import moto_environ
 from emulator.service import Settings
 
 AWS_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION")
