@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from emulator import export, report_cli, workers
 from emulator.durable import StateBusy, state_owner
@@ -196,6 +197,7 @@ def serve(settings: Settings) -> int:
     gc.freeze()  # the state just loaded and the modules: long-lived, never scanned again
     print(f"API:      {service.url}", flush=True)
     print(f"State:    {settings.state_path} (journal beside it)", flush=True)
+    print(f"DynamoDB: {describe_moto(service.backend.dynamo)}", flush=True)
     code = 0
     try:
         while not stop.wait(0.5):
@@ -259,6 +261,14 @@ def analyze_once(settings: Settings, url: str) -> int:
         backend.stop()
     print(json.dumps(json.loads(to_json(result)), indent=2))
     return 0
+
+
+def describe_moto(dynamo: Any) -> str:
+    """Which moto answers, and how (emulator.moto_shortcuts)."""
+    from emulator.moto_shortcuts import moto_version
+
+    way = "moto's own path" if dynamo is None or dynamo.fast is None else "shortcuts checked"
+    return f"in-process moto {moto_version()}, {way}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
