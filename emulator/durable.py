@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,11 +154,9 @@ class DurableStore:
         return recovery
 
     def _load(self, snapshot: Snapshot) -> int:
+        self._refuse_foreign(snapshot.tables, self.path)
         count = 0
         for table, items in snapshot.tables.items():
-            if table not in self.tables:
-                log.warning("state file has items for unknown table %s: skipped", table)
-                continue
             for start in range(0, len(items), BATCH_SIZE):
                 chunk = [{"PutRequest": {"Item": i}} for i in items[start : start + BATCH_SIZE]]
                 try:
@@ -171,6 +170,18 @@ class DurableStore:
             count += len(items)
         return count
 
+    def _refuse_foreign(self, held: Iterable[str], where: Path) -> None:
+        """Another TablePrefix (or another template) than the one that wrote the file: loading
+        would drop those tables, and the next save would write the file without them."""
+        held = set(held)
+        if held - set(self.tables):
+            raise StateFileError(
+                f"{where} holds the tables {', '.join(sorted(held))}, but this server's tables "
+                f"are {', '.join(sorted(self.tables))} (another TablePrefix?): start with the "
+                f"parameters that made it, or give these tables a state file of their own "
+                f"(--state-file {self.path.parent / 'other-state.json'}); nothing was changed"
+            )
+
     def _replay(self, covered: int, recovery: Recovery) -> int:
         """Apply the journals younger than the snapshot; the last generation applied."""
         younger = {g: p for g, p in journal_files(self.path).items() if g > covered}
@@ -182,6 +193,8 @@ class DurableStore:
                     f"{path.name}): move the journals away to start from the state file alone"
                 )
             content = read_journal(path, g, last=g == max(younger))
+            for _, params in content.entries:
+                self._refuse_foreign(_tables_named(json.loads(params)), path)
             for number, (operation, params) in enumerate(content.entries, start=2):
                 try:
                     self.dynamo.call(operation, params.encode())
@@ -275,3 +288,17 @@ def _items(texts: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
 
 def _json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _tables_named(params: Any) -> set[str]:
+    """The tables a journaled call names (TableName, RequestItems, TransactItems)."""
+    names = set()
+    if isinstance(params, dict):
+        if isinstance(params.get("TableName"), str):
+            names.add(params["TableName"])
+        if isinstance(params.get("RequestItems"), dict):
+            names.update(params["RequestItems"])
+        for entry in params.get("TransactItems") or ():
+            for operation in entry.values() if isinstance(entry, dict) else ():
+                names |= _tables_named(operation)
+    return names

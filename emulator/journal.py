@@ -67,10 +67,14 @@ class Journal:
         self.full_at = full_at
         self.full = full
         self.path = journal_path(state_path, generation)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        # Made under another name and renamed once its header is on disk: a journal file is
+        # never without its header, so an empty one can only be damage.
+        fresh = self.path.with_name(self.path.name + ".new")
+        self._fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         header = {"journal": FORMAT, "generation": generation}
         self._write((json.dumps(header) + "\n").encode())
         os.fsync(self._fd)
+        os.replace(fresh, self.path)
         fsync_directory(self.path.parent)
         self.entries = 0
         self._synced = 0
@@ -149,8 +153,13 @@ def read_journal(path: Path, generation: int, last: bool) -> JournalContent:
     ends_cleanly = lines[-1] == b""
     if ends_cleanly:
         lines.pop()
-    if not lines:  # a crash right after the file was created
-        return content
+    if not lines:
+        raise JournalError(
+            f"{path} is empty: a journal is never written without its header, so this one was "
+            f"cut short and the writes it held are gone; restore it from a backup, or move it "
+            f"away (mv {path} {path}.damaged) to start from the state file and the journals "
+            f"before it"
+        )
     _header(path, lines[0], generation)
     for number, line in enumerate(lines[1:], start=2):
         final = number == len(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -20,8 +21,52 @@ log = logging.getLogger("emulator.http")
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 NO_BODY_STATUSES = frozenset({204, 304})
 CLIENT_TIMEOUT = 30.0  # seconds a client may stay silent (API Gateway's own limit is 29 s)
+# Seconds from the first byte of a request to the end of its headers, however it dribbles in
+# (the silence limit alone lets a client send a header line every few seconds for ever).
+HEAD_TIMEOUT = 10.0
 HANDLERS_AT_ONCE = 8  # requests inside the gateway and handlers at one time
 DRAIN_TIMEOUT = 60.0  # seconds stop() waits for the requests in flight to be answered
+
+
+class HeadWatch:
+    """Cuts off a connection whose request head is not complete by its deadline: one thread
+    for the whole server, looking twice a second."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._deadlines: dict[int, tuple[float, socket.socket]] = {}
+        self._cut: set[int] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def begin(self, key: int, connection: socket.socket) -> None:
+        with self._lock:
+            self._deadlines[key] = (time.monotonic() + self.seconds, connection)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="head-watch", daemon=True)
+                self._thread.start()
+
+    def end(self, key: int) -> bool:
+        """The head is complete (or the request over); True when it was cut off first (what
+        was read of it must not be served: a shut-down socket reads as the end of it)."""
+        with self._lock:
+            self._deadlines.pop(key, None)
+            if key in self._cut:
+                self._cut.discard(key)
+                return True
+            return False
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(min(0.5, self.seconds / 4))
+            now = time.monotonic()
+            with self._lock:
+                late = [k for k, (deadline, _) in self._deadlines.items() if deadline <= now]
+                connections = [self._deadlines.pop(k)[1] for k in late]
+                self._cut.update(late)
+            for connection in connections:
+                with contextlib.suppress(OSError):  # already closed by the client
+                    connection.shutdown(socket.SHUT_RDWR)
 
 
 class ApiHTTPServer(ThreadingHTTPServer):
@@ -35,6 +80,7 @@ class ApiHTTPServer(ThreadingHTTPServer):
         gateway: Gateway,
         client_timeout: float = CLIENT_TIMEOUT,
         listener: socket.socket | None = None,
+        head_timeout: float = HEAD_TIMEOUT,
     ) -> None:
         """Binds `address`, or serves from `listener`, a socket already listening."""
         super().__init__(address, ApiRequestHandler, bind_and_activate=listener is None)
@@ -46,6 +92,7 @@ class ApiHTTPServer(ThreadingHTTPServer):
             self.server_port = int(self.server_address[1])
         self.gateway = gateway
         self.client_timeout = client_timeout
+        self.head_watch = HeadWatch(head_timeout)
         # Python runs one thread at a time: past a few requests in the handlers at once, more
         # only add switching and queueing inside; a few overlap their waits for the journal.
         # benchmarks/bench_local_api.py, 12 threads, 25 s: p99 about 143 ms with 4 slots,
@@ -89,6 +136,30 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         # Headers and body leave in two writes: without this, Nagle's algorithm holds the
         # body back until the client acknowledges the headers.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle_one_request(self) -> None:
+        """One request, its head (request line and headers) within HEAD_TIMEOUT of its first
+        byte; waiting for that first byte is bounded by the client timeout alone."""
+        try:
+            self.rfile.peek(1)  # type: ignore[attr-defined]  # a BufferedReader: blocks for a byte
+        except OSError:  # the client timeout (TimeoutError), or a connection reset
+            self.close_connection = True
+            return
+        watch = self.server.head_watch
+        watch.begin(id(self), self.connection)
+        try:
+            super().handle_one_request()
+        finally:
+            watch.end(id(self))
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # reads the headers
+        if self.server.head_watch.end(id(self)):
+            seconds = self.server.head_watch.seconds
+            log.info("request head not complete within %.0f s: connection closed", seconds)
+            self.close_connection = True
+            return False
+        return parsed
 
     def _handle(self) -> None:
         started = time.perf_counter()
@@ -208,8 +279,9 @@ class ServerThread:
         gateway: Gateway,
         client_timeout: float = CLIENT_TIMEOUT,
         listener: socket.socket | None = None,
+        head_timeout: float = HEAD_TIMEOUT,
     ) -> None:
-        self.httpd = ApiHTTPServer((host, port), gateway, client_timeout, listener)
+        self.httpd = ApiHTTPServer((host, port), gateway, client_timeout, listener, head_timeout)
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, args=(0.1,), name="api-server", daemon=True
         )

@@ -457,6 +457,61 @@ def test_serve_subprocess_saves_and_exits_cleanly_on_signal(
     assert saved["tables"]["fake_items"][0]["pk"] == {"S": "sig"}
 
 
+def files_of(directory: Path) -> dict[str, bytes]:
+    """The state file and journals by name (not the lock file, which names its owner)."""
+    return {
+        path.name: path.read_bytes()
+        for path in sorted(directory.iterdir())
+        if path.is_file() and not path.name.endswith(".lock")
+    }
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("stopped", ["saved", "killed"])
+def test_another_table_prefix_on_a_state_file_refuses_and_changes_nothing(
+    project: Path, stopped: str
+) -> None:
+    # Given a state file (or, after a kill, only its journal) written with TablePrefix fake_
+    process, lines = serve_in_subprocess(project)
+    try:
+        api = next_match(lines, r"API:\s+(\S+)").group(1)
+        assert call("POST", f"{api}/items", {"id": "kept", "v": "1"})[0] == 201
+        if stopped == "saved":
+            process.send_signal(signal.SIGINT)
+        else:
+            process.kill()
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    state_dir = project / "state"
+    before = files_of(state_dir)
+    assert any(name.startswith("state.json") for name in before)
+    # When the server starts on it with another prefix
+    other, other_lines = serve_in_subprocess(project, "--parameter", "TablePrefix=dev_")
+    code = other.wait(timeout=60)
+    output = []
+    while not other_lines.empty():
+        output.append(other_lines.get())
+    # Then it exits non-zero with one line naming both sets of tables, and no file changed
+    assert code != 0
+    text = "".join(output)
+    assert "Traceback" not in text
+    errors = [line for line in output if "ERROR" in line]
+    assert len(errors) == 1, text
+    assert "fake_items" in errors[0] and "dev_items" in errors[0]
+    assert "another TablePrefix" in errors[0]
+    assert files_of(state_dir) == before
+    # And the right prefix still finds the item
+    again, again_lines = serve_in_subprocess(project)
+    try:
+        api = next_match(again_lines, r"API:\s+(\S+)").group(1)
+        assert call("GET", f"{api}/items/kept")[2]["item"]["v"] == {"S": "1"}
+    finally:
+        again.send_signal(signal.SIGINT)
+        again.wait(timeout=30)
+
+
 def raw_exchange(url: str, data: bytes) -> bytes:
     """Send raw bytes, read until the server closes the connection."""
     host, port = url.removeprefix("http://").split(":")
@@ -500,6 +555,41 @@ def test_a_stalled_client_is_cut_off(project: Path) -> None:
     assert half_line == b""
     assert short_body.startswith(b"HTTP/1.1 408")
     assert json.loads(short_body.partition(b"\r\n\r\n")[2]) == {"message": "Request Timeout"}
+
+
+def test_a_request_head_that_dribbles_in_is_cut_off_at_its_deadline(project: Path) -> None:
+    # Given a server that gives a request head 1 s (and silent clients 30 s)
+    gateway = HeldGateway()
+    server = ServerThread("127.0.0.1", 0, gateway, head_timeout=1.0)  # type: ignore[arg-type]
+    server.start()
+    host, port = server.url.removeprefix("http://").split(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            # When a client sends a header line every 0.2 s, never silent for long
+            started = time.monotonic()
+            sock.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n")
+            closed = False
+            for i in range(50):
+                time.sleep(0.2)
+                try:
+                    sock.sendall(f"X-Slow-{i}: y\r\n".encode())
+                except OSError:
+                    closed = True
+                    break
+            if not closed:
+                closed = sock.recv(1024) == b""
+            held = time.monotonic() - started
+        # And a client that sends its head at once is still answered
+        answer = raw_exchange(
+            server.url, b"GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+    finally:
+        server.stop()
+    # Then the slow one was cut off soon after its deadline, the other answered
+    assert closed
+    assert held < 5
+    assert answer.startswith(b"HTTP/1.1 201")
+    assert gateway.handled == ["/fast"]
 
 
 class HeldGateway:

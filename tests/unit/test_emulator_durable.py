@@ -183,6 +183,35 @@ def test_a_damaged_journal_line_is_refused_with_a_way_out(
         Opened(path)
 
 
+def test_an_empty_newest_journal_is_refused_not_started_without_it(
+    opened: list[Opened], tmp_path: Path
+) -> None:
+    # Given acknowledged writes whose journal was then cut to 0 bytes (its header gone too)
+    path = tmp_path / "state.json"
+    first = open_store(opened, path)
+    for i in range(3):
+        first.put(i)
+    journal = next(iter(journal_files(path).values()))
+    journal.write_bytes(b"")
+    # When the state is opened again / Then it is refused, naming the file and a way out,
+    # and nothing was changed
+    with pytest.raises(JournalError, match=r"is empty: .*\(mv .*\.damaged\)"):
+        Opened(path)
+    assert journal.read_bytes() == b""
+    assert not path.exists()
+
+
+def test_a_new_journal_is_never_seen_without_its_header(
+    opened: list[Opened], tmp_path: Path
+) -> None:
+    # Given a store just opened / Then its journal has its header, and no half-made file is left
+    path = tmp_path / "state.json"
+    open_store(opened, path)
+    (journal,) = journal_files(path).values()
+    assert json.loads(journal.read_bytes().split(b"\n")[0]) == {"journal": 1, "generation": 1}
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".new")] == []
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
