@@ -185,13 +185,20 @@ def serve(settings: Settings) -> int:
         log.error("cannot start: %s", exc)
         return 1
     except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
-            raise
-        log.error(
-            "cannot start: %s:%d is already in use: stop what listens there, or pass --port",
-            settings.host,
-            settings.port,
-        )
+        if exc.errno == errno.EADDRINUSE:
+            log.error(
+                "cannot start: %s:%d is already in use: stop what listens there, or pass --port",
+                settings.host,
+                settings.port,
+            )
+        else:  # the state file, a journal or their folder: unreadable, unwritable, a folder...
+            where = exc.filename or settings.state_path
+            log.error(
+                "cannot start: %s: %s (the state file and its journals need a folder this user "
+                "can write, and must be files); nothing was changed",
+                where,
+                exc.strerror or exc,
+            )
         return 1
     gc.collect()  # what loading left in cycles goes now, not into the frozen generation
     gc.freeze()  # the state just loaded and the modules: long-lived, never scanned again

@@ -195,10 +195,21 @@ class DurableStore:
             content = read_journal(path, g, last=g == max(younger))
             for _, params in content.entries:
                 self._refuse_foreign(_tables_named(json.loads(params)), path)
+            last_line = len(content.entries) + 1 if g == max(younger) else None
             for number, (operation, params) in enumerate(content.entries, start=2):
                 try:
                     self.dynamo.call(operation, params.encode())
                 except DynamoError as exc:
+                    if number == last_line and _refused_as_made(exc):
+                        # Written before its call was applied, refused by it, then cut back
+                        # off the file: a crash came before that cut reached the disk.
+                        log.info(
+                            "%s line %d (%s) was refused when it was made: dropped",
+                            path,
+                            number,
+                            operation,
+                        )
+                        break
                     raise JournalError(
                         f"{path} line {number} ({operation}) cannot be applied again ({exc}): "
                         f"move the journal away to start from the state file alone"
@@ -302,3 +313,15 @@ def _tables_named(params: Any) -> set[str]:
             for operation in entry.values() if isinstance(entry, dict) else ():
                 names |= _tables_named(operation)
     return names
+
+
+# What DynamoDB answers a well-formed write that it refuses at the time it is made.
+_REFUSALS_AS_MADE = (
+    "#ConditionalCheckFailedException",
+    "#TransactionCanceledException",
+    "#ValidationException",
+)
+
+
+def _refused_as_made(exc: DynamoError) -> bool:
+    return any(name in str(exc) for name in _REFUSALS_AS_MADE)

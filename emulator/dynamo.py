@@ -23,6 +23,7 @@ import decimal
 import functools
 import io
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -32,6 +33,7 @@ import boto3
 from botocore import handlers as botocore_handlers
 from botocore.awsrequest import AWSResponse
 
+log = logging.getLogger("emulator")
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 # Nothing listens there: a client that somehow escaped the handler fails at once, never
 # reaching AWS.
@@ -79,9 +81,12 @@ STOPPED_ANSWER = (
 
 
 class WriteLog(Protocol):
-    """Where successful writes go; `append` and `position` run under the call lock."""
+    """Where writes go before they are applied; `append`, `retract` and `position` run under
+    the call lock."""
 
     def append(self, operation: str, params: bytes) -> int: ...
+
+    def retract(self, position: int) -> None: ...
 
     def position(self) -> int: ...
 
@@ -171,6 +176,7 @@ class InProcessDynamo(Answering):
         self.lock = threading.Lock()
         self.write_log: WriteLog | None = None
         self._stopped = False  # client calls refused (the emulator's own `call` still runs)
+        self._journal_error: OSError | None = None  # the journal refuses writes since then
 
     def start(self) -> None:
         """Empty this process's moto DynamoDB backend and answer every DynamoDB client."""
@@ -202,19 +208,27 @@ class InProcessDynamo(Answering):
         with self.lock:
             if self._stopped:
                 return 500, {"Content-Type": JSON_CONTENT}, STOPPED_ANSWER
-            if fast is not None and item_call:
-                status, answered, body = with_dynamodb_numbers(fast.run, prepared)
-            else:
-                status, answered, body = with_dynamodb_numbers(
-                    self.moto.answer, method, headers, params
-                )
             log = self.write_log
+            # A write is on its way to the disk before it is applied: one the journal cannot
+            # take is refused with nothing done, and one DynamoDB refuses is taken back.
+            written = 0
+            if log is not None and operation not in READ_OPERATIONS:
+                try:
+                    written = log.append(operation, params)
+                except OSError as exc:
+                    return self._journal_refused(exc)
+                self._journal_failing(None)
+            try:
+                status, answered, body = self._apply(prepared, method, headers, params)
+            except BaseException:
+                if written:
+                    log.retract(written)  # type: ignore[union-attr]
+                raise
             position = 0
             if log is not None:
-                if status == 200 and operation not in READ_OPERATIONS:
-                    position = log.append(operation, params)
-                else:
-                    position = log.position()
+                if written and status != 200:
+                    log.retract(written)
+                position = written if written and status == 200 else log.position()
         if log is not None:
             pending = getattr(_deferred, "pending", None)
             if pending is None:
@@ -222,6 +236,40 @@ class InProcessDynamo(Answering):
             else:
                 pending.note(log, position)
         return status, answered, body
+
+    def _apply(
+        self, prepared: Any, method: str, headers: Mapping[str, Any], params: bytes
+    ) -> tuple[int, Any, Any]:
+        """The call answered by moto (the caller holds the call lock): through the shortcuts
+        when `prepared` (an item call they read), else through moto's server app."""
+        if prepared is not None and self.fast is not None:
+            return with_dynamodb_numbers(self.fast.run, prepared)
+        return with_dynamodb_numbers(self.moto.answer, method, headers, params)
+
+    def _journal_refused(self, exc: OSError) -> tuple[int, Any, bytes]:
+        """DynamoDB's 503 for a write the journal could not take (nothing was applied)."""
+        self._journal_failing(exc)
+        reason = exc.strerror or str(exc)
+        body = {
+            "__type": "com.amazonaws.dynamodb.v20120810#ServiceUnavailable",
+            "message": f"the local store cannot write its journal ({reason}): nothing was done",
+        }
+        return 503, {"Content-Type": JSON_CONTENT}, json.dumps(body).encode()
+
+    def _journal_failing(self, exc: OSError | None) -> None:
+        """One log line when the journal starts refusing writes, one when it takes them again
+        (the caller holds the call lock)."""
+        if (exc is None) == (self._journal_error is None):
+            return
+        if exc is not None:
+            log.warning(
+                "the journal cannot be written (%s): writes are refused with 503 until it can, "
+                "reads go on",
+                exc.strerror or exc,
+            )
+        else:
+            log.warning("the journal is written again: writes are taken again")
+        self._journal_error = exc
 
     # ------------------------------------------------------------------ the emulator's calls
 
@@ -231,14 +279,21 @@ class InProcessDynamo(Answering):
         Raises DynamoError with DynamoDB's message when the call is refused.
         """
         target = TARGET_PREFIX + operation
-        if self.fast is not None and operation in ITEM_OPERATIONS:
-            status, _, body = with_dynamodb_numbers(self.fast.answer, operation, target, params)
-        else:
-            headers = {"X-Amz-Target": target, "Content-Type": JSON_CONTENT}
-            status, _, body = with_dynamodb_numbers(self.moto.answer, "POST", headers, params)
+        try:
+            if self.fast is not None and operation in ITEM_OPERATIONS:
+                status, _, body = with_dynamodb_numbers(self.fast.answer, operation, target, params)
+            else:
+                headers = {"X-Amz-Target": target, "Content-Type": JSON_CONTENT}
+                status, _, body = with_dynamodb_numbers(self.moto.answer, "POST", headers, params)
+        except Exception as exc:  # noqa: BLE001 - botocore never checked these parameters
+            # What botocore would have refused before sending (an unknown attribute type, a
+            # malformed value) can make moto fail instead of answering an error.
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise DynamoError(f"{operation} could not be applied ({detail})") from None
         data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
         if status != 200:
-            raise DynamoError(data.decode("utf-8", "replace"))
+            text = data.decode("utf-8", "replace").strip()
+            raise DynamoError(text or f"{operation}: answered HTTP {status} with no message")
         return data
 
     def table_items(self, table: str) -> tuple[int, str]:

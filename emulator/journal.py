@@ -76,6 +76,9 @@ class Journal:
         os.fsync(self._fd)
         os.replace(fresh, self.path)
         fsync_directory(self.path.parent)
+        self.size = os.fstat(self._fd).st_size  # where the next entry starts
+        self._last_start = self.size
+        self.broken: OSError | None = None  # a failure that left the file other than it was
         self.entries = 0
         self._synced = 0
         self._sync_lock = threading.Lock()
@@ -87,12 +90,39 @@ class Journal:
             view = view[written:]
 
     def append(self, operation: str, params: bytes) -> int:
-        """Write one entry (the caller holds the call lock); its position for wait_durable."""
-        self._write(b'{"op":"' + operation.encode() + b'","params":' + params + b"}\n")
+        """Write one entry (the caller holds the call lock) before its call is applied; its
+        position for wait_durable. Raises OSError (a full disk, an I/O error) with the file
+        as it was before: a part written is cut off again."""
+        if self.broken is not None:
+            raise self.broken
+        record = b'{"op":"' + operation.encode() + b'","params":' + params + b"}\n"
+        try:
+            self._write(record)
+        except OSError:
+            self._cut_back_to(self.size)
+            raise
+        self._last_start = self.size
+        self.size += len(record)
         self.entries += 1
         if self.full is not None and self.entries >= self.full_at:
             self.full.set()
         return self.entries
+
+    def retract(self, position: int) -> None:
+        """Take back the entry at `position`, the last one written: its call was refused, so
+        it changed nothing (the caller holds the call lock). Positions are not reused."""
+        if position != self.entries or self.broken is not None:
+            return
+        self._cut_back_to(self._last_start)
+        self.size = self._last_start
+
+    def _cut_back_to(self, size: int) -> None:
+        """The file back to `size` bytes; if that fails too, no entry is written any more
+        (an entry after the damage would make it damage in the middle of the journal)."""
+        try:
+            os.ftruncate(self._fd, size)
+        except OSError as exc:
+            self.broken = exc
 
     def position(self) -> int:
         return self.entries

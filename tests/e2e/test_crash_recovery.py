@@ -188,3 +188,65 @@ def test_a_damaged_state_file_stops_the_server_with_one_line(tmp_path: Path) -> 
     errors = [line for line in output.splitlines() if "ERROR" in line]
     assert len(errors) == 1
     assert "is not valid JSON" in errors[0] and f"mv {state} {state}.damaged" in errors[0]
+
+
+def contents(folder: Path) -> list[tuple[str, bool, bytes]]:
+    """Each file and folder with its bytes, but the server's lock file and the test's log."""
+    return sorted(
+        (p.name, p.is_dir(), p.read_bytes() if p.is_file() else b"")
+        for p in folder.iterdir()
+        if not p.name.endswith((".lock", ".log"))
+    )
+
+
+def _state_is_a_folder(state: Path) -> None:
+    state.mkdir()
+
+
+def _journal_is_a_folder(state: Path) -> None:
+    (state.parent / f"{state.name}.journal.1").mkdir()
+
+
+def _item_of_an_unknown_type(state: Path) -> None:
+    item = {"pk": {"S": "1"}, "x": {"Q": "what type is Q?"}}
+    state.write_text(json.dumps({"version": 1, "tables": {"ab_experiments": [item]}}))
+
+
+def _journal_line_of_an_unknown_operation(state: Path) -> None:
+    entry = {"op": "FrobnicateItem", "params": {"TableName": "ab_experiments"}}
+    header = {"journal": 1, "generation": 1}
+    journal = state.parent / f"{state.name}.journal.1"
+    journal.write_text(json.dumps(header) + "\n" + json.dumps(entry) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (_state_is_a_folder, "state.json: Is a directory"),
+        (_journal_is_a_folder, "state.json.journal.1: Is a directory"),
+        (_item_of_an_unknown_type, "holds an item of ab_experiments that DynamoDB refuses"),
+        (_journal_line_of_an_unknown_operation, "line 2 (FrobnicateItem) cannot be applied"),
+    ],
+    ids=["state-folder", "journal-folder", "unknown-type", "unknown-operation"],
+)
+def test_every_refused_start_is_one_line_and_changes_nothing(
+    tmp_path: Path, damage: Any, said: str
+) -> None:
+    # Given state that cannot be used as it is
+    folder = tmp_path / "local"
+    folder.mkdir()
+    state = folder / "state.json"
+    damage(state)
+    before = contents(folder)
+    # When the server starts on it
+    api = LocalApi(state)
+    with pytest.raises(RuntimeError, match="the local API exited"):
+        api.start()
+    # Then it exits with 1 and one line saying what and where, no traceback, nothing changed
+    assert api.process is not None and api.process.returncode == 1
+    output = api.log_path.read_text()
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, output
+    assert said in errors[0]
+    assert contents(folder) == before

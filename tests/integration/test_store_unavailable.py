@@ -8,7 +8,9 @@ Every path that gives up answers 503 with Retry-After and stores nothing.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
@@ -18,7 +20,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from ab_testing import runtime
-from tests.conftest import guide_experiment, invoke
+from tests.conftest import guide_experiment, invoke, load_handler
 
 EXPERIMENTS = "/api/v1/experiments/"
 
@@ -594,3 +596,70 @@ def test_keys_a_read_leaves_unprocessed_are_read_again_before_the_write(
     assert held_back
     assert transactions == [1]
     assert summary(experiment_id)["results_collected"] == (3 if batch else 2)
+
+
+class RefusingLog:
+    """The local store's journal on a full disk: every write refused with ENOSPC."""
+
+    def __init__(self) -> None:
+        self.refused = 0
+
+    def append(self, operation: str, params: bytes) -> int:
+        self.refused += 1
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def retract(self, position: int) -> None:
+        raise AssertionError("nothing was written, nothing to take back")
+
+    def position(self) -> int:
+        return 0
+
+    def wait_durable(self, position: int) -> None:
+        return None
+
+
+def handler_answer(function_dir: str, path: str, body: Any) -> dict[str, Any]:
+    from emulator.events import FakeLambdaContext, api_gateway_event
+
+    event = api_gateway_event(
+        "POST", path, resource=path, body=json.dumps(body), path_parameters=None,
+        query={}, headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    answer: dict[str, Any] = load_handler(function_dir).handler(
+        event, FakeLambdaContext(function_dir)
+    )
+    return answer
+
+
+def test_while_the_journal_refuses_writes_they_answer_503_and_reads_go_on(aws: Any) -> None:
+    from emulator import dynamo
+
+    # Given an assigned user, and the local store's journal on a disk that is full
+    experiment_id = running("full disk")
+    assigned(experiment_id, 5)
+    local = dynamo._active
+    assert isinstance(local, dynamo.InProcessDynamo)
+    disk = RefusingLog()
+    local.write_log = disk
+    try:
+        # When a result is recorded, and a new user asks for a variant
+        recorded = handler_answer("record_result", "/api/v1/experiments/record-result",
+                                  result(experiment_id, 5))  # fmt: skip
+        new_user = handler_answer("get_variant", "/api/v1/experiments/get-variant",
+                                  {"experiment_id": experiment_id, "user_id": 6})  # fmt: skip
+        # Then both are a 503 to retry later, and reads go on
+        read = summary(experiment_id)
+    finally:
+        local.write_log = None
+    assert disk.refused >= 2
+    for answer in (recorded, new_user):
+        assert answer["statusCode"] == 503, answer
+        assert answer["headers"]["Retry-After"] == "1"
+        assert json.loads(answer["body"])["error"] == "unavailable"
+    assert read["results_collected"] == 0
+    # And once the disk takes writes again, the same result is recorded, not a duplicate
+    code, again = invoke(
+        "record_result", "POST", "/api/v1/experiments/record-result", body=result(experiment_id, 5)
+    )
+    assert (code, again["duplicate"]) == (201, False)
+    assert summary(experiment_id)["results_collected"] == 1

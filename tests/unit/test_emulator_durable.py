@@ -6,7 +6,9 @@ opened on the same files while the first one was never closed (nothing of it sav
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -307,3 +309,91 @@ def test_a_snapshot_reads_what_a_consistent_scan_answers() -> None:
             assert dynamo.table_items(TABLE)[0] == 30
     finally:
         dynamo.stop()
+
+
+class FullDisk:
+    """os.write for the journal: refuses with ENOSPC (or EIO) while `full`, after writing
+    `partial` bytes of the entry when asked, as a filling disk does."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.full = False
+        self.partial = 0
+        self.error = errno.ENOSPC
+        self.refused = 0
+
+    def __call__(self, fd: int, data: Any) -> int:
+        if not self.full:
+            return int(self.real(fd, data))
+        self.refused += 1
+        if self.partial:
+            written = int(self.real(fd, bytes(data)[: self.partial]))
+            self.partial = 0
+            return written  # the next write of the rest fails
+        raise OSError(self.error, os.strerror(self.error))
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EIO])
+def test_a_write_the_journal_cannot_take_is_refused_with_nothing_done(
+    opened: list[Opened], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int
+) -> None:
+    from emulator import journal as journal_module
+
+    disk = FullDisk(os.write)
+    disk.error = error
+    monkeypatch.setattr(journal_module.os, "write", disk)
+    path = tmp_path / "state.json"
+    store = open_store(opened, path)
+    # Given three acknowledged writes
+    for i in range(3):
+        store.put(i)
+    journal = next(iter(journal_files(path).values()))
+    size = journal.stat().st_size
+    # When the disk refuses: one entry cut off halfway, then every write refused
+    disk.full, disk.partial = True, 20
+    refused = []
+    for _attempt in range(4):  # the same write, retried
+        with pytest.raises(store.client.exceptions.ClientError) as answer:
+            store.put(3)
+        refused.append(answer.value.response)
+    # Then each attempt is DynamoDB's 503, nothing was applied (a retry is no duplicate), reads
+    # go on, and the journal holds no part of it
+    assert {r["Error"]["Code"] for r in refused} == {"ServiceUnavailable"}
+    assert {r["ResponseMetadata"]["HTTPStatusCode"] for r in refused} == {503}
+    assert store.ids() == ["r000", "r001", "r002"]
+    assert journal.stat().st_size == size
+    # When space returns: writes go on, with no restart
+    disk.full = False
+    store.put(3)
+    store.put(4)
+    # And after a crash (no close), everything answered is there, and nothing else
+    again = open_store(opened, path)
+    assert again.ids() == ["r000", "r001", "r002", "r003", "r004"]
+    assert again.recovery.torn is None
+
+
+def test_a_write_dynamodb_refuses_is_taken_back_from_the_journal(
+    opened: list[Opened], tmp_path: Path
+) -> None:
+    # Given a stored item
+    path = tmp_path / "state.json"
+    store = open_store(opened, path)
+    store.put(0)
+    journal = next(iter(journal_files(path).values()))
+    size = journal.stat().st_size
+    # When a conditional write of it is refused, as a repeat is
+    item = {"experiment_id": {"N": "1"}, "result_id": {"S": "r000"}}
+    with pytest.raises(store.client.exceptions.ConditionalCheckFailedException):
+        store.client.put_item(
+            TableName=TABLE, Item=item, ConditionExpression="attribute_not_exists(result_id)"
+        )
+    # Then the journal is as it was: the refused write is not in it
+    assert journal.stat().st_size == size
+    # And a refused write whose taking back never reached the disk is dropped at start, with
+    # what came before it kept
+    with journal.open("ab") as fh:
+        entry = {"op": "PutItem", "params": {"TableName": TABLE, "Item": item,
+                 "ConditionExpression": "attribute_not_exists(result_id)"}}  # fmt: skip
+        fh.write(json.dumps(entry).encode() + b"\n")
+    again = open_store(opened, path)
+    assert again.ids() == ["r000"]
