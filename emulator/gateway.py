@@ -88,7 +88,9 @@ class LocalKeys:
         sent = [value for name, value in headers if name.lower() == "x-api-key"]
         if len(sent) > 1:
             return AMBIGUOUS_KEY
-        key = sent[0] if sent else None
+        # Whitespace around a header's value is not part of it (RFC 9110's OWS): the HTTP
+        # parser drops it before the value, and here it goes after the value too.
+        key = sent[0].strip(" \t") if sent else None
         if _same(key, self.admin):
             return None
         if plane == DATA_PLANE:

@@ -159,7 +159,9 @@ def test_no_stray_stage_named_stage() -> None:
 
 def test_tracing_is_all_or_nothing() -> None:
     # Functions, API Gateway and the X-Ray subsegments of DynamoDB calls follow one parameter.
-    assert FUNCTION_GLOBALS["Tracing"] == {"Fn::If": ["TracingOn", "Active", "PassThrough"]}
+    assert FUNCTION_GLOBALS["Tracing"] == {
+        "Fn::If": ["TracingOn", "Active", {"Ref": "AWS::NoValue"}]
+    }
     assert props("AbTestingApi")["TracingEnabled"] == {"Fn::If": ["TracingOn", True, False]}
     assert FUNCTION_GLOBALS["Environment"]["Variables"]["AB_TRACING"] == {"Ref": "Tracing"}
     assert all("Tracing" not in spec["Properties"] for spec in FUNCTIONS.values())
@@ -167,7 +169,9 @@ def test_tracing_is_all_or_nothing() -> None:
 
 def test_scheduled_function_runs_alone_never_retried_and_keeps_failures() -> None:
     spec = props("ScheduledAnalysisFunction")
-    assert spec["ReservedConcurrentExecutions"] == 1
+    assert spec["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReserveAnalysis", 1, {"Ref": "AWS::NoValue"}]
+    }
     invoke = spec["EventInvokeConfig"]
     assert invoke["MaximumRetryAttempts"] == 0
     assert invoke["DestinationConfig"]["OnFailure"] == {
@@ -216,7 +220,8 @@ def conditions_resolved(value: Any, resolver: Resolver) -> Any:
         condition, when_true, when_false = value["Fn::If"]
         chosen = when_true if resolver.condition(condition) else when_false
         return conditions_resolved(chosen, resolver)
-    return {k: conditions_resolved(v, resolver) for k, v in value.items()}
+    resolved = {k: conditions_resolved(v, resolver) for k, v in value.items()}
+    return {k: v for k, v in resolved.items() if v != {"Ref": "AWS::NoValue"}}
 
 
 @pytest.fixture(scope="module", params=["API_KEY", "IAM"])
@@ -267,3 +272,66 @@ def test_the_transform_keeps_the_scheduled_function_unretried(
             "Resource": {"Fn::GetAtt": ["ScheduledFailureQueue", "Arn"]},
         }
     ]
+
+
+@pytest.mark.parametrize(("tracing", "granted"), [("Disabled", False), ("Active", True)])
+def test_only_traced_functions_may_write_to_x_ray(tracing: str, granted: bool) -> None:
+    from unittest.mock import Mock
+
+    from samtranslator.translator.transform import transform
+
+    # Given the template translated with Tracing=Disabled, then Active
+    resolver = Resolver(TEMPLATE, {"Tracing": tracing})
+    template = conditions_resolved(copy.deepcopy(TEMPLATE), resolver)
+    for resource in template["Resources"].values():
+        for key in ("CodeUri", "ContentUri"):
+            if key in resource.get("Properties", {}):
+                resource["Properties"][key] = "s3://bucket/key"
+    template["Transform"] = "AWS::Serverless-2016-10-31"
+    policies = Mock()
+    policies.load.return_value = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        resources = transform(template, {}, policies)["Resources"]
+    # Then a function's role has X-Ray's write policy exactly when it is traced
+    functions = {k: r for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    assert functions
+    for name, function in functions.items():
+        role = resources[f"{name}Role"]["Properties"]
+        xray = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess" in role["ManagedPolicyArns"]
+        traced = function["Properties"].get("TracingConfig") == {"Mode": "Active"}
+        assert (xray, traced) == (granted, granted), name
+
+
+def test_the_analysis_and_the_reconciliation_never_fire_in_the_same_minute() -> None:
+    # The scheduled function runs one at a time (reserved concurrency 1): two rules firing in
+    # one minute would throttle one of them, and its alarm, every day.
+    default = TEMPLATE["Parameters"]["AnalysisSchedule"]["Default"]
+    events = props("ScheduledAnalysisFunction")["Events"]
+    daily = events["DailyReconciliation"]["Properties"]["Schedule"]
+    assert events["Schedule"]["Properties"]["Schedule"] == {"Ref": "AnalysisSchedule"}
+    minutes = []
+    for expression in (default, daily):
+        assert expression.startswith("cron(") and expression.endswith(")"), expression
+        minute = expression[len("cron(") : -1].split()[0]
+        assert minute.isdigit(), expression  # one fixed minute of the hour
+        minutes.append(int(minute))
+    assert minutes[0] != minutes[1]
+
+
+@pytest.mark.parametrize(("reserved", "expected"), [("0", set()), ("10", {1, 10})])
+def test_analysis_reserved_concurrency_0_reserves_nothing_anywhere(
+    reserved: str, expected: set[int]
+) -> None:
+    # Given the template as CloudFormation resolves it with AnalysisReservedConcurrency=0, then 10
+    resolver = Resolver(TEMPLATE, {"AnalysisReservedConcurrency": reserved})
+    resolved = conditions_resolved(copy.deepcopy(TEMPLATE), resolver)
+    # Then with 0 no function reserves concurrency (an account with a limit of 10 can deploy),
+    # with 10 the analysing functions reserve 10 and the scheduled one 1
+    found = {
+        resolver.resolve(spec["Properties"]["ReservedConcurrentExecutions"])
+        for spec in resolved["Resources"].values()
+        if spec["Type"] == "AWS::Serverless::Function"
+        and "ReservedConcurrentExecutions" in spec["Properties"]
+    }
+    assert {int(v) for v in found} == expected

@@ -215,6 +215,18 @@ def test_data_routes_take_either_key_and_admin_routes_only_the_admin_key(project
     assert keyed(gateway, "POST", "/_local/scheduled-analysis", "adm1n")[0] == 200
 
 
+def test_whitespace_around_a_key_is_one_rule_on_both_sides(project: Path) -> None:
+    # Given a gateway with keys
+    gateway = make_gateway(project, gateway_response=False, admin_key="adm1n", data_key="d4ta")
+    # When a key comes with spaces or tabs before or after it / Then it is the key
+    for sent in (" d4ta", "d4ta ", "\td4ta\t", "  d4ta  "):
+        assert keyed(gateway, "POST", "/data", sent)[0] == 200, repr(sent)
+    assert keyed(gateway, "GET", "/items/1", "adm1n \t")[0] == 200
+    # And whitespace inside a key, or another kind of space around it, is another key
+    for sent in ("d4 ta", "d4ta\u00a0", "\nd4ta"):
+        assert keyed(gateway, "POST", "/data", sent)[0] == 403, repr(sent)
+
+
 def test_two_api_key_headers_are_refused_as_ambiguous(project: Path) -> None:
     # Given a gateway with keys / When a request carries two x-api-key headers, even right ones
     gateway = make_gateway(project, admin_key="adm1n", data_key="d4ta")

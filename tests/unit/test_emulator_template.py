@@ -237,7 +237,7 @@ def test_scheduled_functions_and_other_template_facts(real_template: dict[str, A
     # Then the analysis is the one scheduled function, with its resolved expression
     assert [s.function_id for s in scheduled] == ["ScheduledAnalysisFunction"]
     assert scheduled[0].code_uri == "functions/scheduled_analysis/"
-    assert scheduled[0].schedule == "rate(1 hour)"
+    assert scheduled[0].schedule == "cron(0 * * * ? *)"
     assert "layers/ab_testing/" in layer_dirs(real_template)
     status, body = missing_route_response(real_template)
     # An unsigned admin call and an unknown route share this response: never a 404

@@ -30,7 +30,7 @@ PROMISES: dict[str, Any] = {
     },
     "default_auth_mode": "API_KEY",
     "parameter_defaults": {
-        "AnalysisSchedule": "rate(1 hour)",
+        "AnalysisSchedule": "cron(0 * * * ? *)",
         "AssignmentCacheSeconds": 5,
         "TablePrefix": "",
     },

@@ -18,7 +18,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 
-logger = Logger(service="ab-testing")
+# The template sets POWERTOOLS_SERVICE_NAME to ab-testing-<stack>, as for the metrics: two
+# stacks in one account are told apart in their logs too.
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "ab-testing")
 
 API_GATEWAY_REST = correlation_paths.API_GATEWAY_REST
 EVENT_BRIDGE = correlation_paths.EVENT_BRIDGE
