@@ -109,3 +109,33 @@ def test_generation_is_deterministic(tmp_path: Path) -> None:
     assert main(["--out", str(out)]) == 0
     assert out.read_text() == COMMITTED.read_text()
     assert main(["--out", str(out), "--check"]) == 0
+
+
+def test_every_bound_is_written_in_json_schemas_words() -> None:
+    # pydantic's own names for bounds (gt, ge, lt, le) mean nothing to a client generator:
+    # the document says exclusiveMinimum, minimum, exclusiveMaximum and maximum everywhere.
+    document = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    found: list[str] = []
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key in {"gt", "ge", "lt", "le"} and isinstance(inner, int | float):
+                    found.append(f"{where}/{key}")
+                walk(inner, f"{where}/{key}")
+        elif isinstance(value, list):
+            for i, inner in enumerate(value):
+                walk(inner, f"{where}/{i}")
+
+    walk(document, "")
+    assert found == []
+    create = document["components"]["schemas"]
+    bounds = [
+        option
+        for schema in create.values()
+        for name, field in (schema.get("properties") or {}).items()
+        if name == "max_duration_days"
+        for option in field.get("anyOf", [])
+        if option.get("type") == "number" and len(option) > 1  # the request bodies' (bounded)
+    ]
+    assert bounds and all(b["exclusiveMinimum"] == 0 and b["maximum"] == 3650 for b in bounds)

@@ -335,3 +335,26 @@ def test_analysis_reserved_concurrency_0_reserves_nothing_anywhere(
         and "ReservedConcurrentExecutions" in spec["Properties"]
     }
     assert {int(v) for v in found} == expected
+
+
+def test_alarms_can_publish_to_the_encrypted_alarm_topic() -> None:
+    # CloudWatch cannot use the AWS managed alias/aws/sns key: the topic has its own key, and
+    # that key lets this account's CloudWatch alarms encrypt what they publish.
+    topic = RESOURCES["AlarmTopic"]
+    key_id = topic["Properties"]["KmsMasterKeyId"]
+    assert key_id == {"Ref": "AlarmTopicKey"}
+    key = RESOURCES["AlarmTopicKey"]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Condition"] == topic["Condition"]
+    assert key["Properties"]["EnableKeyRotation"] is True
+    grants = [
+        s
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert len(grants) == 1
+    assert grants[0]["Effect"] == "Allow"
+    assert set(grants[0]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert grants[0]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    }

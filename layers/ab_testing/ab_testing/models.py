@@ -168,7 +168,12 @@ class ExperimentIn(_Strict):
     sequential_tuning_units: int | None = Field(None, ge=2, le=10**12)
     auto_stop: bool = False
     min_duration_days: Storable = Field(7.0, ge=0, le=3650, allow_inf_nan=False)
-    max_duration_days: Storable | None = Field(None, gt=0, le=3650, allow_inf_nan=False)
+    # The bounds on the number itself (not on the union): JSON Schema's exclusiveMinimum and
+    # maximum in the OpenAPI document, where generated clients see them.
+    max_duration_days: (
+        Annotated[float, Field(gt=0, le=3650, allow_inf_nan=False), AfterValidator(_storable)]
+        | None
+    ) = None
     overrides: dict[UnitId, Name] = Field(default_factory=dict, max_length=1000)
 
     @field_validator("max_duration_days")
@@ -405,7 +410,9 @@ class RebalanceIn(_Strict):
     """Body of PATCH /api/v1/experiments/{id}: new weights apply to new units only."""
 
     variants: list[AllocationIn] | None = Field(None, max_length=MAX_VARIANTS)
-    target_percentage: Storable | None = Field(None, gt=0, le=100, allow_inf_nan=False)
+    target_percentage: (
+        Annotated[float, Field(gt=0, le=100, allow_inf_nan=False), AfterValidator(_storable)] | None
+    ) = None
 
     @model_validator(mode="after")
     def _something(self) -> RebalanceIn:
