@@ -1,27 +1,15 @@
 """GET /api/v1/openapi.json and GET /api/v1/docs — the API's own description, and a page to
-try it (Swagger UI, loaded from a CDN by the browser; the document comes from this API)."""
+read and try it (page.html: self-contained, it loads the document from this API only)."""
 
+from pathlib import Path
 from typing import Any
 
 from ab_testing.http import ApiRequest, TextAnswer, api
 from ab_testing.openapi import document
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>A/B testing API</title>
-  <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-</head>
-<body>
-  <div id="swagger-ui"></div>
-  <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-  <script>
-    window.ui = SwaggerUIBundle({url: "openapi.json", dom_id: "#swagger-ui"});
-  </script>
-</body>
-</html>
-"""
+# Everything the page needs is in it (no CDN, no other origin: it works offline and behind a
+# strict proxy, and no third party's script runs with this API's origin).
+PAGE = (Path(__file__).with_name("page.html")).read_text(encoding="utf-8")
 
 
 def _served(request: ApiRequest) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,10 @@ def test_the_api_serves_the_document_and_the_page(aws: Any) -> None:
     page = load_handler("api_docs").handler(event, FakeLambdaContext("api_docs"))
     assert page["statusCode"] == 200
     assert page["headers"]["Content-Type"].startswith("text/html")
-    assert 'url: "openapi.json"' in page["body"] and "swagger-ui" in page["body"]
+    assert 'fetch("openapi.json")' in page["body"]
+    # And the page names no other origin: it needs nothing but this API
+    assert re.findall(r"(?:src|href)=\"(?!#|data:)[^\"]*", page["body"]) == []
+    assert "https://" not in page["body"] and "http://" not in page["body"]
 
 
 def test_generation_is_deterministic(tmp_path: Path) -> None:
