@@ -143,3 +143,16 @@ def test_every_bound_is_written_in_json_schemas_words() -> None:
         if option.get("type") == "number" and len(option) > 1  # the request bodies' (bounded)
     ]
     assert bounds and all(b["exclusiveMinimum"] == 0 and b["maximum"] == 3650 for b in bounds)
+
+
+def test_admin_operations_never_list_the_data_key() -> None:
+    # The data plane's key is refused on admin routes (deployed: SigV4 only; locally: the
+    # admin key), so the document must not offer it there.
+    document = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            ways = [name for option in operation["security"] for name in option]
+            if operation["x-plane"] == "data":
+                assert ways == ["ApiKey", "SigV4", "LocalAdminKey"], (method, path)
+            else:
+                assert ways == ["SigV4", "LocalAdminKey"], (method, path)

@@ -30,7 +30,15 @@ SECURITY = {
         "type": "apiKey",
         "in": "header",
         "name": "x-api-key",
-        "description": "the data plane's key (AuthMode=API_KEY); locally: abtest serve --api-key",
+        "description": "the data plane's key (AuthMode=API_KEY); locally: abtest serve --data-key "
+        "(or the admin key)",
+    },
+    "LocalAdminKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-api-key",
+        "description": "`make run` only: the admin key (abtest serve --admin-key), standing in "
+        "for SigV4 on every route; deployed, admin operations take SigV4 alone",
     },
     "SigV4": {
         "type": "apiKey",
@@ -128,9 +136,10 @@ def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
         "summary": op.summary,
         "tags": list(op.tags),
         "x-plane": op.plane,
-        "security": [{"ApiKey": []}, {"SigV4": []}]
+        # The data key opens the data plane only: an admin operation never lists it.
+        "security": [{"ApiKey": []}, {"SigV4": []}, {"LocalAdminKey": []}]
         if op.plane == "data"
-        else [{"SigV4": []}, {"ApiKey": []}],
+        else [{"SigV4": []}, {"LocalAdminKey": []}],
         "responses": {str(op.status): _success(op, schemas)},
     }
     parameters = _path_parameters(op) + _query_parameters(op)
