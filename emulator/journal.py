@@ -1,7 +1,9 @@
 """The write-ahead journal: every successful DynamoDB write since the last snapshot, in order.
 
-One file per generation, ``<state file>.journal.<generation>``: a header line, then one JSON
-line per write, ``{"op": "<operation>", "params": <the request body as sent>}``. A line is
+One file per generation, ``<state file>.journal.<generation>``: a header line, then one line
+per write, ``<crc32 of the rest, 8 hex digits> {"op": "<operation>", "params": <the request
+body as sent>}``: a line that was changed, even into other valid JSON, no longer matches its
+checksum (journals of format 1, without it, are still read). A line is
 written with one ``write`` call while the call lock is held, so lines are in the order the
 writes were applied. A caller that needs its write (or what it read) to be durable waits in
 `wait_durable`: whoever takes the sync lock first flushes every line written so far with one
@@ -17,11 +19,12 @@ import json
 import os
 import re
 import threading
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1
+FORMAT = 2  # 1: the same lines without their checksum
 
 
 class JournalError(ValueError):
@@ -95,7 +98,8 @@ class Journal:
         as it was before: a part written is cut off again."""
         if self.broken is not None:
             raise self.broken
-        record = b'{"op":"' + operation.encode() + b'","params":' + params + b"}\n"
+        entry = b'{"op":"' + operation.encode() + b'","params":' + params + b"}"
+        record = b"%08x " % zlib.crc32(entry) + entry + b"\n"
         try:
             self._write(record)
         except OSError:
@@ -153,7 +157,11 @@ class JournalContent:
     torn_line: int | None = None  # the half-written last line that was dropped
 
 
-def _entry(line: bytes) -> tuple[str, str]:
+def _entry(line: bytes, checked: bool) -> tuple[str, str]:
+    if checked:
+        crc, space, line = line[:8], line[8:9], line[9:]
+        if space != b" " or crc != b"%08x" % zlib.crc32(line):
+            raise ValueError("its checksum does not match")
     record = json.loads(line)
     if not isinstance(record, dict) or not isinstance(record.get("op"), str):
         raise ValueError("not an entry")
@@ -163,17 +171,19 @@ def _entry(line: bytes) -> tuple[str, str]:
     return record["op"], json.dumps(params)
 
 
-def _header(path: Path, line: bytes, generation: int) -> None:
+def _header(path: Path, line: bytes, generation: int) -> int:
+    """The journal's format, once its header says it is this generation's journal."""
     try:
         header: Any = json.loads(line)
     except ValueError:
         header = None
-    expected = {"journal": FORMAT, "generation": generation}
-    if header != expected:
+    formats = [{"journal": f, "generation": generation} for f in (1, FORMAT)]
+    if header not in formats:
         raise JournalError(
             f"{path} does not start with a journal header of generation {generation}: "
             f"move it away (mv {path} {path}.damaged) to start from the state file alone"
         )
+    return int(header["journal"])
 
 
 def read_journal(path: Path, generation: int, last: bool) -> JournalContent:
@@ -190,13 +200,13 @@ def read_journal(path: Path, generation: int, last: bool) -> JournalContent:
             f"away (mv {path} {path}.damaged) to start from the state file and the journals "
             f"before it"
         )
-    _header(path, lines[0], generation)
+    checked = _header(path, lines[0], generation) >= 2
     for number, line in enumerate(lines[1:], start=2):
         final = number == len(lines)
         try:
             if final and not ends_cleanly:
                 raise ValueError("no end of line")
-            content.entries.append(_entry(line))
+            content.entries.append(_entry(line, checked))
         except ValueError as exc:
             if final and last:
                 content.torn_line = number

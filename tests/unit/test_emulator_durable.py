@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -210,7 +211,7 @@ def test_a_new_journal_is_never_seen_without_its_header(
     path = tmp_path / "state.json"
     open_store(opened, path)
     (journal,) = journal_files(path).values()
-    assert json.loads(journal.read_bytes().split(b"\n")[0]) == {"journal": 1, "generation": 1}
+    assert json.loads(journal.read_bytes().split(b"\n")[0]) == {"journal": 2, "generation": 1}
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".new")] == []
 
 
@@ -394,6 +395,40 @@ def test_a_write_dynamodb_refuses_is_taken_back_from_the_journal(
     with journal.open("ab") as fh:
         entry = {"op": "PutItem", "params": {"TableName": TABLE, "Item": item,
                  "ConditionExpression": "attribute_not_exists(result_id)"}}  # fmt: skip
-        fh.write(json.dumps(entry).encode() + b"\n")
+        line = json.dumps(entry).encode()
+        fh.write(b"%08x " % zlib.crc32(line) + line + b"\n")
     again = open_store(opened, path)
     assert again.ids() == ["r000"]
+
+
+def test_a_line_changed_into_other_valid_json_is_damage_not_a_write(
+    opened: list[Opened], tmp_path: Path
+) -> None:
+    # Given three writes, the second one's item changed on disk into another valid entry
+    path = tmp_path / "state.json"
+    first = open_store(opened, path)
+    for i in range(3):
+        first.put(i)
+    journal = next(iter(journal_files(path).values()))
+    lines = journal.read_bytes().split(b"\n")
+    assert b"r001" in lines[2]
+    lines[2] = lines[2].replace(b"r001", b"r999")
+    journal.write_bytes(b"\n".join(lines))
+    # When the state is opened again / Then the checksum tells: refused, naming the line
+    with pytest.raises(JournalError, match=r"line 3 is damaged \(its checksum does not match\)"):
+        Opened(path)
+
+
+def test_a_journal_of_the_format_before_checksums_is_still_read(
+    opened: list[Opened], tmp_path: Path
+) -> None:
+    # Given a journal written before lines had checksums (format 1)
+    path = tmp_path / "state.json"
+    item = {"experiment_id": {"N": "1"}, "result_id": {"S": "r042"}}
+    entry = {"op": "PutItem", "params": {"TableName": TABLE, "Item": item}}
+    header = {"journal": 1, "generation": 1}
+    (tmp_path / "state.json.journal.1").write_text(
+        json.dumps(header) + "\n" + json.dumps(entry) + "\n"
+    )
+    # When it is opened / Then its write is there
+    assert open_store(opened, path).ids() == ["r042"]
