@@ -199,10 +199,9 @@ class InProcessDynamo(Answering):
     ) -> tuple[int, Any, Any]:
         operation = target.rpartition(".")[2]
         fast = self.fast
-        item_call = fast is not None and operation in ITEM_OPERATIONS and method == "POST"
         prepared: Any = None
-        if fast is not None and item_call:  # reading the parameters touches no table
-            prepared = fast.prepare(operation, target, params)
+        if fast is not None and operation in ITEM_OPERATIONS and method == "POST":
+            prepared = fast.prepare(operation, target, params)  # reads no table: not locked
             if isinstance(prepared, tuple):
                 return prepared  # refused as it was read: nothing was done or seen
         with self.lock:
@@ -279,12 +278,15 @@ class InProcessDynamo(Answering):
         Raises DynamoError with DynamoDB's message when the call is refused.
         """
         target = TARGET_PREFIX + operation
+        headers = {"X-Amz-Target": target, "Content-Type": JSON_CONTENT}
         try:
+            prepared = None
             if self.fast is not None and operation in ITEM_OPERATIONS:
-                status, _, body = with_dynamodb_numbers(self.fast.answer, operation, target, params)
+                prepared = self.fast.prepare(operation, target, params)
+            if isinstance(prepared, tuple):
+                status, _, body = prepared  # refused as it was read
             else:
-                headers = {"X-Amz-Target": target, "Content-Type": JSON_CONTENT}
-                status, _, body = with_dynamodb_numbers(self.moto.answer, "POST", headers, params)
+                status, _, body = self._apply(prepared, "POST", headers, params)
         except Exception as exc:  # noqa: BLE001 - botocore never checked these parameters
             # What botocore would have refused before sending (an unknown attribute type, a
             # malformed value) can make moto fail instead of answering an error.
@@ -305,20 +307,22 @@ class InProcessDynamo(Answering):
         return self.moto.table_items(table)
 
 
+DYNAMODB_NUMBERS = decimal.Context(
+    prec=38,
+    Emax=125,
+    Emin=-130,
+    rounding=decimal.ROUND_HALF_EVEN,
+    traps=[decimal.Inexact, decimal.Overflow, decimal.Underflow, decimal.InvalidOperation],
+)
+
+
 @contextlib.contextmanager
 def dynamodb_numbers() -> Iterator[decimal.Context]:
     """Decimal arithmetic as DynamoDB does it, for the calls made inside: 38 significant
     digits, magnitudes from 1E-130 to under 1E+126, and a result that would need more refused
     (moto's own arithmetic runs in Python's default context: 28 digits, rounded silently).
     The context yielded records what was refused (`number_refused`)."""
-    context = decimal.Context(
-        prec=38,
-        Emax=125,
-        Emin=-130,
-        rounding=decimal.ROUND_HALF_EVEN,
-        traps=[decimal.Inexact, decimal.Overflow, decimal.Underflow, decimal.InvalidOperation],
-    )
-    with decimal.localcontext(context) as numbers:
+    with decimal.localcontext(DYNAMODB_NUMBERS) as numbers:  # a copy, its flags clear
         yield numbers
 
 

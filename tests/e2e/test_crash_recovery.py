@@ -177,17 +177,24 @@ def test_a_damaged_state_file_stops_the_server_with_one_line(tmp_path: Path) -> 
     # Given a state file cut short
     state = tmp_path / "state.json"
     state.write_text('{"version": 1, "tables": {"ab_results": [{"experi')
-    # When the server starts on it
+    # When the server starts on it / Then it exits with 1 and one line saying what is wrong
+    # and how to recover, no traceback
+    error = refused_start(state)
+    assert "is not valid JSON" in error and f"mv {state} {state}.damaged" in error
+
+
+def refused_start(state: Path) -> str:
+    """Start the server on `state`, which it must refuse: exit 1, no traceback, and exactly one
+    ERROR line, which this returns."""
     api = LocalApi(state)
     with pytest.raises(RuntimeError, match="the local API exited"):
         api.start()
-    # Then it exits with 1 and one line saying what is wrong and how to recover, no traceback
     assert api.process is not None and api.process.returncode == 1
     output = api.log_path.read_text()
     assert "Traceback" not in output
     errors = [line for line in output.splitlines() if "ERROR" in line]
-    assert len(errors) == 1
-    assert "is not valid JSON" in errors[0] and f"mv {state} {state}.damaged" in errors[0]
+    assert len(errors) == 1, output
+    return errors[0]
 
 
 def contents(folder: Path) -> list[tuple[str, bool, bytes]]:
@@ -238,15 +245,7 @@ def test_every_refused_start_is_one_line_and_changes_nothing(
     state = folder / "state.json"
     damage(state)
     before = contents(folder)
-    # When the server starts on it
-    api = LocalApi(state)
-    with pytest.raises(RuntimeError, match="the local API exited"):
-        api.start()
-    # Then it exits with 1 and one line saying what and where, no traceback, nothing changed
-    assert api.process is not None and api.process.returncode == 1
-    output = api.log_path.read_text()
-    assert "Traceback" not in output
-    errors = [line for line in output.splitlines() if "ERROR" in line]
-    assert len(errors) == 1, output
-    assert said in errors[0]
+    # When the server starts on it / Then it exits with 1 and one line saying what and where,
+    # no traceback, and nothing changed
+    assert said in refused_start(state)
     assert contents(folder) == before

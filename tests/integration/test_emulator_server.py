@@ -5,6 +5,7 @@ Each test uses a fake project under tmp_path: a tiny template, a fake layer and 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -565,29 +566,28 @@ def test_a_request_head_that_dribbles_in_is_cut_off_at_its_deadline(project: Pat
     host, port = server.url.removeprefix("http://").split(":")
     try:
         with socket.create_connection((host, int(port)), timeout=30) as sock:
-            # When a client sends a header line every 0.2 s, never silent for long
-            started = time.monotonic()
+            # When a client sends a header line every 0.2 s, never silent for long, for ten
+            # times the deadline, then ends its head
             sock.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n")
-            closed = False
             for i in range(50):
                 time.sleep(0.2)
-                try:
+                with contextlib.suppress(OSError):  # the server may have closed already
                     sock.sendall(f"X-Slow-{i}: y\r\n".encode())
-                except OSError:
-                    closed = True
-                    break
-            if not closed:
-                closed = sock.recv(1024) == b""
-            held = time.monotonic() - started
+            with contextlib.suppress(OSError):
+                sock.sendall(b"\r\n")
+            try:
+                slow_answer = sock.recv(1024)
+            except OSError:  # reset: closed with data unread
+                slow_answer = b""
         # And a client that sends its head at once is still answered
         answer = raw_exchange(
             server.url, b"GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
     finally:
         server.stop()
-    # Then the slow one was cut off soon after its deadline, the other answered
-    assert closed
-    assert held < 5
+    # Then the slow one was closed with no answer and never reached the gateway; the other was
+    # answered
+    assert slow_answer == b""
     assert answer.startswith(b"HTTP/1.1 201")
     assert gateway.handled == ["/fast"]
 

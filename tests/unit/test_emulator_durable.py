@@ -62,6 +62,14 @@ def open_store(stores: list[Opened], path: Path, snapshot_every: int = 1000) -> 
     return store
 
 
+def three_written(opened: list[Opened], path: Path) -> tuple[Opened, Path]:
+    """A store at `path` with three acknowledged writes (r000-r002), and its journal."""
+    store = open_store(opened, path)
+    for i in range(3):
+        store.put(i)
+    return store, next(iter(journal_files(path).values()))
+
+
 def test_items_survive_a_close_and_reopen(opened: list[Opened], tmp_path: Path) -> None:
     # Given items written (more than one batch, binary values included) and a clean close
     path = tmp_path / "state.json"
@@ -156,10 +164,7 @@ def test_a_torn_last_journal_line_is_dropped_and_reported(
 ) -> None:
     # Given three acknowledged writes and a fourth cut off by a crash mid-write
     path = tmp_path / "state.json"
-    first = open_store(opened, path)
-    for i in range(3):
-        first.put(i)
-    journal = next(iter(journal_files(path).values()))
+    _, journal = three_written(opened, path)
     with journal.open("ab") as fh:
         fh.write(b'{"op":"PutItem","params":{"TableName":"ab_res')
     # When the state is opened again
@@ -174,10 +179,7 @@ def test_a_damaged_journal_line_is_refused_with_a_way_out(
 ) -> None:
     # Given a journal whose second entry is garbage, followed by a good one
     path = tmp_path / "state.json"
-    first = open_store(opened, path)
-    for i in range(3):
-        first.put(i)
-    journal = next(iter(journal_files(path).values()))
+    _, journal = three_written(opened, path)
     lines = journal.read_bytes().split(b"\n")
     lines[2] = b"garbage"
     journal.write_bytes(b"\n".join(lines))
@@ -191,10 +193,7 @@ def test_an_empty_newest_journal_is_refused_not_started_without_it(
 ) -> None:
     # Given acknowledged writes whose journal was then cut to 0 bytes (its header gone too)
     path = tmp_path / "state.json"
-    first = open_store(opened, path)
-    for i in range(3):
-        first.put(i)
-    journal = next(iter(journal_files(path).values()))
+    _, journal = three_written(opened, path)
     journal.write_bytes(b"")
     # When the state is opened again / Then it is refused, naming the file and a way out,
     # and nothing was changed
@@ -344,11 +343,8 @@ def test_a_write_the_journal_cannot_take_is_refused_with_nothing_done(
     disk.error = error
     monkeypatch.setattr(journal_module.os, "write", disk)
     path = tmp_path / "state.json"
-    store = open_store(opened, path)
     # Given three acknowledged writes
-    for i in range(3):
-        store.put(i)
-    journal = next(iter(journal_files(path).values()))
+    store, journal = three_written(opened, path)
     size = journal.stat().st_size
     # When the disk refuses: one entry cut off halfway, then every write refused
     disk.full, disk.partial = True, 20
@@ -406,10 +402,7 @@ def test_a_line_changed_into_other_valid_json_is_damage_not_a_write(
 ) -> None:
     # Given three writes, the second one's item changed on disk into another valid entry
     path = tmp_path / "state.json"
-    first = open_store(opened, path)
-    for i in range(3):
-        first.put(i)
-    journal = next(iter(journal_files(path).values()))
+    _, journal = three_written(opened, path)
     lines = journal.read_bytes().split(b"\n")
     assert b"r001" in lines[2]
     lines[2] = lines[2].replace(b"r001", b"r999")
