@@ -35,6 +35,13 @@ class Acknowledged:
     reached: threading.Event = field(default_factory=threading.Event)
     target: int = 0
     refused: list[Any] = field(default_factory=list)  # answers that were not a success
+    # Set just before the server is signalled: a call in flight then may be answered 503 by a
+    # worker that outlives its store for a moment (nothing acknowledged, so nothing to lose).
+    ending: threading.Event = field(default_factory=threading.Event)
+
+    def refuse(self, status: int, answer: Any) -> None:
+        if not (status == 503 and self.ending.is_set()):
+            self.refused.append((status, answer))
 
     def note(self) -> None:
         self.count += 1
@@ -61,7 +68,7 @@ def writer(api: LocalApi, experiment_id: int, prefix: str, acked: Acknowledged) 
                 {"experiment_id": experiment_id, "user_id": user},
             )
             if status != 200:
-                acked.refused.append(answer)
+                acked.refuse(status, answer)
                 return
             with acked.lock:
                 acked.variants[user] = answer["variant"]["id"]
@@ -75,7 +82,7 @@ def writer(api: LocalApi, experiment_id: int, prefix: str, acked: Acknowledged) 
             }
             status, answer = post(connection, "/api/v1/experiments/record-result", result)
             if status != 201:
-                acked.refused.append(answer)
+                acked.refuse(status, answer)
                 return
             with acked.lock:
                 acked.results.append(result)
@@ -98,6 +105,7 @@ def stream_then_end(
         thread.start()
     assert acked.reached.wait(120), "the writes never reached the target"
     assert api.process is not None
+    acked.ending.set()
     api.process.send_signal(how)
     api.process.wait(timeout=60)
     for thread in threads:

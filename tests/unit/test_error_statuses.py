@@ -138,11 +138,13 @@ def test_domain_errors_share_one_base() -> None:
 def test_a_503_says_what_happened_and_to_retry() -> None:
     busy = json.loads(answer_to(client_error("ThrottlingException"))["body"])
     late = json.loads(answer_to(ReadTimeoutError(endpoint_url="http://dynamodb"))["body"])
+    failed = json.loads(answer_to(client_error("InternalServerError"))["body"])
     assert busy == {
         "error": "unavailable",
         "message": "DynamoDB is busy (throttled or contended), please retry",
     }
     assert late["message"] == "DynamoDB did not answer in time, please retry"
+    assert failed["message"] == "DynamoDB failed on this call (InternalServerError), please retry"
 
 
 def test_errors_without_a_dynamodb_answer_are_not_503() -> None:

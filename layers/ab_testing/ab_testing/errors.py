@@ -67,6 +67,8 @@ RETRYABLE_CODES = frozenset(
     }
 )
 
+# Of those, the ones that say DynamoDB itself failed on the call rather than that it is busy.
+FAILED_CODES = frozenset({"InternalServerError", "ServiceUnavailable"})
 
 # botocore's transport errors once its retries are spent (named, to keep botocore out of here).
 TRANSPORT_ERRORS = frozenset(
@@ -83,6 +85,8 @@ def as_unavailable(exc: Exception) -> StoreUnavailable | None:
         return None
     code = str((response.get("Error") or {}).get("Code", ""))
     reasons = {str(r.get("Code")) for r in response.get("CancellationReasons") or []}
+    if code in FAILED_CODES:
+        return StoreUnavailable(f"DynamoDB failed on this call ({code}), please retry")
     if code in RETRYABLE_CODES or reasons & RETRYABLE_CODES:
         return StoreUnavailable("DynamoDB is busy (throttled or contended), please retry")
     return None
