@@ -24,11 +24,19 @@
   things moto's request reading does to a JSON body are not done, as DynamoDB does neither:
   reading it as a form (a value holding ``&Action=X`` made moto look for an action X), and
   rewriting any ``<RequestId>...</RequestId>`` found in the answer's values.
+- moto answers a Query on a table (not an index) by sorting every item of the table, keeping
+  those of the partition, then walking past every item of the pages already read: each page
+  of an export costs as much as the whole table. `_query_partition` sorts only the partition
+  and finds where the page starts by bisection; the page itself (its limit, the 1 MB cap, the
+  key condition, the copy, the filter and the projection) is built as moto builds it. Queries
+  of an index, and any start key outside the partition, go to moto's own method.
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
+import copy
 import functools
 import io
 import json
@@ -44,7 +52,8 @@ from moto.core.request import Request
 from moto.core.responses import ActionResult
 from moto.core.utils import get_service_model, utcnow
 from moto.dynamodb import responses as dynamodb_responses
-from moto.dynamodb.models.dynamo_type import Item
+from moto.dynamodb.models import table as moto_tables
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.utilities.utils import get_partition
 from werkzeug.http import http_date
@@ -85,6 +94,7 @@ def apply() -> None:
     )
     _replaced.set(dynamodb_responses, "UpdateExpressionParser", _ReadOnlyUpdateExpressions)
     _replaced.set(Item, "__new__", staticmethod(_unlisted))
+    _replaced.set(moto_tables.Table, "query", _query_partition)
     _applied = True
 
 
@@ -98,6 +108,96 @@ def restore() -> None:
 def _unlisted(cls: type, *args: Any, **kwargs: Any) -> Any:
     """An Item, not added to moto's list of every Item ever made."""
     return object.__new__(cls)
+
+
+_motos_query = vars(moto_tables.Table)["query"]
+
+
+def _query_partition(
+    self: Any,
+    hash_key: Any,
+    range_comparison: str | None,
+    range_objs: list[Any],
+    limit: int,
+    exclusive_start_key: dict[str, Any] | None,
+    scan_index_forward: bool,
+    projection_expressions: Any,
+    index_name: str | None = None,
+    consistent_read: bool = False,
+    filter_expression: Any = None,
+    hash_key_conditions: Any = None,
+    range_key_conditions: Any = None,
+    **filter_kwargs: Any,
+) -> tuple[list[Any], int, dict[str, Any] | None]:
+    """moto's `Table.query`, reading only the partition of `hash_key` (module docstring)."""
+    start = exclusive_start_key
+    hash_name, range_name = self.hash_key_attr, self.range_key_attr
+    if (
+        index_name
+        or filter_kwargs
+        or range_name is None
+        or (
+            start is not None
+            and (
+                start.get(hash_name) is None
+                or start.get(range_name) is None
+                or DynamoType(start[hash_name]) != hash_key
+            )
+        )
+    ):
+        return _motos_query(
+            self,
+            hash_key,
+            range_comparison,
+            range_objs,
+            limit,
+            exclusive_start_key,
+            scan_index_forward,
+            projection_expressions,
+            index_name,
+            consistent_read,
+            filter_expression,
+            hash_key_conditions,
+            range_key_conditions,
+            **filter_kwargs,
+        )
+    partition = self.items.get(hash_key) or {}  # .get: the defaultdict gains no partition
+    # Keys compared as DynamoType compares them (by cast_value), cast once per item
+    ordered = sorted(partition.values(), key=lambda item: item.range_key.cast_value)
+    if start is not None:
+        keys = [item.range_key.cast_value for item in ordered]
+        after = DynamoType(start[range_name]).cast_value
+        if scan_index_forward:
+            ordered = ordered[bisect.bisect_right(keys, after) :]
+        else:
+            ordered = ordered[: bisect.bisect_left(keys, after)]
+    if scan_index_forward is False:
+        ordered.reverse()
+    compared = range_key_conditions[-1][0] if range_key_conditions else None
+    results: list[Any] = []
+    size = scanned = 0
+    last_key = None
+    for item in ordered:
+        item_size = item.size()
+        if len(results) == limit or size + item_size > moto_tables.RESULT_SIZE_LIMIT:
+            last_key = self._get_last_evaluated_key(results[-1], index_name)
+            break
+        if range_comparison:
+            if compared and item.attrs.get(compared):
+                matches = item.attrs[compared].compare(range_comparison, range_objs)
+            else:
+                matches = item.range_key.compare(range_comparison, range_objs)
+            if not matches:
+                continue
+        results.append(item)
+        size += item_size
+        scanned += 1
+    results = copy.deepcopy(results)
+    if filter_expression is not None:
+        results = [item for item in results if filter_expression.expr(item)]
+    if projection_expressions:
+        results = [item.project(projection_expressions) for item in results]
+    return results, scanned, last_key
 
 
 def wire(value: Any) -> Any:

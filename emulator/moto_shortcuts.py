@@ -257,6 +257,19 @@ def _add(pk: str, sk: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def _page(pk: str, **extra: Any) -> dict[str, Any]:
+    """A Query of one partition (`extra` may add a key condition on sk, compared with "2")."""
+    values = {":pk": {"S": pk}}
+    if "KeyConditionExpression" in extra:
+        values[":s"] = {"S": "2"}
+    return {
+        "TableName": PROBE_TABLE,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": values,
+        **extra,
+    }
+
+
 _PROBE_CALLS: list[tuple[str, dict[str, Any]]] = [
     (
         "CreateTable",
@@ -345,6 +358,22 @@ _PROBE_CALLS: list[tuple[str, dict[str, Any]]] = [
             "ScanIndexForward": False,
         },
     ),
+    *(("PutItem", {"TableName": PROBE_TABLE, "Item": _key("q", sk)}) for sk in "1234"),
+    *(
+        ("Query", _page("q", **extra))
+        for extra in (
+            {"Limit": 2},
+            {"Limit": 2, "ExclusiveStartKey": _key("q", "2")},
+            {"Limit": 2, "ExclusiveStartKey": _key("q", "25")},
+            {"Limit": 2, "ExclusiveStartKey": _key("q", "3"), "ScanIndexForward": False},
+            {"ExclusiveStartKey": _key("q", "9")},
+            {"ExclusiveStartKey": _key("a", "1")},
+            {"KeyConditionExpression": "pk = :pk AND sk > :s", "Limit": 1},
+            {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :s)"},
+            {"ProjectionExpression": "sk", "ScanIndexForward": False},
+        )
+    ),
+    ("Query", _page("no such partition")),
     (
         "BatchWriteItem",
         {

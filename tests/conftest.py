@@ -120,6 +120,22 @@ def local_dynamodb() -> Iterator[Any]:
             dynamo.stop()
 
 
+def create_keyed_table(client: Any, name: str, range_type: str = "S") -> None:
+    """Table `name` keyed by pk (a string) and sk (of `range_type`), paid per request."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": range_type},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 @pytest.fixture
 def aws() -> Iterator[Any]:
     """The local DynamoDB with the tables of template.yaml (`local_dynamodb`)."""

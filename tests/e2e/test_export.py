@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import re
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,7 @@ def test_the_guides_monitoring_sql_runs_unchanged_on_the_export(tmp_path: Path) 
         _, analysis = api.call("GET", "/api/v1/experiments/1/analyze")
     finally:
         api.stop()
+    typed_columns_in_parquet(tmp_path / "parquet")
     progress, performance = guide_queries()
     stats = analysis["metrics"]["resolution_rate"]["variant_stats"]
     by_name = {v["name"]: v for v in summary["variants"]}
@@ -92,3 +95,35 @@ def test_the_guides_monitoring_sql_runs_unchanged_on_the_export(tmp_path: Path) 
                 assert sample_size == variant["results_by_metric"]["resolution_rate"]
                 mean = stats[str(variant["variant_id"])]["mean"]
                 assert avg_metric == pytest.approx(mean, rel=1e-12)
+
+
+def typed_columns_in_parquet(out: Path) -> None:
+    """Parquet carries types (docs/export.md): times as TIMESTAMP WITH TIME ZONE, the same
+    instants as the CSV's ISO 8601 text; ids as BIGINT, values as DOUBLE."""
+    with duckdb.connect() as db:
+        views(db, out, "parquet")
+        types = {
+            (table, column): kind
+            for table in TABLES
+            for column, kind, *_ in db.execute(f"DESCRIBE {table}").fetchall()
+        }
+        rows = db.execute("SELECT epoch_ms(recorded_at) FROM ab_results").fetchall()
+    stamp = "TIMESTAMP WITH TIME ZONE"
+    for table, column in (
+        ("ab_experiments", "created_at"),
+        ("ab_experiments", "started_at"),
+        ("ab_assignments", "assigned_at"),
+        ("ab_results", "occurred_at"),
+        ("ab_results", "recorded_at"),
+    ):
+        assert types[(table, column)] == stamp, (table, column)
+    assert types[("ab_results", "metric_value")] == "DOUBLE"
+    assert types[("ab_results", "experiment_id")] == types[("ab_variants", "id")] == "BIGINT"
+    assert types[("ab_variants", "is_control")] == "BOOLEAN"
+    with (out.parent / "csv" / "ab_results.csv").open() as handle:
+        texts = sorted(row["recorded_at"] for row in csv.DictReader(handle))
+    assert len(rows) == len(texts) == 60
+    as_read = sorted(
+        datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000 for text in texts
+    )
+    assert sorted(ms for (ms,) in rows) == as_read

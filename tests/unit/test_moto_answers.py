@@ -12,6 +12,7 @@ from moto.core.responses import ActionResult
 
 from emulator.dynamo import ITEM_OPERATIONS, InProcessDynamo, dynamodb_client
 from emulator.moto_answers import ItemCallHandler
+from tests.conftest import create_keyed_table
 
 KEY = {"pk": {"S": "a"}, "sk": {"S": "1"}}
 ITEM = {
@@ -51,18 +52,7 @@ def compared(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, list[tuple[
     dynamo = InProcessDynamo("us-east-1")
     dynamo.start()
     client = dynamodb_client("us-east-1")
-    client.create_table(
-        TableName="t",
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_keyed_table(client, "t")
     try:
         yield client, seen
     finally:

@@ -10,6 +10,7 @@ import pytest
 
 from emulator import moto_shortcuts
 from emulator.dynamo import InProcessDynamo, configure_aws_environment, dynamodb_client
+from tests.conftest import create_keyed_table
 
 FALLBACK = "shortcuts do not fit this moto"
 
@@ -144,3 +145,78 @@ def test_ab_moto_fast_0_takes_motos_own_path_unpatched(
     assert not (moto_answers._applied or moto_expressions._applied or moto_transactions._applied)
     assert FALLBACK not in caplog.text
     assert quick_start(dynamo) == {"pk": {"S": "a"}, "n": {"N": "1.5"}}
+
+
+def every_page(dynamo: InProcessDynamo, forward: bool) -> list[Any]:
+    """Three partitions of 40 items (one more item elsewhere); each partition read in pages of
+    7, forward or backward, with and without a key condition: every answer."""
+    dynamo.start()
+    try:
+        client = dynamodb_client(dynamo.region)
+        create_keyed_table(client, "t", range_type="N")
+        for pk in ("a", "b", "c"):
+            for sk in range(40):  # numbers: the order is numeric, not the order of their text
+                item = {"pk": {"S": pk}, "sk": {"N": str(sk * 3 % 40)}, "v": {"S": "x" * sk}}
+                client.put_item(TableName="t", Item=item)
+        pages = []
+        for pk, condition in (("a", ""), ("b", " AND sk > :low"), ("nowhere", "")):
+            query: dict[str, Any] = {
+                "TableName": "t",
+                "KeyConditionExpression": "pk = :pk" + condition,
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": pk},
+                    **({":low": {"N": "12"}} if condition else {}),
+                },
+                "Limit": 7,
+                "ScanIndexForward": forward,
+            }
+            while True:
+                page = client.query(**query)
+                page.pop("ResponseMetadata")
+                pages.append(page)
+                if "LastEvaluatedKey" not in page:
+                    break
+                query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return pages
+    finally:
+        dynamo.stop()
+
+
+@pytest.mark.parametrize("forward", [True, False], ids=["forward", "backward"])
+def test_a_query_read_page_by_page_answers_as_on_motos_own_path(
+    monkeypatch: pytest.MonkeyPatch, forward: bool
+) -> None:
+    configure_aws_environment()
+    # Given the shortcuts (which read a Query's partition only) / When every partition is read
+    # in pages, and read again on moto's own path
+    fast = InProcessDynamo("us-east-1")
+    assert fast.fast is not None
+    through_shortcuts = every_page(fast, forward)
+    monkeypatch.setenv("AB_MOTO_FAST", "0")
+    through_moto = every_page(InProcessDynamo("us-east-1"), forward)
+    # Then every page is the same, and together they hold every item once, in key order
+    assert through_shortcuts == through_moto
+    keys = [int(i["sk"]["N"]) for p in through_shortcuts[:6] for i in p["Items"]]
+    assert keys == sorted(range(40), reverse=not forward)
+
+
+def test_a_query_that_starts_its_page_wrongly_is_not_used(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import bisect
+    import types
+
+    from emulator import moto_answers
+
+    configure_aws_environment()
+    # Given a page start one item too early (the last item of the page before, again)
+    off_by_one = types.SimpleNamespace(
+        bisect_right=lambda keys, key: bisect.bisect_right(keys, key) - 1,
+        bisect_left=bisect.bisect_left,
+    )
+    monkeypatch.setattr(moto_answers, "bisect", off_by_one)
+    # When the in-process DynamoDB starts / Then the probe caught it: moto's own path
+    with caplog.at_level(logging.WARNING, logger="emulator.moto"):
+        dynamo = InProcessDynamo("us-east-1")
+    assert dynamo.fast is None
+    assert "Query answered" in caplog.text and FALLBACK in caplog.text
