@@ -33,7 +33,13 @@ from emulator.template import function_environment, load_template
 BUILD = ROOT / ".aws-sam" / "build"
 RUNTIME = ROOT / ".aws-sam" / "bench-runtime"  # boto3 alone, as the Lambda runtime ships it
 RUNS = 5
-HOT_PATH = {"GetVariantFunction", "RecordResultFunction", "RecordResultsFunction"}
+HOT_PATH = {
+    "ExperimentDefinitionsFunction",
+    "GetVariantFunction",
+    "RecordExposuresFunction",
+    "RecordResultFunction",
+    "RecordResultsFunction",
+}
 GOAL = 1.6
 
 PROBE = r"""

@@ -31,13 +31,21 @@ from pathlib import Path
 from typing import Any
 
 from emulator.dynamo import DynamoError, InProcessDynamo
-from emulator.journal import Journal, JournalError, journal_files, read_journal
+from emulator.journal import (
+    Journal,
+    JournalError,
+    empty_journal_command,
+    journal_files,
+    journal_path,
+    read_journal,
+)
 from emulator.snapshot import Snapshot, StateFileError, read_snapshot, write_snapshot
 
 log = logging.getLogger("emulator.state")
 
 BATCH_SIZE = 25  # BatchWriteItem's limit
 SNAPSHOT_EVERY = 5_000  # journal entries, at least; more once the tables hold more items
+RESYNC_EVERY = 1.0  # seconds between snapshots tried after a journal could not be synced
 
 
 class StateBusy(RuntimeError):
@@ -145,11 +153,15 @@ class DurableStore:
             recovery.items = self._saved_items = self._load(snapshot)
             generation = self._replay(snapshot.journal_generation, recovery)
             if recovery.replayed or recovery.torn:
-                write_snapshot(self.path, Snapshot(_items(self._capture()), generation))
+                texts = self._capture()
+                # The journal after a snapshot exists before the snapshot does (so a missing
+                # one is damage, `_replay`), and the journals it holds go only after it.
+                self._switch_journal(generation + 1)
+                write_snapshot(self.path, Snapshot(_items(texts), generation))
             else:  # nothing but empty journals: the state file holds everything
                 generation = snapshot.journal_generation
-            self._delete_journals()
-            self._switch_journal(generation + 1)
+                self._switch_journal(generation + 1)  # takes the place of an empty one
+            self._delete_journals(keep=generation + 1)
         self._thread.start()
         return recovery
 
@@ -183,15 +195,18 @@ class DurableStore:
             )
 
     def _replay(self, covered: int, recovery: Recovery) -> int:
-        """Apply the journals younger than the snapshot; the last generation applied."""
+        """Apply the journals younger than the snapshot; the last generation applied.
+
+        A snapshot is written only once the journal after it exists (`open`, `snapshot`), so
+        a state file that holds journals up to G (G > 0) without journal G + 1 beside it has
+        lost the writes made since it was saved: refused, never started without them."""
         younger = {g: p for g, p in journal_files(self.path).items() if g > covered}
+        if covered and covered + 1 not in younger:
+            raise self._missing(covered + 1)
         generation = covered
         for g, path in younger.items():
             if g != generation + 1:
-                raise JournalError(
-                    f"journal generation {generation + 1} of {self.path} is missing (found "
-                    f"{path.name}): move the journals away to start from the state file alone"
-                )
+                raise self._missing(generation + 1)
             content = read_journal(path, g, last=g == max(younger))
             for _, params in content.entries:
                 self._refuse_foreign(_tables_named(json.loads(params)), path)
@@ -219,6 +234,14 @@ class DurableStore:
                 recovery.torn = [*(recovery.torn or []), f"{path} line {content.torn_line}"]
             generation = g
         return generation
+
+    def _missing(self, generation: int) -> JournalError:
+        path = journal_path(self.path, generation)
+        return JournalError(
+            f"{path} is missing: it held the writes made after {self.path} and the journals "
+            f"before it were saved; put it back if you have it, or, to start without those "
+            f"writes, create it empty: `{empty_journal_command(path, generation)}`"
+        )
 
     # ------------------------------------------------------------------ snapshots
 
@@ -256,24 +279,58 @@ class DurableStore:
             self._delete_journals(up_to=covered)
             self.saved.set()
 
-    def _delete_journals(self, up_to: int | None = None) -> None:
+    def _delete_journals(self, up_to: int | None = None, keep: int | None = None) -> None:
         for generation, path in journal_files(self.path).items():
-            if up_to is None or generation <= up_to:
+            if (up_to is None or generation <= up_to) and generation != keep:
                 path.unlink(missing_ok=True)
 
     def _snapshots(self) -> None:
         while True:
-            self._wake.wait()
+            failed = self.journal is not None and self.journal.sync_failed is not None
+            self._wake.wait(RESYNC_EVERY if failed else None)
             self._wake.clear()
             if self._closing:
                 return
             journal = self.journal
-            if journal is None or journal.entries < journal.full_at:
+            if journal is None:
                 continue
             try:
-                self.snapshot()
+                if journal.sync_failed is not None:
+                    self.resync()
+                elif journal.entries >= journal.full_at:
+                    self.snapshot()
             except Exception:
                 log.exception("could not save a snapshot to %s (the journal grows)", self.path)
+
+    def resync(self) -> None:
+        """After a journal could not be synced: save a snapshot of everything, then go on with
+        a new journal. The failed journal takes no write meanwhile, so nothing changes
+        between the reading of the tables and the switch; until the snapshot is on disk,
+        every call is answered 503, and one that raises here is tried again later."""
+        with self._snapshot_lock:
+            with self.dynamo.lock:
+                failed = self.journal
+                if failed is None or failed.sync_failed is None:
+                    return
+                texts = self._capture()
+            covered = failed.generation
+            # The journal after the snapshot exists before the snapshot does (see `_replay`).
+            following = Journal(self.path, covered + 1)
+            try:
+                write_snapshot(self.path, Snapshot(_items(texts), covered))
+            except BaseException:
+                following.close()
+                following.path.unlink(missing_ok=True)
+                raise
+            with self.dynamo.lock:
+                following.full_at = max(self.snapshot_every, self._saved_items // 2)
+                following.full = self._wake
+                self.journal = following
+                self.dynamo.write_log = following
+                failed.close()
+            self._delete_journals(up_to=covered)
+            self.saved.set()
+        log.warning("%s holds everything again: calls are taken again", self.path)
 
     # ------------------------------------------------------------------ stop
 

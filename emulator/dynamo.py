@@ -229,11 +229,7 @@ class InProcessDynamo(Answering):
                     log.retract(written)
                 position = written if written and status == 200 else log.position()
         if log is not None:
-            pending = getattr(_deferred, "pending", None)
-            if pending is None:
-                log.wait_durable(position)
-            else:
-                pending.note(log, position)
+            return _once_durable(log, position, (status, answered, body))
         return status, answered, body
 
     def _apply(
@@ -361,6 +357,36 @@ def number_refused(numbers: decimal.Context) -> tuple[int, Any, bytes] | None:
         return None
     body = {"__type": "com.amazon.coral.validate#ValidationException", "message": message}
     return 400, {"Content-Type": JSON_CONTENT}, json.dumps(body).encode()
+
+
+def _once_durable(
+    log: WriteLog, position: int, answer: tuple[int, Any, Any]
+) -> tuple[int, Any, Any]:
+    """`answer` once what its call wrote or saw (up to `position`) is durable, or DynamoDB's
+    503 if it cannot be; under `deferred_durability` at once, the waiting left to the caller."""
+    pending = getattr(_deferred, "pending", None)
+    if pending is not None:
+        pending.note(log, position)
+        return answer
+    try:
+        log.wait_durable(position)
+    except OSError as exc:
+        return not_durable(exc)
+    return answer
+
+
+def not_durable(exc: OSError) -> tuple[int, Any, bytes]:
+    """DynamoDB's 503 for a call whose write, or what it read, could not be made durable: it
+    was applied in memory, so it may or may not be kept (emulator.journal `wait_durable`)."""
+    reason = exc.strerror or str(exc)
+    body = {
+        "__type": "com.amazonaws.dynamodb.v20120810#ServiceUnavailable",
+        "message": (
+            f"the local store could not sync its journal ({reason}): this call may or may "
+            f"not be kept; calls are refused until a snapshot holds everything"
+        ),
+    }
+    return 503, {"Content-Type": JSON_CONTENT}, json.dumps(body).encode()
 
 
 class MotoApp:

@@ -16,8 +16,10 @@ reading drops it (and says so); anything else that does not parse is damage.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import shlex
 import threading
 import zlib
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = 2  # 1: the same lines without their checksum
+log = logging.getLogger("emulator.state")
 
 
 class JournalError(ValueError):
@@ -44,6 +47,12 @@ def journal_files(state_path: Path) -> dict[int, Path]:
         if match:
             found[int(match.group(1))] = candidate
     return dict(sorted(found.items()))
+
+
+def empty_journal_command(path: Path, generation: int) -> str:
+    """The shell command that writes an empty journal (its header alone) at `path`."""
+    header = json.dumps({"journal": FORMAT, "generation": generation})
+    return f"printf '%s\\n' {shlex.quote(header)} > {shlex.quote(str(path))}"
 
 
 def fsync_directory(directory: Path) -> None:
@@ -82,6 +91,7 @@ class Journal:
         self.size = os.fstat(self._fd).st_size  # where the next entry starts
         self._last_start = self.size
         self.broken: OSError | None = None  # a failure that left the file other than it was
+        self.sync_failed: OSError | None = None  # a sync failed: nothing confirmed after it
         self.entries = 0
         self._synced = 0
         self._sync_lock = threading.Lock()
@@ -132,21 +142,46 @@ class Journal:
         return self.entries
 
     def wait_durable(self, position: int) -> None:
-        """Return once every entry up to `position` is on disk."""
+        """Return once every entry up to `position` is on disk; raise OSError if they cannot
+        be made so.
+
+        A failed sync is final for this file: the kernel may have dropped the pages it could
+        not write, so a later sync that succeeds proves nothing. The journal then takes no
+        entry and confirms none after the last sync that worked, and `full` is set so that
+        the store saves a snapshot, which makes everything durable again (`DurableStore`)."""
         if self._synced >= position:
             return
         with self._sync_lock:
             if self._synced >= position:
                 return
+            if self.sync_failed is not None:
+                raise self.sync_failed
             target = self.entries
-            os.fdatasync(self._fd)
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                self.sync_failed = self.broken = exc
+                log.error(
+                    "%s could not be synced to disk (%s): calls are answered 503 until a "
+                    "snapshot holds everything",
+                    self.path,
+                    exc.strerror or exc,
+                )
+                if self.full is not None:
+                    self.full.set()
+                raise
             self._synced = target
 
     def close(self) -> None:
-        """Flush what is left and close (the caller holds the call lock: no append races)."""
-        self.wait_durable(self.entries)
-        with self._sync_lock:
-            os.close(self._fd)
+        """Flush what is left and close (the caller holds the call lock: no append races).
+        Entries that cannot be synced were never confirmed to anyone: closing goes on."""
+        try:
+            self.wait_durable(self.entries)
+        except OSError:
+            pass
+        finally:
+            with self._sync_lock:
+                os.close(self._fd)
 
 
 @dataclass
@@ -180,8 +215,10 @@ def _header(path: Path, line: bytes, generation: int) -> int:
     formats = [{"journal": f, "generation": generation} for f in (1, FORMAT)]
     if header not in formats:
         raise JournalError(
-            f"{path} does not start with a journal header of generation {generation}: "
-            f"move it away (mv {path} {path}.damaged) to start from the state file alone"
+            f"{path} does not start with a journal header of generation {generation}: to "
+            f"start without its writes, keep it aside and put an empty journal in its place: "
+            f"`mv {shlex.quote(str(path))} {shlex.quote(str(path))}.damaged && "
+            f"{empty_journal_command(path, generation)}`"
         )
     return int(header["journal"])
 
@@ -196,9 +233,9 @@ def read_journal(path: Path, generation: int, last: bool) -> JournalContent:
     if not lines:
         raise JournalError(
             f"{path} is empty: a journal is never written without its header, so this one was "
-            f"cut short and the writes it held are gone; restore it from a backup, or move it "
-            f"away (mv {path} {path}.damaged) to start from the state file and the journals "
-            f"before it"
+            f"cut short and the writes it held are gone; restore it from a backup, or, to "
+            f"start without them, make it an empty journal: "
+            f"`{empty_journal_command(path, generation)}`"
         )
     checked = _header(path, lines[0], generation) >= 2
     for number, line in enumerate(lines[1:], start=2):
@@ -212,8 +249,8 @@ def read_journal(path: Path, generation: int, last: bool) -> JournalContent:
                 content.torn_line = number
                 break
             raise JournalError(
-                f"{path} line {number} is damaged ({exc}): keep the writes before it with "
-                f"`head -n {number - 1} {path} > {path}.fixed && mv {path}.fixed {path}`, "
-                f"or move the journal away to start from the state file alone"
+                f"{path} line {number} is damaged ({exc}): to start without that one write, "
+                f"keeping every other, delete the line (the file as it is stays beside it as "
+                f"{path.name}.damaged): `sed -i.damaged '{number}d' {shlex.quote(str(path))}`"
             ) from None
     return content

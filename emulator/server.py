@@ -12,7 +12,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from emulator.dynamo import deferred_durability
+from emulator.dynamo import Pending, deferred_durability
 from emulator.gateway import Gateway, Request, json_response
 from emulator.lambdas import HttpResponse
 
@@ -224,9 +224,12 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         with deferred_durability() as pending:
             try:
                 with self.server.handler_slots:
-                    return self.server.gateway.handle(request)
+                    response = self.server.gateway.handle(request)
             finally:
-                pending.wait()
+                unsynced = _wait_durable(pending)
+        if unsynced is not None:  # the handler's answer never leaves: it may not be kept
+            return not_durable_response(unsynced)
+        return response
 
     def _send(self, response: HttpResponse) -> None:
         self.send_response(response.status)
@@ -303,3 +306,28 @@ class ServerThread:
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join()
+
+
+def _wait_durable(pending: Pending) -> OSError | None:
+    """Wait for what the request's calls wrote or saw to be durable; the error if it cannot
+    be."""
+    try:
+        pending.wait()
+    except OSError as exc:
+        return exc
+    return None
+
+
+def not_durable_response(exc: OSError) -> HttpResponse:
+    """The service's 503 for a request whose writes could not be made durable (its handler's
+    answer is dropped: what it did may or may not be kept, so a retry is the way on)."""
+    body = {
+        "error": "unavailable",
+        "message": (
+            f"the local store could not sync its journal ({exc.strerror or exc}): this "
+            f"request may or may not have been applied, please retry"
+        ),
+    }
+    response = json_response(503, json.dumps(body))
+    response.headers.append(("Retry-After", "1"))
+    return response

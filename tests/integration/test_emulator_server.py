@@ -736,3 +736,36 @@ def test_every_write_answered_before_a_stop_is_there_after_a_restart(project: Pa
         again.stop()
     # Then every write that was answered is there
     assert missing == []
+
+
+def test_a_request_whose_writes_cannot_be_synced_is_answered_503_never_2xx(
+    service: LocalService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from emulator import durable
+
+    real = os.fdatasync
+    failing = threading.Event()
+
+    def fdatasync(fd: int) -> None:
+        if failing.is_set():
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    monkeypatch.setattr(durable, "RESYNC_EVERY", 0.05)
+    store = service.backend.store
+    assert store is not None
+    store.saved.clear()
+    # Given a disk that cannot sync / When a handler writes and answers 201
+    failing.set()
+    status, headers, body = call("POST", f"{service.url}/items", {"id": "a", "v": "1"})
+    # Then its 201 never leaves: the answer is 503 with Retry-After, saying why
+    assert (status, headers["Retry-After"], body["error"]) == (503, "1", "unavailable")
+    assert "could not sync its journal" in body["message"]
+    # When the disk heals / Then the store saves a snapshot and takes writes again, no restart
+    failing.clear()
+    assert store.saved.wait(10)
+    assert call("POST", f"{service.url}/items", {"id": "b", "v": "2"})[0] == 201
+    assert call("GET", f"{service.url}/items/b")[0] == 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import subprocess
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,10 +183,23 @@ def test_a_damaged_journal_line_is_refused_with_a_way_out(
     _, journal = three_written(opened, path)
     lines = journal.read_bytes().split(b"\n")
     lines[2] = b"garbage"
-    journal.write_bytes(b"\n".join(lines))
+    damaged = b"\n".join(lines)
+    journal.write_bytes(damaged)
     # When the state is opened again / Then it is refused, saying which line and how to recover
-    with pytest.raises(JournalError, match=r"line 3 is damaged .*head -n 2"):
+    with pytest.raises(JournalError, match=r"line 3 is damaged ") as refused:
         Opened(path)
+    # And the recovery it suggests keeps every write but the damaged one, and the file as it was
+    run_suggested(refused.value)
+    assert open_store(opened, path).ids() == ["r000", "r002"]
+    assert journal.with_name(journal.name + ".damaged").read_bytes() == damaged
+
+
+def run_suggested(refusal: Exception) -> None:
+    """Run the shell command a refusal's message ends with, in backquotes."""
+    message = str(refusal)
+    assert message.endswith("`"), message
+    command = message[message.rindex("`", 0, -1) + 1 : -1]
+    subprocess.run(["sh", "-c", command], check=True)
 
 
 def test_an_empty_newest_journal_is_refused_not_started_without_it(
@@ -197,10 +211,56 @@ def test_an_empty_newest_journal_is_refused_not_started_without_it(
     journal.write_bytes(b"")
     # When the state is opened again / Then it is refused, naming the file and a way out,
     # and nothing was changed
-    with pytest.raises(JournalError, match=r"is empty: .*\(mv .*\.damaged\)"):
+    with pytest.raises(JournalError, match=r"is empty: .*create|is empty: .*empty journal") as e:
         Opened(path)
     assert journal.read_bytes() == b""
     assert not path.exists()
+    # And the way out starts without that journal's writes
+    run_suggested(e.value)
+    assert open_store(opened, path).ids() == []
+
+
+def test_a_missing_newest_journal_is_refused_not_started_without_it(
+    opened: list[Opened], tmp_path: Path
+) -> None:
+    # Given a state file saved with r000-r002, then two writes in the journal after it
+    path = tmp_path / "state.json"
+    first, _ = three_written(opened, path)
+    first.close()
+    second = open_store(opened, path)
+    second.put(3)
+    second.put(4)
+    # When that journal is lost (after a crash) and the state is opened again
+    journals = journal_files(path)
+    (newest,) = journals.values()
+    newest.unlink()
+    saved = path.read_bytes()
+    # Then it is refused, naming the journal, and the state file is unchanged
+    with pytest.raises(JournalError, match=rf"{newest.name} is missing: ") as refused:
+        Opened(path)
+    assert path.read_bytes() == saved
+    assert journal_files(path) == {}
+    # And the way out it names starts from the state file alone
+    run_suggested(refused.value)
+    assert open_store(opened, path).ids() == ["r000", "r001", "r002"]
+
+
+def test_a_state_file_always_has_its_next_journal_beside_it(
+    opened: list[Opened], tmp_path: Path
+) -> None:
+    # Given a store opened, written, crashed, reopened (a replay), closed, reopened
+    path = tmp_path / "state.json"
+    three_written(opened, path)
+    replayed = open_store(opened, path)
+    saved = json.loads(path.read_bytes())["journal_generation"]
+    replayed.close()
+    after_close = json.loads(path.read_bytes())["journal_generation"]
+    # Then each time the journal after the state file's last one is there, and only it
+    assert list(journal_files(path)) == [after_close + 1]
+    assert after_close >= saved >= 1
+    reopened = open_store(opened, path)
+    assert list(journal_files(path)) == [after_close + 1]
+    assert reopened.ids() == ["r000", "r001", "r002"]
 
 
 def test_a_new_journal_is_never_seen_without_its_header(
@@ -425,3 +485,61 @@ def test_a_journal_of_the_format_before_checksums_is_still_read(
     )
     # When it is opened / Then its write is there
     assert open_store(opened, path).ids() == ["r042"]
+
+
+class FailingSync:
+    """os.fsync and os.fdatasync: fail with EIO while `failing`, as a disk with bad blocks."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.failing = False
+
+    def __call__(self, fd: int) -> None:
+        if self.failing:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        self.real(fd)
+
+
+def test_a_write_that_cannot_be_synced_is_never_confirmed_and_a_snapshot_mends_it(
+    opened: list[Opened], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from emulator import durable
+
+    sync, datasync = FailingSync(os.fsync), FailingSync(os.fdatasync)
+    monkeypatch.setattr(os, "fsync", sync)
+    monkeypatch.setattr(os, "fdatasync", datasync)
+    monkeypatch.setattr(durable, "RESYNC_EVERY", 0.05)
+    path = tmp_path / "state.json"
+    # Given three acknowledged writes
+    store, _ = three_written(opened, path)
+    # When the disk cannot sync: a write is applied in memory but its sync fails
+    sync.failing = datasync.failing = True
+    answers = []
+    for call in (lambda: store.put(3), store.ids, lambda: store.put(4)):
+        with pytest.raises(store.client.exceptions.ClientError) as refused:
+            call()
+        answers.append(refused.value.response)
+    # Then it is DynamoDB's 503, and so is every call after it, reads included: nothing is
+    # confirmed on top of a write that may not be kept
+    assert [a["ResponseMetadata"]["HTTPStatusCode"] for a in answers] == [503, 503, 503]
+    assert "may or may not be kept" in answers[0]["Error"]["Message"]
+    # When the disk heals: the store saves a snapshot of everything and goes on, no restart
+    store.store.saved.clear()
+    sync.failing = datasync.failing = False
+    assert store.store.saved.wait(10)
+    healed = threading.Event()
+    for _ in range(100):
+        try:
+            store.put(4)
+            healed.set()
+            break
+        except store.client.exceptions.ClientError:
+            healed.wait(0.05)
+    assert healed.is_set()
+    assert store.ids() == ["r000", "r001", "r002", "r003", "r004"]
+    # And after a crash every write confirmed is there (r003 was applied in memory, kept by
+    # the snapshot: a 503 may or may not have been applied)
+    again = open_store(opened, path)
+    assert again.ids() == ["r000", "r001", "r002", "r003", "r004"]
