@@ -34,12 +34,19 @@ from emulator.dynamo import DynamoError, InProcessDynamo
 from emulator.journal import (
     Journal,
     JournalError,
+    delete_line_command,
     empty_journal_command,
     journal_files,
     journal_path,
     read_journal,
 )
-from emulator.snapshot import Snapshot, StateFileError, read_snapshot, write_snapshot
+from emulator.snapshot import (
+    Snapshot,
+    StateFileError,
+    read_snapshot,
+    start_empty,
+    write_snapshot,
+)
 
 log = logging.getLogger("emulator.state")
 
@@ -151,7 +158,7 @@ class DurableStore:
         recovery = Recovery()
         with self.dynamo.lock:
             recovery.items = self._saved_items = self._load(snapshot)
-            generation = self._replay(snapshot.journal_generation, recovery)
+            generation = self._replay(snapshot, recovery)
             if recovery.replayed or recovery.torn:
                 texts = self._capture()
                 # The journal after a snapshot exists before the snapshot does (so a missing
@@ -176,8 +183,7 @@ class DurableStore:
                 except DynamoError as exc:
                     raise StateFileError(
                         f"{self.path} holds an item of {table} that DynamoDB refuses ({exc}): "
-                        f"restore it from a backup, or move it away "
-                        f"(mv {self.path} {self.path}.damaged) to start with no data"
+                        f"restore it from a backup, or {start_empty(self.path)}"
                     ) from None
             count += len(items)
         return count
@@ -194,14 +200,16 @@ class DurableStore:
                 f"(--state-file {self.path.parent / 'other-state.json'}); nothing was changed"
             )
 
-    def _replay(self, covered: int, recovery: Recovery) -> int:
+    def _replay(self, snapshot: Snapshot, recovery: Recovery) -> int:
         """Apply the journals younger than the snapshot; the last generation applied.
 
         A snapshot is written only once the journal after it exists (`open`, `snapshot`), so
         a state file that holds journals up to G (G > 0) without journal G + 1 beside it has
-        lost the writes made since it was saved: refused, never started without them."""
+        lost the writes made since it was saved: refused, never started without them (but for a
+        state file of a server before that rule, which a crash at start could leave so)."""
+        covered = snapshot.journal_generation
         younger = {g: p for g, p in journal_files(self.path).items() if g > covered}
-        if covered and covered + 1 not in younger:
+        if covered and covered + 1 not in younger and snapshot.next_journal_first:
             raise self._missing(covered + 1)
         generation = covered
         for g, path in younger.items():
@@ -227,7 +235,8 @@ class DurableStore:
                         break
                     raise JournalError(
                         f"{path} line {number} ({operation}) cannot be applied again ({exc}): "
-                        f"move the journal away to start from the state file alone"
+                        f"to start without that one write, keeping every other, delete the "
+                        f"line: `{delete_line_command(path, number)}`"
                     ) from None
             recovery.replayed += len(content.entries)
             if content.torn_line is not None:
@@ -272,9 +281,18 @@ class DurableStore:
             with self.dynamo.lock:
                 if self.journal is None or not self.journal.entries:
                     return
-                texts = self._capture()
-                covered = self.journal.generation
-                self._switch_journal(covered + 1)
+                try:  # the journal the snapshot replaces must hold what it confirmed
+                    self.journal.wait_durable(self.journal.entries)
+                except OSError:
+                    failed = True  # it is marked: `resync` takes over
+                else:
+                    failed = False
+                    texts = self._capture()
+                    covered = self.journal.generation
+                    self._switch_journal(covered + 1)
+            if failed:
+                self._resync_locked()
+                return
             write_snapshot(self.path, Snapshot(_items(texts), covered))
             self._delete_journals(up_to=covered)
             self.saved.set()
@@ -308,28 +326,32 @@ class DurableStore:
         between the reading of the tables and the switch; until the snapshot is on disk,
         every call is answered 503, and one that raises here is tried again later."""
         with self._snapshot_lock:
-            with self.dynamo.lock:
-                failed = self.journal
-                if failed is None or failed.sync_failed is None:
-                    return
-                texts = self._capture()
-            covered = failed.generation
-            # The journal after the snapshot exists before the snapshot does (see `_replay`).
-            following = Journal(self.path, covered + 1)
-            try:
-                write_snapshot(self.path, Snapshot(_items(texts), covered))
-            except BaseException:
-                following.close()
-                following.path.unlink(missing_ok=True)
-                raise
-            with self.dynamo.lock:
-                following.full_at = max(self.snapshot_every, self._saved_items // 2)
-                following.full = self._wake
-                self.journal = following
-                self.dynamo.write_log = following
-                failed.close()
-            self._delete_journals(up_to=covered)
-            self.saved.set()
+            self._resync_locked()
+
+    def _resync_locked(self) -> None:
+        """`resync`, the caller holding the snapshot lock."""
+        with self.dynamo.lock:
+            failed = self.journal
+            if failed is None or failed.sync_failed is None:
+                return
+            texts = self._capture()
+        covered = failed.generation
+        # The journal after the snapshot exists before the snapshot does (see `_replay`); if
+        # the snapshot fails it stays, empty: harmless to a replay, replaced by the next try.
+        following = Journal(self.path, covered + 1)
+        try:
+            write_snapshot(self.path, Snapshot(_items(texts), covered))
+        except BaseException:
+            following.close()
+            raise
+        with self.dynamo.lock:
+            following.full_at = max(self.snapshot_every, self._saved_items // 2)
+            following.full = self._wake
+            self.journal = following
+            self.dynamo.write_log = following
+            failed.close()
+        self._delete_journals(up_to=covered)
+        self.saved.set()
         log.warning("%s holds everything again: calls are taken again", self.path)
 
     # ------------------------------------------------------------------ stop

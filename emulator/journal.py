@@ -55,6 +55,12 @@ def empty_journal_command(path: Path, generation: int) -> str:
     return f"printf '%s\\n' {shlex.quote(header)} > {shlex.quote(str(path))}"
 
 
+def delete_line_command(path: Path, number: int) -> str:
+    """The shell command that deletes line `number` of `path`, keeping the file as it was
+    beside it (``<path>.line<number>.damaged``; GNU and BSD sed alike)."""
+    return f"sed -i.line{number}.damaged '{number}d' {shlex.quote(str(path))}"
+
+
 def fsync_directory(directory: Path) -> None:
     """Make a rename or a new file in `directory` durable."""
     fd = os.open(directory, os.O_RDONLY)
@@ -108,6 +114,8 @@ class Journal:
         as it was before: a part written is cut off again."""
         if self.broken is not None:
             raise self.broken
+        if self.sync_failed is not None:
+            raise self.sync_failed
         entry = b'{"op":"' + operation.encode() + b'","params":' + params + b"}"
         record = b"%08x " % zlib.crc32(entry) + entry + b"\n"
         try:
@@ -160,7 +168,7 @@ class Journal:
             try:
                 os.fdatasync(self._fd)
             except OSError as exc:
-                self.sync_failed = self.broken = exc
+                self.sync_failed = exc
                 log.error(
                     "%s could not be synced to disk (%s): calls are answered 503 until a "
                     "snapshot holds everything",
@@ -251,6 +259,6 @@ def read_journal(path: Path, generation: int, last: bool) -> JournalContent:
             raise JournalError(
                 f"{path} line {number} is damaged ({exc}): to start without that one write, "
                 f"keeping every other, delete the line (the file as it is stays beside it as "
-                f"{path.name}.damaged): `sed -i.damaged '{number}d' {shlex.quote(str(path))}`"
+                f"{path.name}.line{number}.damaged): `{delete_line_command(path, number)}`"
             ) from None
     return content

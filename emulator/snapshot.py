@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -32,14 +33,23 @@ class StateFileError(ValueError):
 class Snapshot:
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     journal_generation: int = 0
+    # Written by a server that creates the next journal before the state file: then a missing
+    # next journal means lost writes (older servers could leave none after a crash at start).
+    next_journal_first: bool = True
 
 
-def _move_away(path: Path) -> str:
-    return f"move it away (mv {path} {path}.damaged) to start with no data"
+def start_empty(path: Path) -> str:
+    """How to start with no data, keeping the state file and its journals aside."""
+    aside = shlex.quote(f"{path}.damaged")
+    return (
+        f"move it and its journals away to start with no data: "
+        f"`mkdir {aside} && mv {shlex.quote(str(path))} {shlex.quote(str(path))}.journal.* "
+        f"{aside}/`"
+    )
 
 
 def _damaged(path: Path, what: str) -> StateFileError:
-    return StateFileError(f"{path} {what}: restore it from a backup, or {_move_away(path)}")
+    return StateFileError(f"{path} {what}: restore it from a backup, or {start_empty(path)}")
 
 
 def read_snapshot(path: Path) -> Snapshot:
@@ -65,7 +75,7 @@ def _checked(path: Path, state: Any) -> Snapshot:
     if state.get("version", STATE_VERSION) != STATE_VERSION:
         raise StateFileError(
             f"{path} has version {state.get('version')!r}, this server reads version "
-            f"{STATE_VERSION}: use the release that wrote it, or {_move_away(path)}"
+            f"{STATE_VERSION}: use the release that wrote it, or {start_empty(path)}"
         )
     generation = state.get("journal_generation", 0)
     if not isinstance(generation, int) or generation < 0:
@@ -75,7 +85,7 @@ def _checked(path: Path, state: Any) -> Snapshot:
             isinstance(item, dict) and item for item in items
         ):
             raise _damaged(path, f"has the wrong shape (the items of {table})")
-    return Snapshot(state["tables"], generation)
+    return Snapshot(state["tables"], generation, state.get("next_journal_first") is True)
 
 
 def write_snapshot(path: Path, snapshot: Snapshot) -> None:
@@ -83,6 +93,7 @@ def write_snapshot(path: Path, snapshot: Snapshot) -> None:
     state = {
         "version": STATE_VERSION,
         "journal_generation": snapshot.journal_generation,
+        "next_journal_first": True,
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "tables": snapshot.tables,
     }

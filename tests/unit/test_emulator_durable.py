@@ -191,7 +191,7 @@ def test_a_damaged_journal_line_is_refused_with_a_way_out(
     # And the recovery it suggests keeps every write but the damaged one, and the file as it was
     run_suggested(refused.value)
     assert open_store(opened, path).ids() == ["r000", "r002"]
-    assert journal.with_name(journal.name + ".damaged").read_bytes() == damaged
+    assert journal.with_name(journal.name + ".line3.damaged").read_bytes() == damaged
 
 
 def run_suggested(refusal: Exception) -> None:
@@ -242,6 +242,23 @@ def test_a_missing_newest_journal_is_refused_not_started_without_it(
     assert journal_files(path) == {}
     # And the way out it names starts from the state file alone
     run_suggested(refused.value)
+    assert open_store(opened, path).ids() == ["r000", "r001", "r002"]
+
+
+def test_a_state_file_of_an_older_server_starts_without_its_next_journal(
+    opened: list[Opened], tmp_path: Path
+) -> None:
+    # Given a state file as a server before the next-journal-first rule wrote it (a crash at
+    # its start could leave no journal after it, with nothing lost)
+    path = tmp_path / "state.json"
+    first, _ = three_written(opened, path)
+    first.close()
+    state = json.loads(path.read_bytes())
+    del state["next_journal_first"]
+    path.write_text(json.dumps(state))
+    for journal in journal_files(path).values():
+        journal.unlink()
+    # When it is opened / Then it starts with what it holds
     assert open_store(opened, path).ids() == ["r000", "r001", "r002"]
 
 
