@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from emulator.report_cli import default_url
+
 FORMATS = ("csv", "jsonl", "parquet")
 PAGE = 1000
 # Column name -> DuckDB type, per table, in file order.
@@ -172,7 +174,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("experiment_id", type=int, metavar="ID")
     parser.add_argument("--format", choices=FORMATS, default="csv")
     parser.add_argument("--out", default="export", help="directory (default: ./export)")
-    parser.add_argument("--url", default=os.environ.get("AB_URL") or "http://127.0.0.1:8000")
+    parser.add_argument("--url", default=default_url())
     parser.add_argument("--api-key", default=os.environ.get("AB_LOCAL_API_KEY"))
 
 

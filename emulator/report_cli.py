@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+
+def default_url() -> str:
+    """AB_URL, else the local API on AB_PORT (as `abtest serve` and `make run` take it)."""
+    port = os.environ.get("AB_PORT", "").strip() or "8000"
+    return os.environ.get("AB_URL") or f"http://127.0.0.1:{port}"
 
 
 def add_commands(commands: Any) -> None:
@@ -36,7 +40,7 @@ def add_commands(commands: Any) -> None:
 
 
 def _connection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=os.environ.get("AB_URL") or DEFAULT_URL)
+    parser.add_argument("--url", default=default_url())
     parser.add_argument(
         "--api-key",
         dest="key",

@@ -63,6 +63,8 @@ class FakeService:
         self.refuse_metrics: set[str] = set()
         self.failing_keys: set[str] = set()  # answered 503 per item, once
         self.after: dict[str, Callable[[], None]] = {}  # called once a path has answered
+        # Answered by get-variant, not yet in the definitions (an experiment just started).
+        self.unpublished: list[dict[str, Any]] = []
 
     # ---------------------------------------------------------------- scripting
     def fail(self, path: str, *faults: Any) -> None:
@@ -108,7 +110,14 @@ class FakeService:
                 200, {"results": [self._record(i, r) for i, r in enumerate(data["results"])]}
             )
         if path.endswith("/get-variant"):
-            return self._json(200, self._get_variant(data))
+            named = [
+                e
+                for e in self.experiments + self.unpublished
+                if e["name"] == data.get("experiment_name")
+            ]
+            if not named:
+                return self._json(404, {"error": "not_found", "message": "no such experiment"})
+            return self._json(200, self._get_variant(named[0], data))
         return self._json(404, {"error": "not_found"})
 
     def _unit(self, item: dict[str, Any]) -> str:
@@ -148,8 +157,9 @@ class FakeService:
             "duplicate": duplicate,
         }
 
-    def _get_variant(self, data: dict[str, Any]) -> dict[str, Any]:
-        experiment = next(e for e in self.experiments if e["name"] == data["experiment_name"])
+    def _get_variant(self, experiment: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        if experiment["status"] not in ("running", "paused"):
+            return {"variant": None, "reason": "experiment_not_running"}
         key = (experiment["id"], self._unit(data))
         created = key not in self.ledger
         variant_id = self.ledger.setdefault(key, experiment["variants"][0]["id"])
@@ -161,3 +171,45 @@ class FakeService:
         return Response(
             status, {k.lower(): v for k, v in (headers or {}).items()}, json.dumps(body).encode()
         )
+
+
+class FakeHttpService:
+    """A FakeService behind a real HTTP server on 127.0.0.1, for clients in other processes
+    (a forked child reaches it over TCP; what it counts stays in this process)."""
+
+    def __init__(self, fake: FakeService) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                with lock:
+                    answer = fake.send(self.command, self.path, body, dict(self.headers), 5.0)
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.fake = fake
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -124,9 +124,37 @@ def test_overrides_promoted_winners_and_stopped_experiments_are_honoured_locally
     pinned = client.get_variant("Prompt Test", user_id="qa")
     winner = client.get_variant("Promoted", user_id=1)
     assert pinned is not None and pinned.id == 2 and winner is not None and winner.id == 2
-    assert client.get_variant("Not Running", user_id=1) is None
     client.flush()
     assert fake.paths().count(EXPOSURES) == 0 and fake.paths().count(GET_VARIANT) == 0
+
+
+def test_an_experiment_the_definitions_lack_is_asked_once_until_the_next_refresh() -> None:
+    # Given definitions without "Unknown" (the service answers 404 for it)
+    fake = FakeService()
+    client = local_client(fake)
+    # When two units ask for it / Then the service was asked once: None for both
+    assert client.get_variant("Unknown", user_id=1) is None
+    assert client.get_variant("Unknown", user_id=2) is None
+    assert fake.paths().count(GET_VARIANT) == 1
+
+
+def test_an_experiment_just_started_is_served_before_the_definitions_hold_it() -> None:
+    # Given a running experiment the definitions do not publish yet
+    fake = FakeService()
+    fake.unpublished.append(definition(id=9, name="Just Started"))
+    client = local_client(fake)
+    assert client.get_variant("Prompt Test", user_id=0) is not None  # definitions fetched
+    # When units ask for it / Then each gets its variant from the service at once
+    assert client.get_variant("Just Started", user_id=1) is not None
+    assert client.get_variant("Just Started", user_id=2) is not None
+    assert fake.paths().count(GET_VARIANT) == 2
+    # And once the definitions publish it, units are served locally again
+    fake.experiments.append(fake.unpublished.pop())
+    fake.etag = '"v2"'
+    client.refresh()
+    asked = fake.paths().count(GET_VARIANT)
+    assert client.get_variant("Just Started", user_id=3) is not None
+    assert fake.paths().count(GET_VARIANT) == asked
 
 
 def test_a_paused_experiment_asks_the_server_about_units_it_has_not_seen() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -146,3 +147,56 @@ def test_the_background_thread_sends_a_full_batch_without_flush() -> None:
     assert sent_keys(fake) and len(sent_keys(fake)[0]) == 10
     client.close()
     assert len(fake.counted) == 10
+
+
+def test_a_burst_of_25000_with_the_defaults_is_carried_without_loss() -> None:
+    # Given the default queue, and a service that is slow to take batches
+    fake = FakeService()
+    slow = fake.send
+
+    def slow_send(*args: Any) -> Any:
+        time.sleep(0.01)  # 100 results a batch: at most 10,000 a second
+        return slow(*args)
+
+    client = ABTestingClient("http://fake", transport=slow_send_transport(slow_send))
+    # When 25,000 results are recorded as fast as possible
+    for n in range(25_000):
+        client.record("Prompt Test", "resolution_rate", 1.0, user_id=n % 700)
+    # Then flush says everything was taken, and all 25,000 were counted once
+    assert client.flush() is True
+    assert client.stats.dropped == 0
+    assert len(fake.counted) == 25_000 and set(fake.counted.values()) == {1}
+    client.close()
+
+
+class slow_send_transport:  # noqa: N801 - a tiny Transport around a function
+    def __init__(self, send: Any) -> None:
+        self.send = send
+
+
+def test_a_full_queue_drops_whole_requests_and_flush_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a queue of 10 results and requests of three metrics each (a run)
+    fake = FakeService()
+    client = client_for(fake, max_queue=10)
+    with caplog.at_level(logging.WARNING, logger="ab_testing_client"):
+        for user in range(5):
+            with client.run("Prompt Test", user_id=user, timing_metric="latency_ms") as run:
+                run.record("resolution_rate", 1.0)
+                run.record("cost_usd", 0.02)
+    # When flushed / Then three requests went whole, two were dropped whole: never one metric
+    # of a request without the others; flush says something was lost, and stats count it
+    assert client.flush() is False
+    assert client.stats.dropped == 6
+    by_user: dict[str, set[str]] = {}
+    for _, path, body, _ in fake.calls:
+        if path == RESULTS:
+            for item in body["results"]:
+                by_user.setdefault(str(item["user_id"]), set()).add(item["metric_name"])
+    assert len(by_user) == 3
+    assert all(m == {"resolution_rate", "cost_usd", "latency_ms"} for m in by_user.values())
+    assert "queue full (max_queue=10)" in caplog.text
+    # And the next flush, with nothing dropped since, is True again
+    client.record("Prompt Test", "resolution_rate", 1.0, user_id=99)
+    assert client.flush() is True

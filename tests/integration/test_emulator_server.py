@@ -398,6 +398,19 @@ def test_analyze_once_takes_the_same_port_setting_as_serve(monkeypatch: pytest.M
     assert (settings.host, settings.port) == ("127.0.0.1", 9123)
 
 
+@pytest.mark.parametrize("command", ["report", "analyze", "export"])
+def test_the_client_commands_call_the_port_serve_takes(
+    monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    # Given AB_PORT set, as for `make run` / When abtest report, analyze or export is parsed
+    monkeypatch.setenv("AB_PORT", "9123")
+    monkeypatch.delenv("AB_URL", raising=False)
+    # Then it calls the local API on that port (AB_URL, when set, still wins)
+    assert build_parser().parse_args([command, "1"]).url == "http://127.0.0.1:9123"
+    monkeypatch.setenv("AB_URL", "http://elsewhere:1")
+    assert build_parser().parse_args([command, "1"]).url == "http://elsewhere:1"
+
+
 def read_lines(stream: Any, lines: queue.Queue[str]) -> None:
     for line in stream:
         lines.put(line)

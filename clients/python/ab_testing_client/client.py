@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
+import sys
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -33,6 +36,18 @@ logger = logging.getLogger("ab_testing_client")
 
 Unit = int | str | None
 
+# Every client of this process, for the fork hook below (weak: a client nobody holds goes).
+_LIVE: weakref.WeakSet[ABTestingClient] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_LIVE):
+        client._forked()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 class ABTestingClient:
     """A client for one service URL. Thread-safe; one per process is enough.
@@ -53,7 +68,7 @@ class ABTestingClient:
         refresh_interval: float = 15.0,
         flush_interval: float = 1.0,
         batch_size: int = MAX_BATCH,
-        max_queue: int = 10_000,
+        max_queue: int = 50_000,
         max_cached_units: int = 200_000,
         on_refusal: Callable[[Refusal], None] | None = None,
         background: bool = True,
@@ -87,6 +102,9 @@ class ABTestingClient:
         self._wake = threading.Condition()
         self._served: OrderedDict[tuple[int, str], tuple[int | None, int]] = OrderedDict()
         self._last_known: OrderedDict[tuple[str, str], Variant | None] = OrderedDict()
+        # Experiments asked of the service because the definitions lacked them: the
+        # definitions' version then, and whether it runs (see _ask_unpublished).
+        self._unpublished: OrderedDict[str, tuple[int, bool]] = OrderedDict()
         self._definitions: dict[str, Definition] | None = None
         self._etag: str | None = None
         self._version = 0
@@ -97,7 +115,10 @@ class ABTestingClient:
         self._conflicts = 0
         self._closed = False
         self._worker: threading.Thread | None = None
+        self._finalize_in_child = False  # see _forked
+        self._dropped_at_flush = 0
         atexit.register(self.close)
+        _LIVE.add(self)
 
     # ------------------------------------------------------------------ public API
     def get_variant(
@@ -111,7 +132,7 @@ class ABTestingClient:
             return self._ask(experiment, None, user_id, session_id, unit)
         found = definitions.get(experiment)
         if found is None:
-            return None  # not running (or unknown): the service would answer no variant
+            return self._ask_unpublished(experiment, user_id, session_id, unit)
         fixed = found.fixed(unit)
         if fixed is not None:
             return None if fixed == NONE else found.variants.get(int(fixed))
@@ -149,7 +170,24 @@ class ABTestingClient:
         occurred_at: datetime | None = None,
     ) -> None:
         """Queues a result; it is sent in the background and counted exactly once."""
-        unit_key(user_id, session_id)  # a missing unit is a programming error: say so now
+        item = self._result(
+            experiment, metric, value, user_id, session_id, idempotency_key, occurred_at
+        )
+        self._queue("result", item)
+
+    def _result(
+        self,
+        experiment: str,
+        metric: str,
+        value: float,
+        user_id: Unit,
+        session_id: str | None,
+        idempotency_key: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """A result as queued (checked now: a missing unit or a value that is no number is a
+        programming error)."""
+        unit_key(user_id, session_id)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TypeError(f"metric value must be a number, got {type(value).__name__}")
         item: dict[str, Any] = {
@@ -164,7 +202,7 @@ class ABTestingClient:
             item["user_id"] = user_id
         if session_id is not None:
             item["session_id"] = session_id
-        self._queue("result", item)
+        return item
 
     def run(
         self,
@@ -186,12 +224,17 @@ class ABTestingClient:
         return Run(self, experiment, user_id, session_id, variant, control, timing_metric)
 
     def flush(self) -> bool:
-        """Sends everything queued now, in this thread. False (strict: an exception) when the
-        service could not take it all; what is left stays queued."""
+        """Sends everything queued now, in this thread. True only when the service took all
+        of it and nothing was dropped (the queue full) since the last flush; else False
+        (strict: an exception), with what is left still queued and the drops in `stats`."""
         done = self.outbox.send_all()
-        if not done and self.strict:
-            raise ABTestingError(f"{self.outbox.pending()} items could not be sent")
-        return done
+        dropped = self.outbox.dropped - self._dropped_at_flush
+        self._dropped_at_flush = self.outbox.dropped
+        if (not done or dropped) and self.strict:
+            raise ABTestingError(
+                f"{self.outbox.pending()} items could not be sent, {dropped} were dropped"
+            )
+        return done and not dropped
 
     def refresh(self) -> None:
         """Fetches the definitions now (an unchanged document costs a 304)."""
@@ -244,8 +287,10 @@ class ABTestingClient:
         user_id: Unit,
         session_id: str | None,
         unit: str,
+        seen: dict[str, Any] | None = None,
     ) -> Variant | None:
-        """get-variant on the server; remembered when it is the unit's for good."""
+        """get-variant on the server; remembered when it is the unit's for good. `seen`
+        receives the answer's reason."""
         if found is not None and user_id is not None and session_id is not None:
             # The session's own exposure must reach the ledger first.
             self.outbox.send_all(exposures_only=True)
@@ -269,12 +314,42 @@ class ABTestingClient:
             logger.warning("ab_testing_client get_variant degraded (%s): %s", experiment, exc)
             return last
         variant = Variant.from_json(answer["variant"]) if answer.get("variant") else None
+        if seen is not None:
+            seen["reason"] = answer.get("reason")
         with self._lock:
             self._last_known[(experiment, unit)] = variant
             self._trim(self._last_known)
         if found is not None:
             sticky = answer.get("reason") in ("assigned", "existing_assignment")
             self._remember((found.id, unit), variant.id if variant and sticky else None)
+        return variant
+
+    def _ask_unpublished(
+        self, experiment: str, user_id: Unit, session_id: str | None, unit: str
+    ) -> Variant | None:
+        """An experiment the definitions do not hold (yet: one just started is published at
+        the next refresh). The service is asked; if the experiment runs, every unit is asked
+        until the definitions hold it, and they are fetched again at once; if not, the
+        answer is None without asking again until the next refresh."""
+        with self._lock:
+            verdict = self._unpublished.get(experiment)
+        if verdict is not None and verdict[0] == self._version and not verdict[1]:
+            return None
+        seen: dict[str, Any] = {}
+        variant = self._ask(experiment, None, user_id, session_id, unit, seen)
+        running = seen.get("reason") not in (None, "experiment_not_running")
+        with self._lock:
+            self._unpublished[experiment] = (self._version, running)
+            self._trim(self._unpublished)
+        if running and (verdict is None or verdict[0] != self._version):
+            logger.info(
+                "ab_testing_client: %r runs but is not in the definitions yet: asking the "
+                "service for its units until it is",
+                experiment,
+            )
+            self._next_refresh = 0.0
+            with self._wake:
+                self._wake.notify()
         return variant
 
     def _remember(self, key: tuple[int, str], variant_id: int | None) -> None:
@@ -348,15 +423,46 @@ class ABTestingClient:
             self._etag = answer.headers.get("etag")
             self._version += 1
 
+    # ------------------------------------------------------------------ fork
+    def _forked(self) -> None:
+        """In a child made by fork (gunicorn --preload, uWSGI, Celery prefork,
+        multiprocessing): only the forking thread exists there, and what the parent holds is
+        the parent's. The child gets its own locks, connections and sender thread (started
+        with its first item), and none of the parent's queued items (the parent sends
+        those). It flushes at a normal exit (atexit), and a multiprocessing child also as
+        its process ends (multiprocessing runs its finalizers, not atexit)."""
+        self._lock = threading.Lock()
+        self._wake = threading.Condition()
+        self._worker = None
+        self.api.forked()
+        self.outbox.forked()
+        forked = getattr(self._transport, "forked", None)
+        if forked is not None:
+            forked()
+        # multiprocessing clears its finalizers after the fork: registered with the first item
+        self._finalize_in_child = not self._closed
+
+    def _finalize_at_process_end(self) -> None:
+        self._finalize_in_child = False
+        if "multiprocessing.util" in sys.modules:
+            from multiprocessing.util import Finalize
+
+            Finalize(None, self.close, exitpriority=10)
+
     # ------------------------------------------------------------------ background
     def _queue(self, kind: str, item: dict[str, Any]) -> None:
-        waiting = self.outbox.add(kind, item)
+        self._queue_all(kind, [item])
+
+    def _queue_all(self, kind: str, items: list[dict[str, Any]]) -> None:
+        waiting = self.outbox.add_all(kind, items)
         self._ensure_worker()
         if waiting >= self.outbox.batch_size:
             with self._wake:
                 self._wake.notify()
 
     def _ensure_worker(self) -> None:
+        if self._finalize_in_child:
+            self._finalize_at_process_end()
         if self._worker is not None or not self.background or self._closed:
             return
         with self._lock:

@@ -29,7 +29,7 @@ class Outbox:
         api: Api,
         *,
         batch_size: int = MAX_BATCH,
-        max_queue: int = 10_000,
+        max_queue: int = 50_000,
         on_refusal: Callable[[Refusal], None] | None = None,
         on_exposure: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
         send_timeout: float = 30.0,
@@ -57,17 +57,35 @@ class Outbox:
 
     def add(self, kind: str, item: dict[str, Any]) -> int:
         """Queues an item; returns how many are waiting (0 when it had to be dropped)."""
+        return self.add_all(kind, [item])
+
+    def add_all(self, kind: str, items: list[dict[str, Any]]) -> int:
+        """Queues every item or none (the metrics of one request go or stay together);
+        returns how many are waiting (0 when they had to be dropped)."""
         queue = self.exposures if kind == "exposure" else self.results
         with self._lock:
-            if len(queue) >= self.max_queue:
-                self.dropped += 1
+            if len(queue) + len(items) > self.max_queue:
+                before = self.dropped
+                self.dropped += len(items)
                 dropped = self.dropped
             else:
-                queue.append(item)
+                queue.extend(items)
                 return len(self.exposures) + len(self.results)
-        if dropped == 1 or dropped % 1000 == 0:
-            logger.warning("ab_testing_client queue full: %d %ss dropped so far", dropped, kind)
+        if before == 0 or dropped // 1000 > before // 1000:
+            logger.warning(
+                "ab_testing_client queue full (max_queue=%d): %d %ss dropped so far",
+                self.max_queue,
+                dropped,
+                kind,
+            )
         return 0
+
+    def forked(self) -> None:
+        """In a forked child: new locks; the parent's queued items stay the parent's."""
+        self._lock = threading.Lock()
+        self._sending = threading.Lock()
+        self.exposures.clear()
+        self.results.clear()
 
     def pending(self) -> int:
         with self._lock:

@@ -33,20 +33,29 @@ class Run:
         self.timing_metric = timing_metric
         self.started = 0.0
         self.elapsed: float | None = None
+        self._gathered: list[dict[str, Any]] | None = None  # inside the block
 
     def record(self, metric: str, value: float) -> None:
         """Records a result for this unit; nothing when it has no variant (it would not
-        count)."""
-        if self.variant is not None:
-            self.client.record(
-                self.experiment, metric, value, user_id=self.user_id, session_id=self.session_id
-            )
+        count). Inside the block, the results wait for its end and are queued together: if
+        the queue is full they are dropped together, never one metric of a request."""
+        if self.variant is None:
+            return
+        item = self.client._result(self.experiment, metric, value, self.user_id, self.session_id)
+        if self._gathered is None:
+            self.client._queue_all("result", [item])
+        else:
+            self._gathered.append(item)
 
     def __enter__(self) -> Run:
         self.started = time.perf_counter()
+        self._gathered = []
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         self.elapsed = time.perf_counter() - self.started
         if exc_type is None and self.timing_metric:
-            self.record(self.timing_metric, round(self.elapsed, 6))
+            self.record(self.timing_metric, round(self.elapsed, 6))  # gathered with the rest
+        gathered, self._gathered = self._gathered, None
+        if gathered:
+            self.client._queue_all("result", gathered)

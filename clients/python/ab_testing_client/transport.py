@@ -104,6 +104,16 @@ class HttpTransport:
             connection.close()
         return Response(answer.status, {k.lower(): v for k, v in answer.getheaders()}, data)
 
+    def forked(self) -> None:
+        """In a forked child: the parent's connections are the parent's (a request on a shared
+        socket would interleave with the parent's). Closing the child's copies of their
+        sockets leaves the parent's open."""
+        for connection in self._all:
+            connection.close()
+        self._all = []
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
     def close(self) -> None:
         with self._lock:
             for connection in self._all:
@@ -197,6 +207,10 @@ class Api:
                 break
             self.sleep(delay)
         raise Unavailable(f"{method} {path} failed: {problem}")
+
+    def forked(self) -> None:
+        """In a forked child: a lock of its own (the parent's may have been held)."""
+        self._lock = threading.Lock()
 
     @staticmethod
     def _checked(answer: Response) -> Response:
