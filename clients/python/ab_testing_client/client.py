@@ -40,6 +40,14 @@ Unit = int | str | None
 _LIVE: weakref.WeakSet[ABTestingClient] = weakref.WeakSet()
 
 
+def _spool(directory: str | os.PathLike[str] | None) -> Any:
+    if directory is None:
+        return None
+    from ab_testing_client.spool import Spool  # fcntl: POSIX only
+
+    return Spool(directory)
+
+
 def _after_fork_in_child() -> None:
     for client in list(_LIVE):
         client._forked()
@@ -75,6 +83,7 @@ class ABTestingClient:
         transport: Transport | None = None,
         signer: Signer | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        spool_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.local_evaluation = local_evaluation
         self.strict = strict
@@ -95,6 +104,7 @@ class ABTestingClient:
             max_queue=max_queue,
             on_refusal=on_refusal,
             on_exposure=self._exposure_answered,
+            spool=_spool(spool_dir),
         )
         self._budget = timeout * 2  # a caller waits at most about this long for an answer
         self._max_cached = max_cached_units
@@ -255,7 +265,10 @@ class ABTestingClient:
         finally:
             left = self.outbox.pending()
             if left:
-                logger.warning("ab_testing_client closed with %d items unsent", left)
+                spooled = f" (kept in {self.outbox.spool.path})" if self.outbox.spool else ""
+                logger.warning("ab_testing_client closed with %d items unsent%s", left, spooled)
+            if self.outbox.spool is not None:
+                self.outbox.spool.close()
             close = getattr(self._transport, "close", None)
             if close is not None:
                 close()

@@ -11,10 +11,13 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ab_testing_client.answers import Refusal
 from ab_testing_client.transport import Api, Rejected, Unavailable
+
+if TYPE_CHECKING:  # the spool needs fcntl (POSIX): imported only when one is asked for
+    from ab_testing_client.spool import Spool
 
 EXPOSURES_PATH = "/api/v1/experiments/exposures"
 RESULTS_PATH = "/api/v1/experiments/record-results"
@@ -34,6 +37,7 @@ class Outbox:
         on_exposure: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
         send_timeout: float = 30.0,
         send_budget: float = 60.0,
+        spool: Spool | None = None,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"batch_size must be 1 to {MAX_BATCH}")
@@ -54,6 +58,12 @@ class Outbox:
         self.exposures_sent = 0
         self._lock = threading.Lock()
         self._sending = threading.Lock()
+        self.spool = spool
+        self._sids: dict[int, str] = {}  # id(queued item) -> its line in the spool
+        if spool is not None:
+            for sid, kind, item in spool.adopt():
+                (self.exposures if kind == "exposure" else self.results).append(item)
+                self._sids[id(item)] = sid
 
     def add(self, kind: str, item: dict[str, Any]) -> int:
         """Queues an item; returns how many are waiting (0 when it had to be dropped)."""
@@ -69,6 +79,8 @@ class Outbox:
                 self.dropped += len(items)
                 dropped = self.dropped
             else:
+                if self.spool is not None:
+                    self._spool(kind, items)
                 queue.extend(items)
                 return len(self.exposures) + len(self.results)
         if before == 0 or dropped // 1000 > before // 1000:
@@ -80,12 +92,27 @@ class Outbox:
             )
         return 0
 
+    def _spool(self, kind: str, items: list[dict[str, Any]]) -> None:
+        """Write the items to the spool before they are queued (the caller holds the lock)."""
+        assert self.spool is not None
+        entries = [(self.spool.new_id(), kind, item) for item in items]
+        try:
+            self.spool.write(entries)
+        except OSError as exc:  # queued all the same: sent if this process lives
+            logger.warning("ab_testing_client could not spool %d %ss: %s", len(items), kind, exc)
+            return
+        for sid, _, item in entries:
+            self._sids[id(item)] = sid
+
     def forked(self) -> None:
         """In a forked child: new locks; the parent's queued items stay the parent's."""
         self._lock = threading.Lock()
         self._sending = threading.Lock()
         self.exposures.clear()
         self.results.clear()
+        self._sids.clear()
+        if self.spool is not None:
+            self.spool.forked()
 
     def pending(self) -> int:
         with self._lock:
@@ -127,6 +154,12 @@ class Outbox:
                     for _ in batch:
                         queue.popleft()
                     queue.extendleft(reversed(retry))
+                    if self.spool is not None:
+                        kept = {id(item) for item in retry}
+                        settled = [
+                            self._sids.pop(id(item), None) for item in batch if id(item) not in kept
+                        ]
+                        self.spool.done([sid for sid in settled if sid])
                 if retry:
                     return False  # the service failed on some: try again on the next round
 
