@@ -72,6 +72,15 @@ class FakeService:
         "lost" commits the request and then loses the answer."""
         self.faults[path].extend(faults)
 
+    def calls_metrics(self) -> list[str]:
+        """The metric of every result sent, in order (resends included)."""
+        return [
+            r["metric_name"]
+            for _, path, body, _ in self.calls
+            if path.endswith("/record-results")
+            for r in body["results"]
+        ]
+
     def paths(self) -> list[str]:
         return [path for _, path, _, _ in self.calls]
 
@@ -179,9 +188,11 @@ class FakeHttpService:
 
     def __init__(self, fake: FakeService) -> None:
         import threading
+        import time
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         lock = threading.Lock()
+        outer = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -189,6 +200,8 @@ class FakeHttpService:
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if outer.delay:
+                    time.sleep(outer.delay)  # a slow service (each request in its own thread)
                 with lock:
                     answer = fake.send(self.command, self.path, body, dict(self.headers), 5.0)
                 self.send_response(answer.status)
@@ -204,6 +217,7 @@ class FakeHttpService:
                 pass
 
         self.fake = fake
+        self.delay = 0.0  # seconds before each answer
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -14,7 +14,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from ab_testing_client.answers import ClientStats, Refusal, Variant
 from ab_testing_client.assignment import ALGORITHM, ASK, NONE, Definition, unit_key
@@ -35,6 +35,7 @@ DEFINITIONS_PATH = "/api/v1/experiments/definitions"
 logger = logging.getLogger("ab_testing_client")
 
 Unit = int | str | None
+UNDECIDED = object()  # what _decided_now answers when only the service can say
 
 # Every client of this process, for the fork hook below (weak: a client nobody holds goes).
 _LIVE: weakref.WeakSet[ABTestingClient] = weakref.WeakSet()
@@ -138,11 +139,33 @@ class ABTestingClient:
         running, or the service cannot be reached (strict mode raises instead)."""
         unit = unit_key(user_id, session_id)
         definitions = self._current_definitions() if self.local_evaluation else None
+        decided = self._decided_now(experiment, user_id, session_id, unit)
+        if decided is not UNDECIDED:
+            return cast("Variant | None", decided)
         if definitions is None:
             return self._ask(experiment, None, user_id, session_id, unit)
         found = definitions.get(experiment)
         if found is None:
             return self._ask_unpublished(experiment, user_id, session_id, unit)
+        return self._ask(experiment, found, user_id, session_id, unit)
+
+    def _decided_now(
+        self, experiment: str, user_id: Unit, session_id: str | None, unit: str
+    ) -> Variant | None | object:
+        """The unit's variant when the definitions in memory decide it, with no I/O (an
+        exposure queued for a unit seen for the first time); UNDECIDED when only the service
+        can say (no definitions yet, an experiment they lack, a unit only the ledger knows).
+        The asyncio client answers from here without leaving the event loop."""
+        definitions = self._definitions if self.local_evaluation else None
+        if definitions is None:
+            return UNDECIDED
+        found = definitions.get(experiment)
+        if found is None:
+            with self._lock:
+                verdict = self._unpublished.get(experiment)
+            if verdict is not None and verdict == (self._version, False):
+                return None  # asked since the last refresh: it does not run
+            return UNDECIDED
         fixed = found.fixed(unit)
         if fixed is not None:
             return None if fixed == NONE else found.variants.get(int(fixed))
@@ -158,7 +181,7 @@ class ABTestingClient:
         if decision == NONE:
             return None
         if decision == ASK:
-            return self._ask(experiment, found, user_id, session_id, unit)
+            return UNDECIDED
         variant_id = int(decision)
         self._remember(key, variant_id)
         exposure: dict[str, Any] = {"experiment_id": found.id, "variant_id": variant_id}
