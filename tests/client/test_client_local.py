@@ -4,6 +4,7 @@ where only the server knows."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ VECTORS = json.loads((ROOT / "docs" / "assignment_vectors.json").read_text("utf-
 DEFINITIONS = "/api/v1/experiments/definitions"
 EXPOSURES = "/api/v1/experiments/exposures"
 GET_VARIANT = "/api/v1/experiments/get-variant"
+RESULTS_PATH = "/api/v1/experiments/record-results"
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=lambda v: f"{v['note']}|{v['unit']}")
@@ -234,3 +236,31 @@ def test_unknown_algorithm_makes_the_client_ask_the_server() -> None:
     fake._route = other_algorithm  # type: ignore[method-assign]
     assert client.get_variant("Prompt Test", user_id=1) is not None
     assert fake.paths() == [DEFINITIONS, GET_VARIANT]
+
+
+@pytest.mark.parametrize(
+    ("declared", "recorded"),
+    [
+        (["resolution_rate", "latency_ms"], {"latency_ms"}),
+        (["response_time", "resolution_rate"], {"response_time"}),
+        (["resolution_rate"], set()),
+        (None, {"response_time"}),  # a service that does not publish metrics: as before
+    ],
+)
+def test_run_times_the_block_in_the_metric_the_experiment_declares(
+    declared: list[str] | None, recorded: set[str]
+) -> None:
+    # Given an experiment declaring (or not publishing) its metrics
+    fake = FakeService(definition(**({"metrics": declared} if declared is not None else {})))
+    client = local_client(fake)
+    # When a block runs for a unit in it
+    with client.run("Prompt Test", user_id=1) as run:
+        assert run.variant is not None
+        time.sleep(0.01)
+    client.flush()
+    # Then only the declared timing metric is recorded, in its unit (no refusal, no warning)
+    results = [r for _, p, b, _ in fake.calls if p == RESULTS_PATH for r in b["results"]]
+    assert {r["metric_name"] for r in results} == recorded
+    for result in results:
+        scale = 1000 if result["metric_name"] == "latency_ms" else 1
+        assert 0.01 * scale <= result["metric_value"] < 5 * scale

@@ -67,6 +67,7 @@ def test_definitions_publish_running_and_promoted_experiments_with_an_etag(servi
     ]
     assert published["changed_ranges"] == [] and published["max_target_percentage"] == 100.0
     assert published["overrides"] == {"user:qa": running.variants[0].id}
+    assert published["metrics"] == [running.primary_metric, *running.secondary_metrics]
     assert by_name["Promoted"]["promoted"] is True
     assert by_name["Promoted"]["winner_variant_id"] == winner
     # And an unchanged document costs a 304 with no body

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from ab_testing_client.answers import ClientStats, Variant
 from ab_testing_client.assignment import unit_key
-from ab_testing_client.client import UNDECIDED, ABTestingClient, Unit
+from ab_testing_client.client import AUTO, UNDECIDED, ABTestingClient, Unit, _timing_metric
 from ab_testing_client.run import Run
 
 
@@ -99,7 +99,7 @@ class AsyncRun:
         definitions = sync._definitions  # in memory only: no I/O here
         found = definitions.get(experiment) if definitions else None
         control = found.control if found is not None and variant is None else None
-        timing = self.options.get("timing_metric", "response_time")
+        timing = _timing_metric(found, self.options.get("timing_metric", AUTO))
         self.inner = Run(sync, experiment, user_id, session_id, variant, control, timing)
         return self.inner.__enter__()
 

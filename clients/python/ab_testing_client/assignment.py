@@ -87,6 +87,7 @@ class Definition:
     overrides: dict[str, int] = field(default_factory=dict)
     promoted: bool = False
     winner_variant_id: int | None = None
+    metrics: tuple[str, ...] = ()  # declared, primary first (empty from older services)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Definition:
@@ -105,6 +106,7 @@ class Definition:
             overrides={str(k): int(v) for k, v in (data.get("overrides") or {}).items()},
             promoted=bool(data.get("promoted")),
             winner_variant_id=data.get("winner_variant_id"),
+            metrics=tuple(str(m) for m in data.get("metrics") or ()),
         )
 
     @property

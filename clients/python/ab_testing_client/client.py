@@ -36,6 +36,17 @@ logger = logging.getLogger("ab_testing_client")
 
 Unit = int | str | None
 UNDECIDED = object()  # what _decided_now answers when only the service can say
+AUTO = "auto"  # run(): the timing metric the experiment declares
+TIMING_METRICS = ("latency_ms", "response_time")  # what run() records by itself, in this order
+
+
+def _timing_metric(found: Definition | None, asked: str | None) -> str | None:
+    if asked != AUTO:
+        return asked
+    if found is None or not found.metrics:
+        return "response_time"  # a service that does not publish metrics: as before
+    return next((m for m in TIMING_METRICS if m in found.metrics), None)
+
 
 # Every client of this process, for the fork hook below (weak: a client nobody holds goes).
 _LIVE: weakref.WeakSet[ABTestingClient] = weakref.WeakSet()
@@ -243,18 +254,21 @@ class ABTestingClient:
         user_id: Unit = None,
         session_id: str | None = None,
         *,
-        timing_metric: str | None = "response_time",
+        timing_metric: str | None = AUTO,
     ) -> Run:
         """A block that uses the unit's variant: ``run.config`` is the variant's config, or
-        the control's when there is none; ``timing_metric`` (seconds) is recorded on a
-        normal exit."""
+        the control's when there is none. ``timing_metric``, recorded on a normal exit: by
+        default the experiment's own, ``latency_ms`` (milliseconds) or ``response_time``
+        (seconds), whichever it declares, and none when it declares neither; a name chooses
+        (a name ending in ``_ms`` gets milliseconds); ``None``, no timing."""
         variant = self.get_variant(experiment, user_id, session_id)
-        control = None
-        if variant is None:
-            definitions = self._current_definitions()
-            found = definitions.get(experiment) if definitions else None
-            control = found.control if found else None
-        return Run(self, experiment, user_id, session_id, variant, control, timing_metric)
+        definitions = self._definitions or (
+            self._current_definitions() if variant is None else None
+        )
+        found = definitions.get(experiment) if definitions else None
+        control = found.control if found is not None and variant is None else None
+        timing = _timing_metric(found, timing_metric)
+        return Run(self, experiment, user_id, session_id, variant, control, timing)
 
     def flush(self) -> bool:
         """Sends everything queued now, in this thread. True only when the service took all

@@ -55,7 +55,8 @@ class Run:
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         self.elapsed = time.perf_counter() - self.started
         if exc_type is None and self.timing_metric:
-            self.record(self.timing_metric, round(self.elapsed, 6))  # gathered with the rest
+            scale = 1000.0 if self.timing_metric.endswith("_ms") else 1.0
+            self.record(self.timing_metric, round(self.elapsed * scale, 6))  # with the rest
         gathered, self._gathered = self._gathered, None
         if gathered:
             self.client._queue_all("result", gathered)

@@ -204,4 +204,5 @@ def definition(experiment: Experiment) -> dict[str, Any]:
         "overrides": {unit: names[name] for unit, name in experiment.overrides.items()},
         "promoted": bool(experiment.promoted and experiment.winner_variant_id is not None),
         "winner_variant_id": experiment.winner_variant_id,
+        "metrics": experiment.declared_metrics,
     }

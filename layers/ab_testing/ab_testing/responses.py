@@ -277,6 +277,10 @@ class PublishedExperiment(BaseModel):
     overrides: dict[str, int] = Field(description="unit key to variant id")
     promoted: bool
     winner_variant_id: int | None = None
+    metrics: list[str] = Field(
+        default_factory=list,
+        description="the metrics the experiment declares (primary first): what it counts",
+    )
 
 
 class Definitions(BaseModel):
