@@ -264,3 +264,20 @@ def test_run_times_the_block_in_the_metric_the_experiment_declares(
     for result in results:
         scale = 1000 if result["metric_name"] == "latency_ms" else 1
         assert 0.01 * scale <= result["metric_value"] < 5 * scale
+
+
+def test_covariates_travel_with_the_exposure_or_the_get_variant_call() -> None:
+    # Given local evaluation / When a unit decided locally, and one asked of the service
+    # (a user arriving with a session), come with their covariates
+    fake = FakeService()
+    client = local_client(fake)
+    client.get_variant("Prompt Test", user_id=1, covariates={"prior_resolution_rate": 0.4})
+    client.get_variant(
+        "Prompt Test", user_id=2, session_id="s-2", covariates={"prior_resolution_rate": 0.6}
+    )
+    client.flush()
+    # Then the first went with its exposure, the second with its get-variant call
+    exposures = [e for _, p, b, _ in fake.calls if p == EXPOSURES for e in b["exposures"]]
+    asked = [b for _, p, b, _ in fake.calls if p == GET_VARIANT]
+    assert [e["covariates"] for e in exposures] == [{"prior_resolution_rate": 0.4}]
+    assert [a["covariates"] for a in asked] == [{"prior_resolution_rate": 0.6}]

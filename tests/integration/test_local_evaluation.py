@@ -173,3 +173,33 @@ def test_lowering_the_target_publishes_the_earlier_higher_one(service: Any) -> N
     published = definitions()[2]["experiments"][0]
     assert (published["target_percentage"], published["max_target_percentage"]) == (30.0, 60.0)
     assert published["changed_ranges"] == []
+
+
+def test_a_covariate_sent_with_the_exposure_is_stored_with_the_unit(service: Any) -> None:
+    # Given an experiment with a CUPED covariate
+    experiment = started(service, covariate="prior_resolution_rate")
+    first, later = hashed(experiment, "user:7"), hashed(experiment, "user:8")
+    # When a client reports a unit with its covariate (and another unit first without one,
+    # then again with it, before any result)
+    answer = expose(
+        {
+            "experiment_id": experiment.id,
+            "user_id": 7,
+            "variant_id": first,
+            "covariates": {"prior_resolution_rate": 0.25, "unrelated": 3},
+        },
+        {"experiment_id": experiment.id, "user_id": 8, "variant_id": later},
+    )
+    again = expose(
+        {
+            "experiment_id": experiment.id,
+            "user_id": 8,
+            "variant_id": later,
+            "covariates": {"prior_resolution_rate": 0.5},
+        }
+    )
+    # Then both are stored with the unit, through the exposures function's own IAM policy
+    assert [r["status"] for r in answer[1]["results"]] == [201, 201]
+    assert again[1]["results"][0]["status"] == 200
+    stored = {u: service.store.get_assignment(experiment.id, u) for u in ("user:7", "user:8")}
+    assert {u: float(item["x"]) for u, item in stored.items()} == {"user:7": 0.25, "user:8": 0.5}

@@ -11,6 +11,7 @@ are queued without blocking and sent by the client's own background thread, as i
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any, cast
 
@@ -25,7 +26,12 @@ class AsyncABTestingClient:
         self.sync = ABTestingClient(url, api_key, **options)
 
     async def get_variant(
-        self, experiment: str, user_id: Unit = None, session_id: str | None = None
+        self,
+        experiment: str,
+        user_id: Unit = None,
+        session_id: str | None = None,
+        *,
+        covariates: dict[str, float] | None = None,
     ) -> Variant | None:
         """As `ABTestingClient.get_variant`, without blocking the event loop."""
         sync = self.sync
@@ -35,10 +41,15 @@ class AsyncABTestingClient:
         )
         if fresh:
             sync._ensure_worker()
-            decided = sync._decided_now(experiment, user_id, session_id, unit)
+            decided = sync._decided_now(experiment, user_id, session_id, unit, covariates)
             if decided is not UNDECIDED:
                 return cast("Variant | None", decided)
-        return await asyncio.to_thread(sync.get_variant, experiment, user_id, session_id)
+        return await asyncio.to_thread(
+            functools.partial(sync.get_variant, covariates=covariates),
+            experiment,
+            user_id,
+            session_id,
+        )
 
     def record(
         self,

@@ -144,24 +144,37 @@ class ABTestingClient:
 
     # ------------------------------------------------------------------ public API
     def get_variant(
-        self, experiment: str, user_id: Unit = None, session_id: str | None = None
+        self,
+        experiment: str,
+        user_id: Unit = None,
+        session_id: str | None = None,
+        *,
+        covariates: dict[str, float] | None = None,
     ) -> Variant | None:
         """The unit's variant; None when it is not in the experiment, the experiment is not
-        running, or the service cannot be reached (strict mode raises instead)."""
+        running, or the service cannot be reached (strict mode raises instead).
+
+        ``covariates``: the unit's numbers from before the experiment (CUPED); they travel
+        with the unit's exposure or its get-variant call, so they are stored with the unit."""
         unit = unit_key(user_id, session_id)
         definitions = self._current_definitions() if self.local_evaluation else None
-        decided = self._decided_now(experiment, user_id, session_id, unit)
+        decided = self._decided_now(experiment, user_id, session_id, unit, covariates)
         if decided is not UNDECIDED:
             return cast("Variant | None", decided)
         if definitions is None:
-            return self._ask(experiment, None, user_id, session_id, unit)
+            return self._ask(experiment, None, user_id, session_id, unit, covariates=covariates)
         found = definitions.get(experiment)
         if found is None:
-            return self._ask_unpublished(experiment, user_id, session_id, unit)
-        return self._ask(experiment, found, user_id, session_id, unit)
+            return self._ask_unpublished(experiment, user_id, session_id, unit, covariates)
+        return self._ask(experiment, found, user_id, session_id, unit, covariates=covariates)
 
     def _decided_now(
-        self, experiment: str, user_id: Unit, session_id: str | None, unit: str
+        self,
+        experiment: str,
+        user_id: Unit,
+        session_id: str | None,
+        unit: str,
+        covariates: dict[str, float] | None = None,
     ) -> Variant | None | object:
         """The unit's variant when the definitions in memory decide it, with no I/O (an
         exposure queued for a unit seen for the first time); UNDECIDED when only the service
@@ -199,6 +212,8 @@ class ABTestingClient:
         exposure["user_id" if user_id is not None else "session_id"] = (
             user_id if user_id is not None else session_id
         )
+        if covariates:
+            exposure["covariates"] = dict(covariates)
         self._queue("exposure", exposure)
         return found.variants.get(variant_id)
 
@@ -338,6 +353,7 @@ class ABTestingClient:
         session_id: str | None,
         unit: str,
         seen: dict[str, Any] | None = None,
+        covariates: dict[str, float] | None = None,
     ) -> Variant | None:
         """get-variant on the server; remembered when it is the unit's for good. `seen`
         receives the answer's reason."""
@@ -352,6 +368,8 @@ class ABTestingClient:
             body["user_id"] = user_id
         if session_id is not None:
             body["session_id"] = session_id
+        if covariates:
+            body["covariates"] = dict(covariates)
         try:
             answer = self.api.call("POST", GET_VARIANT_PATH, body, budget=self._budget).json()
         except ABTestingError as exc:
@@ -375,7 +393,12 @@ class ABTestingClient:
         return variant
 
     def _ask_unpublished(
-        self, experiment: str, user_id: Unit, session_id: str | None, unit: str
+        self,
+        experiment: str,
+        user_id: Unit,
+        session_id: str | None,
+        unit: str,
+        covariates: dict[str, float] | None = None,
     ) -> Variant | None:
         """An experiment the definitions do not hold (yet: one just started is published at
         the next refresh). The service is asked; if the experiment runs, every unit is asked
@@ -386,7 +409,7 @@ class ABTestingClient:
         if verdict is not None and verdict[0] == self._version and not verdict[1]:
             return None
         seen: dict[str, Any] = {}
-        variant = self._ask(experiment, None, user_id, session_id, unit, seen)
+        variant = self._ask(experiment, None, user_id, session_id, unit, seen, covariates)
         running = seen.get("reason") not in (None, "experiment_not_running")
         with self._lock:
             self._unpublished[experiment] = (self._version, running)

@@ -23,7 +23,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ab_testing import assignment
+from ab_testing import assignment, metrics
 from ab_testing.errors import Conflict, DomainError, InvalidInput
 from ab_testing.models import Experiment, ExposureIn
 from ab_testing.records import experiment_from_item, variant_from_item
@@ -137,6 +137,7 @@ class LocalEvaluation:
                 reason="variant_mismatch",
                 expected_variant_id=expected,
             )
+        covariate = metrics.covariate_value(experiment, request.covariates)
         item, created = self.store.create_assignment(
             experiment.id,
             unit,
@@ -144,7 +145,10 @@ class LocalEvaluation:
             now=service.clock(),
             shard=service._shard(unit),
             source="local",
+            covariate=covariate,
         )
+        if not created and covariate is not None and "x" not in item and not item.get("m"):
+            self.store.set_covariate(experiment.id, unit, covariate)  # as get-variant does
         return {
             **base,
             "status": 201 if created else 200,

@@ -477,9 +477,14 @@ class RecordResultIn(_UnitRequest):
 
 
 class ExposureIn(_UnitRequest):
-    """One item of POST /api/v1/experiments/exposures: a unit a client assigned itself."""
+    """One item of POST /api/v1/experiments/exposures: a unit a client assigned itself.
+
+    ``covariates`` (optional): as on get-variant; the experiment's covariate is stored with the
+    unit when it is first stored (or later, while it has no results yet).
+    """
 
     variant_id: ExperimentId
+    covariates: Covariates | None = None
 
     @model_validator(mode="after")
     def _one_unit(self) -> ExposureIn:
