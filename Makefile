@@ -11,7 +11,8 @@ DEV_LOCK := requirements/dev.txt
 LOCKED_INSTALL = -m pip install --quiet --require-hashes --no-deps --only-binary=:all:
 EDITABLE_INSTALL = -m pip install --quiet --no-deps --no-build-isolation --no-index
 
-.PHONY: run test lint typecheck unit cfn-lint bench build clean analyze-once chromium mutation \
+.PHONY: run test lint typecheck unit cfn-lint bench build clean analyze-once analyze report \
+	chromium mutation \
 	openapi checkov lock test-latest sam
 
 $(STAMP): $(DEV_LOCK) pyproject.toml clients/python/pyproject.toml
@@ -27,6 +28,12 @@ run: $(STAMP)
 ## Run the scheduled analysis once: on the server `make run` started, else on the state file.
 analyze-once: $(STAMP)
 	$(BIN)/abtest analyze-once $(ARGS)
+
+## An experiment's verdict in the terminal, or its report page, from the running local API:
+## `make analyze ID=1`, `make report ID=1` (ARGS="--open" opens it; AB_PORT as for make run).
+analyze report: $(STAMP)
+	@test -n "$(ID)" || { echo "give the experiment: make $@ ID=1"; exit 2; }
+	$(BIN)/abtest $@ $(ID) $(ARGS)
 
 ## Lint, type-check, validate the template and run every test; then the local API's tests
 ## again on moto's own path (AB_MOTO_FAST=0: none of the shortcuts into moto's internals).

@@ -1,5 +1,6 @@
-"""The Python client against the local API, both modes: HTTP requests per 1,000 get_variant
-calls and microseconds per call.
+"""The Python clients against the local API, both modes: HTTP requests per 1,000 get_variant
+calls and microseconds per call; then AsyncABTestingClient: microseconds per call awaited one
+by one, and the event loop's longest stall while 1,000 new units are asked at once.
 
 Goal (issue 11): local mode makes no request for a returning unit and at most one per 100 new
 units (batched exposures), and is at least 100 times faster per call than remote mode.
@@ -10,13 +11,14 @@ units (batched exposures), and is at least 100 times faster per call than remote
 from __future__ import annotations
 
 import argparse
+import asyncio
 import tempfile
 import time
 from pathlib import Path
 
 import _local  # noqa: F401  (the project on sys.path, AWS only moto)
 
-from ab_testing_client import ABTestingClient
+from ab_testing_client import ABTestingClient, AsyncABTestingClient
 from tests.conftest import guide_experiment
 from tests.e2e.conftest import LocalApi
 
@@ -68,6 +70,40 @@ def run(url: str, local_calls: int, remote_calls: int) -> None:
     remote_us = (rows[0][2] + rows[1][2]) / 2
     print(f"local new units:       {remote_us / rows[2][2]:,.0f}x faster per call than remote")
     print(f"local returning units: {remote_us / rows[3][2]:,.0f}x faster per call than remote")
+    print(asyncio.run(run_async(url, local_calls)))
+
+
+async def run_async(url: str, calls: int) -> str:
+    """AsyncABTestingClient, local evaluation: awaited one by one (returning units), then
+    1,000 new units at once while a ticker measures the loop's longest stall."""
+    async with AsyncABTestingClient(url, timeout=30) as client:
+        await client.get_variant(NAME, user_id=0)  # the definitions, outside the timing
+        for user in range(1, calls + 1):
+            await client.get_variant(NAME, user_id=user)
+        started = time.perf_counter()
+        for user in range(1, calls + 1):
+            await client.get_variant(NAME, user_id=user)
+        returning_us = (time.perf_counter() - started) / calls * 1e6
+        longest = 0.0
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal longest
+            last = time.perf_counter()
+            while not done.is_set():
+                await asyncio.sleep(0.001)
+                now = time.perf_counter()
+                longest, last = max(longest, now - last - 0.001), now
+
+        ticking = asyncio.create_task(ticker())
+        await asyncio.gather(*(client.get_variant(NAME, user_id=f"burst-{n}") for n in range(1000)))
+        done.set()
+        await ticking
+        assert await client.flush()
+    return (
+        f"async, returning units:   {returning_us:.1f} us/call awaited; 1,000 new units at "
+        f"once: longest event-loop stall {longest * 1000:.1f} ms"
+    )
 
 
 if __name__ == "__main__":
