@@ -281,3 +281,19 @@ def test_covariates_travel_with_the_exposure_or_the_get_variant_call() -> None:
     asked = [b for _, p, b, _ in fake.calls if p == GET_VARIANT]
     assert [e["covariates"] for e in exposures] == [{"prior_resolution_rate": 0.4}]
     assert [a["covariates"] for a in asked] == [{"prior_resolution_rate": 0.6}]
+
+
+def test_exposures_whose_answers_are_lost_are_sent_again_until_the_ledger_has_them() -> None:
+    # Given 50 units served locally, and a service whose next 6 answers on exposures are lost
+    # after it has written them
+    fake = FakeService()
+    client = local_client(fake)
+    served = {u: client.get_variant("Prompt Test", user_id=u) for u in range(50)}
+    fake.fail(EXPOSURES, *["lost"] * 6)
+    # When the client closes (more lost answers than one call's attempts)
+    client.close()
+    # Then the ledger holds every unit, with the variant it was served
+    assert {unit: variant_id for (_, unit), variant_id in fake.ledger.items()} == {
+        f"user:{u}": variant.id for u, variant in served.items() if variant is not None
+    }
+    assert client.stats.queued == 0

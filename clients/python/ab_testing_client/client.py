@@ -96,9 +96,12 @@ class ABTestingClient:
         signer: Signer | None = None,
         sleep: Callable[[float], None] = time.sleep,
         spool_dir: str | os.PathLike[str] | None = None,
+        close_timeout: float = 10.0,
     ) -> None:
         self.local_evaluation = local_evaluation
         self.strict = strict
+        self.close_timeout = close_timeout
+        self._sleep = sleep
         self.refresh_interval = refresh_interval
         self.flush_interval = flush_interval
         self.background = background
@@ -302,18 +305,24 @@ class ABTestingClient:
         """Fetches the definitions now (an unchanged document costs a 304)."""
         self._fetch_definitions()
 
-    def close(self) -> None:
-        """Stops the background thread and sends what is queued. Also called at exit."""
+    def close(self, timeout: float | None = None) -> None:
+        """Stops the background thread and sends what is queued, trying again while the
+        service fails for up to ``timeout`` seconds (default: ``close_timeout``, 10 s). Also
+        called at exit."""
         if self._closed:
             return
         self._closed = True
         atexit.unregister(self.close)
+        deadline = time.monotonic() + (self.close_timeout if timeout is None else timeout)
         with self._wake:
             self._wake.notify_all()
         if self._worker is not None:
             self._worker.join(timeout=self._budget * 4)
         try:
-            self.outbox.send_all()
+            pause = 0.05
+            while not self.outbox.send_all() and time.monotonic() + pause < deadline:
+                self._sleep(pause)  # a lost answer or a failing batch: again, a while
+                pause = min(pause * 2, 1.0)
         finally:
             left = self.outbox.pending()
             if left:
