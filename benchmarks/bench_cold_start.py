@@ -10,7 +10,8 @@ order), and a directory holding only boto3 (the runtime's copy; Lambda's /var/ru
 so whatever the build did not ship as .pyc is compiled again on every cold start.
 
 Printed per handler: the CPU time of `import app` (median of RUNS processes), its ratio to
-`import boto3` measured the same way in the same run, and for the functions that carry the
+`import boto3` measured the same way right after it (so the load of a busy machine weighs on
+both alike), and for the functions that carry the
 stats layer, the CPU time of the first `from scipy import stats` after the handler.
 """
 
@@ -184,7 +185,10 @@ def main() -> None:
         result = measure(
             python, [code, *layers, runtime], str(code / "app.py"), scipy_too, args.runs, env
         )
-        ratio = result["handler"] / baseline
+        # boto3 again, right beside it: on a busy machine a ratio to a baseline measured
+        # minutes earlier drifts with the load; one measured alongside does not.
+        beside = measure(python, [runtime], "-", False, args.runs, {})["handler"]
+        ratio = result["handler"] / beside
         if lid in HOT_PATH:
             worst_hot = max(worst_hot, ratio)
         scipy = f"{result['scipy'] * 1000:9.0f}" if result["scipy"] is not None else f"{'-':>9}"
