@@ -148,15 +148,18 @@ def aws() -> Iterator[Any]:
 
 
 @pytest.fixture
-def aws_sent() -> Iterator[Any]:
+def aws_sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """moto's mock alone, with the tables of template.yaml: botocore builds and sends every
-    request to it, retries included (for the tests of what botocore does on the wire)."""
+    request to it, retries included (for the tests of what botocore does on the wire). The
+    endpoint is AWS's own, which moto's mock intercepts (a test before may have pointed the
+    process at the in-process DynamoDB's unreachable one)."""
     import boto3
     from moto import mock_aws
 
     from ab_testing import runtime
     from emulator.template import create_tables
 
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
     with mock_aws():
         runtime.reset()
         client = boto3.client("dynamodb", region_name="us-east-1")
