@@ -139,9 +139,13 @@ class Verdict:
     reason: str
     warnings: list[str]
     tables: list[MetricTable]
+    decision: list[str]  # the decision rule's words, as the report page has them
 
 
 def verdict_of(answer: Mapping[str, Any]) -> Verdict:
+    from ab_testing.report_data import decision_lines  # the page's words, from the layer
+
+    _, lines = decision_lines(answer)
     stats = answer.get("variant_stats") or {}
     names = {vid: f"Variant {vid} ({s.get('name')})" for vid, s in stats.items()}
     winner = answer.get("recommended_winner_id")
@@ -175,6 +179,7 @@ def verdict_of(answer: Mapping[str, Any]) -> Verdict:
         verdict=f"Recommend {names.get(str(winner))}" if winner is not None else "No winner yet",
         has_winner=winner is not None,
         reason=str(answer.get("recommendation_reason")),
+        decision=[f"Decision: {lines[0]}", *[line for line in lines[1:] if line]],
         warnings=[str(w) for w in answer.get("warnings") or []],
         tables=tables,
     )
@@ -192,7 +197,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def render_text(answer: Mapping[str, Any]) -> str:
     """The verdict, the warnings, and one table per metric, as plain text (pipes, files)."""
     v = verdict_of(answer)
-    out = [f"{v.headline}\n", f"Verdict: {v.verdict}\n{v.reason}\n"]
+    out = [f"{v.headline}\n", "".join(f"{line}\n" for line in v.decision)]
+    out.append(f"Primary metric: {v.reason}\n")
     if v.warnings:
         out.append("\nWarnings:\n" + "".join(f"  ! {w}\n" for w in v.warnings))
     for t in v.tables:
@@ -211,8 +217,11 @@ def render_rich(answer: Mapping[str, Any], stream: TextIO, width: int | None = N
     v = verdict_of(answer)
     console = Console(file=stream, width=width, force_terminal=True, highlight=False)
     console.print(Text(v.headline, style="bold"))
-    console.print(Text(f"Verdict: {v.verdict}", style="bold green" if v.has_winner else "bold"))
-    console.print(v.reason, markup=False)
+    first, *rest = v.decision
+    console.print(Text(first, style="bold green" if v.has_winner else "bold"))
+    for line in rest:
+        console.print(line, markup=False)
+    console.print(f"Primary metric: {v.reason}", markup=False)
     if v.warnings:
         console.print(Text("Warnings:", style="bold yellow"))
         for w in v.warnings:

@@ -318,3 +318,31 @@ def test_a_config_at_the_depth_limit_is_stored_and_served(aws: Any) -> None:
     assert {status for status, _ in answers} == {200}
     configs = [a["variant"]["config"] for _, a in answers if a["variant"]["config"]]
     assert configs and configs[0] == deep
+
+
+@pytest.mark.parametrize(
+    ("limits", "field_said"),
+    [
+        ({"cost_usd": 0.1}, "'cost_usd' is not a metric of this experiment"),
+        ({"response_time": 0}, "greater than 0"),
+        ({"response_time": -0.2}, "greater than 0"),
+        ({"response_time": "a lot"}, "valid number"),
+    ],
+    ids=["unknown-metric", "zero", "negative", "text"],
+)
+def test_acceptable_regressions_must_name_own_metrics_with_positive_limits(
+    aws: Any, limits: dict[str, Any], field_said: str
+) -> None:
+    # Given a body whose acceptable regressions are not the experiment's, or not a limit
+    status, answer = invoke(*CREATE, body=guide_experiment(acceptable_regressions=limits))
+    # Then it is a 400 that says so, and nothing is stored
+    assert status == 400 and field_said in json.dumps(answer), answer
+    assert invoke("list_experiments", "GET", "/api/v1/experiments/")[1]["experiments"] == []
+
+
+def test_acceptable_regressions_are_stored_and_shown(aws: Any) -> None:
+    limits = {"response_time": 0.05, "satisfaction_score": 0.1}
+    status, created = invoke(*CREATE, body=guide_experiment(acceptable_regressions=limits))
+    assert status == 201
+    got = invoke("get_experiment", "GET", "/x", path_parameters={"id": str(created["id"])})[1]
+    assert got["acceptable_regressions"] == limits

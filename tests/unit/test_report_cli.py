@@ -12,13 +12,25 @@ from emulator.report_cli import _signed, render_text
 from tests.unit.test_stats_verdict import fewshot
 
 
+def decision_words(answer: dict) -> list[str]:
+    """The decision's lines as the report page has them, as `abtest analyze` prints them."""
+    from ab_testing.report_data import decision_lines
+
+    _, lines = decision_lines(answer)
+    return [f"Decision: {lines[0]}", *lines[1:]]
+
+
 def test_analyze_prints_the_verdict_warnings_and_a_table_per_metric() -> None:
     # Given the few-shot analysis
     answer = StatisticalAnalyzer().analyze(fewshot(min_sample_size=100))
     # When printed
     text = render_text(answer)
-    # Then the verdict names the variant, every warning is listed, every metric has a table
-    assert "Verdict: Recommend Variant 2 (Few-shot)" in text
+    # Then the decision comes first, in the report page's words: what to do (nobody declared
+    # how much cost is acceptable), why, and the trade-off; every warning is listed, every
+    # metric has a table
+    assert text.splitlines()[1:4] == decision_words(answer)
+    assert text.splitlines()[1].startswith("Decision: Needs a decision: Variant 2 (Few-shot)")
+    assert "resolution_rate at +" in text.splitlines()[3]
     assert text.count("  ! ") == len(answer["warnings"])
     for metric in answer["metrics"]:
         assert f"\n{metric} (" in text
@@ -67,12 +79,14 @@ def test_analyze_in_a_terminal_colours_the_moves_and_names_them() -> None:
     # metric has its table; a coloured row also says in words which way it moved
     assert "\x1b[" in text
     plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    assert "Verdict: Recommend Variant 2 (Few-shot)" in plain
+    flowing = " ".join(plain.split())  # the terminal wraps long lines
+    assert all(" ".join(line.split()) in flowing for line in decision_words(answer))
+    assert flowing.index("Decision: ") < flowing.index("Primary metric: ")
     assert plain.count("  ! ") == len(answer["warnings"])
     lines = plain.splitlines()
     for metric in answer["metrics"]:
         assert any(line.startswith(f"{metric} (") for line in lines)
-    after_cost = lines[next(i for i, line in enumerate(lines) if line.startswith("cost_usd ("))]
+    after_cost = lines[next(i for i, line in enumerate(lines) if line.startswith("cost_usd (sec"))]
     cost_row = next(
         line
         for line in lines[lines.index(after_cost) :]
@@ -95,4 +109,4 @@ def test_analyze_writes_plain_text_when_not_a_terminal(monkeypatch: pytest.Monke
     args = build_parser().parse_args(["analyze", "1"])
     assert report_cli.analyze(args, out) == 0
     assert "\x1b[" not in out.getvalue()
-    assert "Verdict: Recommend Variant 2 (Few-shot)" in out.getvalue()
+    assert "Decision: Needs a decision: Variant 2 (Few-shot)" in out.getvalue()

@@ -47,7 +47,16 @@ def test_page_has_every_part_and_escapes_names() -> None:
     )
     # Then it has the verdict, one section per metric, the time charts, SRM and guardrails
     assert page.count('<section class="metric"') == 4
-    assert "Recommend Variant 2" in page and "<script>" not in page
+    assert "<script>" not in page
+    # And the decision and the trade-off come first, in the words `abtest analyze` prints
+    from html import escape
+
+    from ab_testing.report_data import decision_lines
+
+    verdict = page[page.index('id="verdict"') : page.index('<section class="metric"')]
+    _, lines = decision_lines(current)
+    assert lines[0].startswith("Needs a decision: Variant 2 (<script>")  # escaped below
+    assert all(escape(line) in verdict for line in lines)
     assert "&lt;script&gt;" in page
     for part in ("over time", "Units per variant", "Sample-ratio check", "Guardrails", "Warnings"):
         assert part in page
@@ -72,7 +81,7 @@ def test_page_without_data_still_renders() -> None:
     empty = replace(inp, variants=[replace(v, metrics={}) for v in inp.variants])
     current = StatisticalAnalyzer().analyze(empty)
     page = render_report({"id": 1, "name": "x"}, current, [], "2026-01-03T00:00:00Z")
-    assert "No winner yet" in page and page.endswith("</html>")
+    assert "Keep running: not enough data yet." in page and page.endswith("</html>")
 
 
 def test_axis_labels_are_short_and_never_in_exponent_notation() -> None:

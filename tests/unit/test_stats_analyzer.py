@@ -43,6 +43,7 @@ NEW_KEYS = {
     "regressions",
     "warnings",
     "trade_offs",
+    "decision",
 }
 
 

@@ -20,6 +20,9 @@ SPECS = {
 }
 
 
+ALL = {"cost_usd": 1.0, "token_usage": 1.0, "response_time": 1.0}  # up to 100% worse
+
+
 def fewshot(guardrails: tuple[str, ...] = (), **kwargs: Any) -> AnalysisInput:
     variants = []
     for vid, arm, name, seed in ((1, "control", "Control", 1), (2, "treatment", "Few-shot", 2)):
@@ -35,7 +38,8 @@ def fewshot(guardrails: tuple[str, ...] = (), **kwargs: Any) -> AnalysisInput:
 
 def test_fewshot_recommendation_carries_every_regression() -> None:
     # Given the few-shot prompt: +16 points resolution, +38% cost and tokens, +6% slower
-    r = StatisticalAnalyzer().analyze(fewshot(min_sample_size=100))
+    # (its team accepts up to 100% worse on each cost: the rule ships it)
+    r = StatisticalAnalyzer().analyze(fewshot(min_sample_size=100, acceptable_regressions=ALL))
     # Then it is recommended, named, with its units (not its results) counted
     reason = r["recommendation_reason"]
     assert r["recommended_winner_id"] == 2
@@ -108,7 +112,12 @@ def test_every_plausible_split_of_the_e2e_users_gives_the_same_verdict() -> None
             for vid, name, us in arms
         ]
         inp = AnalysisInput(
-            1, SPECS["resolution_rate"], variants, list(SPECS.values())[1:], min_sample_size=60
+            1,
+            SPECS["resolution_rate"],
+            variants,
+            list(SPECS.values())[1:],
+            min_sample_size=60,
+            acceptable_regressions=ALL,
         )
         r = StatisticalAnalyzer().analyze(inp)
         if r["srm"]["flagged"]:  # a split that unlikely is a mismatch by design (p < 0.001)
@@ -116,3 +125,74 @@ def test_every_plausible_split_of_the_e2e_users_gives_the_same_verdict() -> None
         # Then the few-shot prompt is recommended with its three regressions
         assert r["recommended_winner_id"] == 2, (n_control, r["recommendation_reason"])
         assert len(r["regressions"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("limits", "action", "winner", "said"),
+    [
+        # every cost within what the team accepts: ship
+        (
+            {"cost_usd": 0.60, "token_usage": 0.60, "response_time": 0.20},
+            "ship",
+            2,
+            "stays under the accepted +60.0%",
+        ),
+        # cost far above a 5% limit, with confidence: do not ship
+        (
+            {"cost_usd": 0.05, "token_usage": 0.60, "response_time": 0.20},
+            "do_not_ship",
+            None,
+            "is above the accepted +5.0%",
+        ),
+        # a limit inside the interval of the worsening: the team must decide
+        (
+            {"cost_usd": 0.38, "token_usage": 0.60, "response_time": 0.20},
+            "needs_decision",
+            None,
+            "is across the accepted +38.0%",
+        ),
+        # nothing declared while costs regress: nobody said how much is acceptable
+        ({}, "needs_decision", None, "no acceptable regression is declared for it"),
+    ],
+    ids=["within", "exceeded", "straddled", "undeclared"],
+)
+def test_the_declared_trade_off_rule_decides(
+    limits: dict[str, float], action: str, winner: int | None, said: str
+) -> None:
+    # Given the few-shot prompt (+16 points resolution, +38% cost and tokens, +6% slower)
+    # and the team's acceptable regressions
+    r = StatisticalAnalyzer().analyze(fewshot(min_sample_size=100, acceptable_regressions=limits))
+    decision = r["decision"]
+    # Then the decision is the rule's, with its reason, and only "ship" names a winner
+    assert decision["action"] == action, decision["reason"]
+    assert said in decision["reason"]
+    assert r["recommended_winner_id"] == winner
+    checks = {c["metric"]: c for c in decision["checks"]}
+    assert set(checks) == {"cost_usd", "token_usage", "response_time"}
+    cost = checks["cost_usd"]
+    low, high = cost["interval"]
+    # (the worsening and its interval are the regression's own lift and interval)
+    moved = next(m for m in r["regressions"] if m["metric"] == "cost_usd")
+    assert (cost["worsening"], [low, high]) == (moved["relative_lift"], moved["relative_ci"])
+
+
+def test_the_rule_waits_for_a_sufficient_sample_and_a_better_variant() -> None:
+    # Given too few units for the declared minimum / Then keep running, no winner
+    early = StatisticalAnalyzer().analyze(fewshot(min_sample_size=5000, acceptable_regressions=ALL))
+    assert (early["decision"]["action"], early["recommended_winner_id"]) == ("keep_running", None)
+
+
+def test_auto_stop_leaves_an_undeclared_trade_off_to_people() -> None:
+    from types import SimpleNamespace
+
+    from ab_testing.scheduled import auto_stop_reason
+
+    # Given an opted-in experiment whose sequential test is conclusive
+    experiment = SimpleNamespace(auto_stop=True, min_duration_days=0, max_duration_days=None)
+    conclusive = {"is_significant": True, "sufficient_sample_size": True, "guardrails": []}
+    # When its decision is a trade-off nobody declared / Then it keeps running
+    undecided = {**conclusive, "decision": {"action": "needs_decision"}}
+    assert auto_stop_reason(experiment, undecided, 3.0) is None  # type: ignore[arg-type]
+    # And it stops once the rule can decide
+    shipped = {**conclusive, "decision": {"action": "ship"}}
+    assert auto_stop_reason(experiment, shipped, 3.0) is not None  # type: ignore[arg-type]

@@ -63,6 +63,7 @@ class ExperimentAnalysis:
             sequential_tuning_units=experiment.sequential_tuning_units,
             ratio_metrics=tuple(r.spec() for r in experiment.ratio_metrics),
             covariate=experiment.covariate,
+            acceptable_regressions=dict(experiment.acceptable_regressions),
         )
         return experiment, inp, len(items)
 

@@ -157,6 +157,12 @@ class ExperimentIn(_Strict):
     primary_metric: MetricName
     secondary_metrics: list[MetricName] = Field(default_factory=list, max_length=20)
     guardrail_metrics: list[MetricName] = Field(default_factory=list, max_length=20)
+    # The declared trade-off rule: per metric of the experiment, the largest relative
+    # worsening accepted (0.10: 10% worse) for a variant to be shipped (docs/statistics.md).
+    acceptable_regressions: dict[
+        MetricName,
+        Annotated[float, Field(gt=0, le=100, allow_inf_nan=False), AfterValidator(_storable)],
+    ] = Field(default_factory=dict, max_length=20)
     variants: list[VariantIn] = Field(max_length=MAX_VARIANTS)
     target_percentage: Storable = Field(100.0, gt=0, le=100, allow_inf_nan=False)
     min_sample_size: int = Field(100, ge=2, le=100_000_000)
@@ -216,6 +222,18 @@ class ExperimentIn(_Strict):
         for name in value:
             if name not in secondary:
                 raise ValueError(f"guardrail metric {name!r} must be one of the secondary_metrics")
+        return value
+
+    @field_validator("acceptable_regressions")
+    @classmethod
+    def _limits_of_own_metrics(cls, value: dict[str, float], info: ValidationInfo) -> dict:
+        own = [info.data.get("primary_metric"), *info.data.get("secondary_metrics", [])]
+        for name in value:
+            if name not in own:
+                raise ValueError(
+                    f"{name!r} is not a metric of this experiment (primary or secondary): "
+                    f"an acceptable regression names one of {', '.join(map(str, own))}"
+                )
         return value
 
     @model_validator(mode="after")
@@ -320,6 +338,7 @@ class Experiment(BaseModel):
     primary_metric: str
     secondary_metrics: list[str] = Field(default_factory=list)
     guardrail_metrics: list[str] = Field(default_factory=list)
+    acceptable_regressions: dict[str, float] = Field(default_factory=dict)
     metrics: list[MetricDefinition] = Field(default_factory=list)
     ratio_metrics: list[RatioMetricDefinition] = Field(default_factory=list)
     covariate: str | None = None

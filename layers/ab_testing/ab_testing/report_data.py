@@ -130,6 +130,29 @@ def units_series(points: Sequence[Point], variant_id: str) -> list[tuple[float, 
     return out
 
 
+DECISION_WORDS = {
+    "ship": ("winner", "Ship {name}."),
+    "do_not_ship": ("blocked", "Do not ship."),
+    "needs_decision": ("wait", "Needs a decision: {name} gains on the primary metric at a cost."),
+    "keep_running": ("wait", "Keep running: not enough data yet."),
+}
+
+
+def decision_lines(analysis: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """(kind, lines) of the declared decision rule, first on the page and in `abtest analyze`
+    in the same words: what to do, why, then each trade-off line. An analysis without a
+    decision (an older answer) gets its headline and reason."""
+    decision = analysis.get("decision")
+    if not isinstance(decision, Mapping) or decision.get("action") not in DECISION_WORDS:
+        kind, words = headline(analysis)
+        return kind, [words, str(analysis.get("recommendation_reason") or "")]
+    kind, words = DECISION_WORDS[str(decision["action"])]
+    variant = decision.get("variant_id")
+    name = variant_names(analysis).get(str(variant), f"Variant {variant}")
+    trade_offs = [str(line) for line in analysis.get("trade_offs") or []]
+    return kind, [words.format(name=name), str(decision.get("reason") or ""), *trade_offs]
+
+
 def headline(analysis: Mapping[str, Any]) -> tuple[str, str]:
     """(kind, plain words) of the verdict: kind is "winner", "blocked" or "wait"."""
     winner = analysis.get("recommended_winner_id")

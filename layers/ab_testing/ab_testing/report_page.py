@@ -77,10 +77,15 @@ def _key() -> str:
 
 
 def _verdict(analysis: Mapping[str, Any]) -> str:
-    kind, words = data.headline(analysis)
+    kind, lines = data.decision_lines(analysis)
+    first, *rest = lines
+    detail = "".join(f"<p>{escape(line)}</p>" for line in rest if line)
+    primary = str(analysis.get("recommendation_reason") or "")
+    if analysis.get("decision") and primary:
+        detail += f'<p class="meta">Primary metric: {escape(primary)}</p>'
     return (
-        f'<div class="verdict {kind}" id="verdict"><p class="headline">{escape(words)}</p>'
-        f"<p>{escape(str(analysis.get('recommendation_reason') or ''))}</p></div>"
+        f'<div class="verdict {kind}" id="verdict"><p class="headline">{escape(first)}</p>'
+        f"{detail}</div>"
     )
 
 

@@ -168,6 +168,14 @@ class Analysis(BaseModel):
     power: dict[str, Any] | None = None
     guardrails: list[Any] | dict[str, Any] | None = None
     warnings: list[str] | None = None
+    decision: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "the declared trade-off rule's decision: action (ship, do_not_ship, "
+            "needs_decision, keep_running), reason, variant_id, acceptable_regressions, and "
+            "per metric its worsening, interval, limit and verdict"
+        ),
+    )
 
 
 class VariantSummary(BaseModel):

@@ -67,6 +67,9 @@ def auto_stop_reason(experiment: Experiment, result: dict[str, Any], days: float
     regressed = sorted({g["metric"] for g in result.get("guardrails", []) if g.get("regressed")})
     if regressed:
         return f"guardrail regressed significantly: {', '.join(regressed)}"
+    action = (result.get("decision") or {}).get("action")
+    if action == "needs_decision":
+        return None  # a trade-off nobody declared: people decide, the schedule does not
     if result.get("is_significant") and result.get("sufficient_sample_size"):
         return "sequential test conclusive with sufficient sample size"
     if experiment.max_duration_days is not None and days >= experiment.max_duration_days:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +10,7 @@ from . import messages as msg
 from .comparisons import TreatmentResult, compare_treatments, guardrail_checks
 from .cuped import CupedFit
 from .decision import Candidate, Decision, DecisionContext, decide
+from .decision_rule import SHIP, decide_action
 from .inputs import AnalysisInput, MetricSpec, VariantInput, alpha_of
 from .power import PowerResult, required_units
 from .report import (
@@ -262,6 +263,35 @@ class _Run:
             else Decision(None, None, False, msg.NO_VARIANTS)
         )
 
+    def _rule(
+        self,
+        decision: Decision,
+        sufficient: bool,
+        deciding: Mapping[str, Sequence[TreatmentResult]],
+        movements: Sequence[Any],
+    ) -> dict[str, Any]:
+        """The declared trade-off rule's decision (stats/decision_rule.py)."""
+        winner = decision.winner_id
+        control = self.control.variant_id if self.control is not None else None
+        return decide_action(
+            candidate=winner,
+            label=self.labels.get(winner, f"Variant {winner}") if winner is not None else "",
+            candidate_reason=decision.reason,
+            sufficient=sufficient,
+            specs=self.specs[1:],
+            results=deciding,
+            regressed={m.metric for m in movements if m.variant_id == winner},
+            limits=self.inp.acceptable_regressions,
+            method=self.method,
+            control_means={
+                spec.name: getattr(self.summaries.get(spec.name, {}).get(control), "mean", None)
+                if control is not None
+                else None
+                for spec in self.specs[1:]
+            },
+            confidence=self.confidence,
+        )
+
     def answer(self) -> dict[str, Any]:
         all_results = {spec.name: self._treatment_results(spec) for spec in self.specs}
         for spec in self.specs:
@@ -281,6 +311,7 @@ class _Run:
             self.specs[1:], deciding, self.method, self.confidence, self.labels
         )
         self.warnings.extend(m.sentence() + "." for m in movements)
+        rule = self._rule(decision, sample[0], deciding, movements)
         sums = self.summaries[primary.name]
         variant_stats = {
             str(v.variant_id): {
@@ -298,7 +329,8 @@ class _Run:
             "variant_stats": variant_stats,
             "p_value": decision.p_value,
             "is_significant": decision.is_significant,
-            "recommended_winner_id": decision.winner_id,
+            "recommended_winner_id": decision.winner_id if rule["action"] == SHIP else None,
+            "decision": rule,
             "recommendation_confidence": decision.confidence,
             "recommendation_reason": with_movements(decision.reason, movements),
             "sufficient_sample_size": sample[0],

@@ -6,7 +6,7 @@ these objects, so an analysis reads O(variants x metrics) items whatever the num
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import Literal
@@ -200,3 +200,5 @@ class AnalysisInput:
     sequential_tuning_units: int | None = None  # t* of the confidence sequence, if fixed
     ratio_metrics: Sequence[RatioSpec] = ()
     covariate: str | None = None  # CUPED: the name of the pre-experiment covariate, if any
+    # The declared trade-off rule: per metric, the largest relative worsening accepted.
+    acceptable_regressions: Mapping[str, float] = field(default_factory=dict)

@@ -123,4 +123,11 @@ def failed_answer(inp: AnalysisInput, date: str, exc: Exception) -> dict[str, An
         "regressions": [],
         "warnings": [reason],
         "trade_offs": [],
+        "decision": {
+            "action": "keep_running",
+            "reason": reason,
+            "variant_id": None,
+            "acceptable_regressions": dict(getattr(inp, "acceptable_regressions", {}) or {}),
+            "checks": [],
+        },
     }
