@@ -560,3 +560,22 @@ def test_a_write_that_cannot_be_synced_is_never_confirmed_and_a_snapshot_mends_i
     # the snapshot: a 503 may or may not have been applied)
     again = open_store(opened, path)
     assert again.ids() == ["r000", "r001", "r002", "r003", "r004"]
+
+
+def test_a_damaged_state_file_is_moved_aside_with_its_journals_by_the_command_given(
+    opened: list[Opened], tmp_path: Path
+) -> None:
+    # Given a state file saved with writes, a journal after it, then the file cut short
+    path = tmp_path / "state.json"
+    first, _ = three_written(opened, path)
+    first.close()
+    path.write_bytes(path.read_bytes()[:40])
+    journals = sorted(p.name for p in journal_files(path).values())
+    # When opened / Then it is refused with the command that sets it and its journals aside
+    with pytest.raises(StateFileError, match="is not valid JSON") as refused:
+        Opened(path)
+    run_suggested(refused.value)
+    # And after running it the store starts empty, with every file kept in the folder aside
+    assert open_store(opened, path).ids() == []
+    aside = tmp_path / "state.json.damaged"
+    assert sorted(p.name for p in aside.iterdir()) == sorted(["state.json", *journals])
