@@ -62,7 +62,8 @@ def test_schedule_writes_insights_and_auto_stops(tmp_path: Path) -> None:
         _, created = api.call("POST", "/api/v1/experiments/", body)
         experiment_id = created["id"]
         api.call("POST", f"/api/v1/experiments/{experiment_id}/start")
-        send_traffic(api, experiment_id, range(160))
+        # (the sequential test counts from 200 units per variant)
+        send_traffic(api, experiment_id, range(500))
 
         # When the timer fires, then the experiment stops itself, and the insight says why
         experiment = wait_for(

@@ -156,7 +156,7 @@ def test_auto_stop_waits_for_min_duration_then_stops_a_conclusive_test(
 ) -> None:
     # Given an opted-in experiment with a large, clear effect and enough units
     experiment_id = running(svc, "clear", auto_stop=True, min_sample_size=50)
-    traffic(svc, experiment_id, 200, (0.1, 0.9))
+    traffic(svc, experiment_id, 500, (0.1, 0.9))
 
     # When the job runs on day 3: min_duration_days (7) holds back any declaration
     clock.advance(3)
@@ -222,7 +222,7 @@ def test_auto_stop_on_a_guardrail_regression(svc: ExperimentService, clock: Cloc
         guardrail_metrics=["response_time"],
         min_sample_size=1000,
     )
-    for unit in range(120):
+    for unit in range(500):
         answer = svc.get_variant({"experiment_id": experiment_id, "user_id": unit})
         slow = 0 if answer["variant"]["is_control"] else 3
         svc.record(

@@ -136,3 +136,50 @@ def simulate_coverage(
     v_c, v_t = c.var(axis=1, ddof=1) / n_c, t.var(axis=1, ddof=1) / n_t
     res = welch_test(diff, v_c, n_c - 1, v_t, n_t - 1, confidence)
     return float(np.mean((res.ci_low <= 0.3) & (0.3 <= res.ci_high)))
+
+
+def simulate_unequal_split(
+    reps: int = 2000,
+    units: int = 6000,
+    every: int = 5,
+    control_share: float = 0.1,
+    sigma: float = 1.0,
+    t_star: int = 2000,
+    min_units: int = 0,
+    seed: int = 11,
+    alpha: float = 0.05,
+    chunk: int = 250,
+) -> float:
+    """False-positive rate of the always-valid test over A/A experiments with a skewed metric.
+
+    Each unit enters the control with probability ``control_share`` and has a lognormal(0,
+    ``sigma``) value; the test (the package's ``welch_test`` standard error and
+    ``always_valid_p_value``) looks after every ``every`` units from the first, and counts a
+    look only once both arms hold ``min_units`` units (at least 2). Returns the share of
+    experiments rejected at some look.
+    """
+    from ab_testing.stats.sequential import always_valid_p_value, optimal_rho
+
+    rng = np.random.default_rng(seed)
+    looks = np.arange(every, units + 1, every)
+    rho = optimal_rho(t_star, alpha)
+    rejected = 0
+    for start in range(0, reps, chunk):
+        size = min(chunk, reps - start)
+        in_control = rng.random((size, units)) < control_share
+        y = rng.lognormal(0.0, sigma, (size, units))
+        arms = []
+        for arm in (in_control, ~in_control):
+            k = np.cumsum(arm, axis=1)[:, looks - 1].astype(float)
+            s = np.cumsum(np.where(arm, y, 0.0), axis=1)[:, looks - 1]
+            ss = np.cumsum(np.where(arm, y * y, 0.0), axis=1)[:, looks - 1]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                arms.append((k, s / k, (ss - s * s / k) / (k - 1)))
+        (k_c, m_c, v_c), (k_t, m_t, v_t) = arms
+        counted = np.minimum(k_c, k_t) >= max(min_units, 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            se = np.sqrt(v_c / k_c + v_t / k_t)
+            p = always_valid_p_value(m_t - m_c, se, k_c + k_t, rho)
+        counted &= np.isfinite(p) & (se > 0)
+        rejected += int(np.any(counted & (p < alpha), axis=1).sum())
+    return rejected / reps

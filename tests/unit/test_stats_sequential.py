@@ -63,3 +63,43 @@ def test_scalar_and_array_inputs_agree() -> None:
     for i in range(3):
         ps, los, his = confidence_sequence(float(diff[i]), float(se[i]), int(t[i]), 0.05, rho)
         assert (p[i], lo[i], hi[i]) == pytest.approx((ps, los, his), rel=1e-12)
+
+
+def test_the_sequential_test_waits_for_its_minimum_units_per_arm() -> None:
+    from ab_testing.stats import messages as msg
+    from ab_testing.stats.analyzer import StatisticalAnalyzer
+    from ab_testing.stats.sequential import MIN_UNITS_PER_ARM
+    from tests.unit.stats_helpers import experiment, one_per_unit, rescaled, variant
+
+    def analyse(control_units: int) -> dict:
+        # A 10/90 split with a clear effect (one standard deviation), sequential analysis
+        control = one_per_unit(rescaled(control_units, 10.0, 1.0, seed=1))
+        treatment = one_per_unit(rescaled(9 * control_units, 11.0, 1.0, seed=2))
+        inp = experiment(
+            [
+                variant(1, {"score": control}, is_control=True, allocation=10.0),
+                variant(2, {"score": treatment}, allocation=90.0),
+            ],
+            analysis_method="sequential",
+            min_sample_size=10,
+        )
+        return StatisticalAnalyzer(sequential_t_star=2000).analyze(inp)
+
+    # Given a control one unit short of the minimum
+    short = analyse(MIN_UNITS_PER_ARM - 1)
+    comparison = short["metrics"]["score"]["comparisons"][0]
+    # Then there is no sequential read-out, and the answer says why
+    assert comparison["sequential"]["p_value"] is None
+    assert comparison["sequential"]["ci"] is None
+    assert comparison["sequential"]["reason"] == msg.SEQUENTIAL_TOO_FEW
+    assert short["recommended_winner_id"] is None
+    assert str(MIN_UNITS_PER_ARM) in short["recommendation_reason"]
+    # While the fixed-horizon read-out is still reported beside it
+    assert comparison["p_value"] < 1e-10
+
+    # Given the minimum reached, the test counts and the effect is found
+    enough = analyse(MIN_UNITS_PER_ARM)
+    comparison = enough["metrics"]["score"]["comparisons"][0]
+    assert comparison["sequential"]["reason"] is None
+    assert comparison["sequential"]["p_value"] < 0.05
+    assert enough["recommended_winner_id"] == 2

@@ -146,7 +146,9 @@ class ExperimentAnalysis:
         items, next_cursor = self.store.list_insights(experiment_id, limit=size, cursor=cursor)
         insights = []
         for item in items:
-            entry = {k: plain(v) for k, v in item.items() if k != "analysis_json"}
+            # DynamoDB keeps no nulls: a p-value the analysis lacked comes back as a null key.
+            entry = dict.fromkeys(("p_value_fixed_horizon", "p_value_sequential"))
+            entry.update({k: plain(v) for k, v in item.items() if k != "analysis_json"})
             entry["analysis"] = json.loads(item.get("analysis_json") or "null")
             insights.append(entry)
         return {"experiment_id": experiment_id, "insights": insights, "next_cursor": next_cursor}

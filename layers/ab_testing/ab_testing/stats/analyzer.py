@@ -237,7 +237,7 @@ class _Run:
                 relative_lift=r.welch.relative_lift,
                 mean=sums[r.variant_id].mean,
                 count=sums[r.variant_id].units,
-                reason=r.welch.reason,
+                reason=r.chosen_reason(self.method),
                 label=self.labels[r.variant_id],
             )
             for r in results

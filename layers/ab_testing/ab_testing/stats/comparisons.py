@@ -12,8 +12,9 @@ from .decision import gain
 from .descriptive import Summary
 from .frequentist import Comparison, compare
 from .inputs import AnalysisMethod, Direction, MetricKind, MetricSpec, alpha_of
+from .messages import SEQUENTIAL_TOO_FEW
 from .multiple import holm
-from .sequential import confidence_sequence
+from .sequential import MIN_UNITS_PER_ARM, confidence_sequence
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,13 @@ class TreatmentResult:
     bayes: BayesianResult
     p_adjusted: float | None = None
     seq_p_adjusted: float | None = None
+    seq_reason: str | None = None  # why there is no sequential read-out
+
+    def chosen_reason(self, method: AnalysisMethod) -> str | None:
+        """Why the analysis method's p-value is missing, if it is."""
+        if method == "sequential" and self.seq_p is None and self.welch.reason is None:
+            return self.seq_reason
+        return self.welch.reason
 
     def chosen_p(self, method: AnalysisMethod, adjusted: bool = True) -> float | None:
         """The p-value of the analysis method, Holm-adjusted or raw."""
@@ -37,15 +45,18 @@ class TreatmentResult:
 
 def sequential_result(
     welch: Comparison, control: Summary, treatment: Summary, alpha: float, rho: float
-) -> tuple[float | None, tuple[float, float] | None]:
-    """Always-valid p-value and confidence sequence, with t = units of both groups."""
+) -> tuple[float | None, tuple[float, float] | None, str | None]:
+    """Always-valid p-value and confidence sequence, with t = units of both groups, or the
+    reason there are none (an arm below ``MIN_UNITS_PER_ARM``)."""
     if welch.se is None or welch.difference is None:
-        return None, None
+        return None, None, None
+    if min(control.units, treatment.units) < MIN_UNITS_PER_ARM:
+        return None, None, SEQUENTIAL_TOO_FEW
     t = control.units + treatment.units
     p, lo, hi = (float(x) for x in confidence_sequence(welch.difference, welch.se, t, alpha, rho))
     if not all(math.isfinite(v) for v in (p, lo, hi)):
-        return None, None
-    return min(max(p, 0.0), 1.0), (lo, hi)
+        return None, None, None
+    return min(max(p, 0.0), 1.0), (lo, hi), None
 
 
 def compare_treatments(
@@ -62,14 +73,16 @@ def compare_treatments(
     results = []
     for variant_id, treatment in treatments:
         welch = compare(control, treatment, confidence_level, kind)
-        seq_p, seq_ci = sequential_result(welch, control, treatment, alpha, rho)
+        seq_p, seq_ci, seq_reason = sequential_result(welch, control, treatment, alpha, rho)
         bayes = bayesian_readout(welch.difference, welch.se, direction)
-        results.append(TreatmentResult(variant_id, welch, seq_p, seq_ci, bayes))
+        results.append(
+            TreatmentResult(variant_id, welch, seq_p, seq_ci, bayes, seq_reason=seq_reason)
+        )
     # Holm across the treatments of this metric (the identity with a single treatment).
     adjusted = holm([r.welch.p_value for r in results])
     seq_adjusted = holm([r.seq_p for r in results])
     return [
-        TreatmentResult(r.variant_id, r.welch, r.seq_p, r.seq_ci, r.bayes, a, s)
+        TreatmentResult(r.variant_id, r.welch, r.seq_p, r.seq_ci, r.bayes, a, s, r.seq_reason)
         for r, a, s in zip(results, adjusted, seq_adjusted, strict=True)
     ]
 

@@ -7,6 +7,8 @@ Reason codes are short stable strings (machine-readable, in ``comparisons[].reas
 
 from __future__ import annotations
 
+from .sequential import MIN_UNITS_PER_ARM
+
 # Thresholds and defaults.
 SRM_THRESHOLD = 0.001  # a sample-ratio mismatch is flagged when the chi-square p-value is below
 DEFAULT_POWER = 0.80  # power used by the sample-size read-out
@@ -22,6 +24,7 @@ CONTROL_MEAN_ZERO = "control_mean_zero"  # relative lift undefined
 NON_FINITE = "non_finite_input"  # NaN or infinite totals
 NUMERIC_OVERFLOW = "numeric_overflow"  # a quantity does not fit in a float
 INVALID_MDE = "invalid_minimum_detectable_effect"
+SEQUENTIAL_TOO_FEW = "sequential_too_few_units"  # an arm is below sequential.MIN_UNITS_PER_ARM
 
 REASON_TEXT: dict[str, str] = {
     NO_DATA: "a variant has no results",
@@ -32,6 +35,10 @@ REASON_TEXT: dict[str, str] = {
     NON_FINITE: "the totals contain NaN or infinite values",
     NUMERIC_OVERFLOW: "the values are too large to be represented as floating-point numbers",
     INVALID_MDE: "the minimum detectable effect must be a positive number",
+    SEQUENTIAL_TOO_FEW: (
+        f"the always-valid test counts only once every variant has {MIN_UNITS_PER_ARM} units, "
+        "because before that its variance estimate is not yet reliable"
+    ),
 }
 
 # Sentences of recommendation_reason. The first one is the product guide's wording.

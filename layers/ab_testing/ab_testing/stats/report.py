@@ -63,6 +63,7 @@ def comparison_dict(r: TreatmentResult, method: AnalysisMethod, alpha: float) ->
             "p_value": r.seq_p,
             "p_value_adjusted": r.seq_p_adjusted,
             "ci": list(r.seq_ci) if r.seq_ci else None,
+            "reason": r.seq_reason,
         },
         "bayesian": {
             "chance_to_beat_control": r.bayes.chance_to_beat_control,
