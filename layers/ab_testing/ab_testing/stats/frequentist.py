@@ -22,6 +22,7 @@ from .messages import (
     NO_CONTROL_DATA,
     NO_DATA,
     NUMERIC_OVERFLOW,
+    RELATIVE_CI_UNBOUNDED,
     TOO_FEW_UNITS,
     ZERO_VARIANCE,
 )
@@ -88,7 +89,11 @@ def z_test(diff: ArrayLike, se: ArrayLike, confidence_level: float) -> tuple[Any
 
 @dataclass(frozen=True)
 class Comparison:
-    """Welch comparison of one treatment with the control on one metric."""
+    """Welch comparison of one treatment with the control on one metric.
+
+    ``relative_ci_reason`` says why ``relative_ci`` is None when the comparison was tested
+    (``relative_ci_unbounded``, ``control_mean_zero`` or ``numeric_overflow``).
+    """
 
     difference: float | None = None
     se: float | None = None
@@ -99,6 +104,7 @@ class Comparison:
     relative_ci: tuple[float, float] | None = None
     reason: str | None = None
     test: str = "welch"  # or "fisher_exact" for small or degenerate binary counts
+    relative_ci_reason: str | None = None
 
     @property
     def tested(self) -> bool:
@@ -121,30 +127,34 @@ def _untestable_reason(control: Summary, treatment: Summary) -> str | None:
     return None
 
 
-def _relative(control: Summary, treatment: Summary, quantile: float | None) -> Comparison:
-    """Relative lift with its interval (see lift_interval), or the reason it is undefined."""
-    mean_c, mean_t = control.mean, treatment.mean
-    if mean_c is None or mean_t is None:
+def _relative(
+    control: Summary, treatment: Summary, diff: float, quantile: float | None
+) -> Comparison:
+    """Relative lift diff / mean_c with its Fieller interval (see lift_interval), or the reason
+    either is undefined. ``diff`` is the accurate mean_t - mean_c (mean_difference)."""
+    mean_c = control.mean
+    if mean_c is None or treatment.mean is None:
         return Comparison()
     if mean_c == 0:
-        return Comparison(reason=CONTROL_MEAN_ZERO)
+        return Comparison(reason=CONTROL_MEAN_ZERO, relative_ci_reason=CONTROL_MEAN_ZERO)
     try:
-        lift = mean_t / mean_c - 1.0
+        lift = diff / mean_c
         if not _finite(lift):
-            return Comparison(reason=NUMERIC_OVERFLOW)
+            return Comparison(reason=NUMERIC_OVERFLOW, relative_ci_reason=NUMERIC_OVERFLOW)
         if quantile is None or control.var_mean is None or treatment.var_mean is None:
             return Comparison(relative_lift=lift)
         non_negative = all(v is not None and v >= 0 for v in (control.min, treatment.min))
         ci = lift_interval(
-            mean_t, mean_c, treatment.var_mean, control.var_mean, quantile, non_negative
+            diff, mean_c, treatment.var_mean, control.var_mean, quantile, non_negative
         )
     except (ZeroDivisionError, OverflowError):  # |control mean| below ~1e-154 or above 1e154
-        return Comparison(reason=NUMERIC_OVERFLOW)
-    return Comparison(relative_lift=lift, relative_ci=ci)
+        return Comparison(reason=NUMERIC_OVERFLOW, relative_ci_reason=NUMERIC_OVERFLOW)
+    why = None if ci is not None else RELATIVE_CI_UNBOUNDED
+    return Comparison(relative_lift=lift, relative_ci=ci, relative_ci_reason=why)
 
 
 def _exact(
-    control: Summary, treatment: Summary, confidence_level: float, kind: MetricKind
+    control: Summary, treatment: Summary, diff: float, confidence_level: float, kind: MetricKind
 ) -> Comparison | None:
     """Fisher's exact comparison when a binary metric's counts are small or degenerate."""
     if kind != "binary":
@@ -153,8 +163,9 @@ def _exact(
     if counts_c is None or counts_t is None or not needs_exact(counts_c, counts_t):
         return None
     res = exact_comparison(counts_c, counts_t, confidence_level)
-    # The lift interval keeps the normal quantile: Fieller or log-ratio, never below -100%.
-    rel = _relative(control, treatment, NormalDist().inv_cdf(0.5 + confidence_level / 2.0))
+    # The lift interval keeps the normal quantile: Fieller's, never below -100%.
+    quantile = NormalDist().inv_cdf(0.5 + confidence_level / 2.0)
+    rel = _relative(control, treatment, diff, quantile)
     se = None
     if control.var_mean is not None and treatment.var_mean is not None:
         total = control.var_mean + treatment.var_mean
@@ -168,6 +179,7 @@ def _exact(
         relative_ci=rel.relative_ci,
         reason=rel.reason,
         test="fisher_exact",
+        relative_ci_reason=rel.relative_ci_reason,
     )
 
 
@@ -189,10 +201,10 @@ def compare(
     diff = mean_difference(control, treatment)
     if diff is None or not math.isfinite(diff):
         return Comparison(reason=NUMERIC_OVERFLOW)
-    exact = _exact(control, treatment, confidence_level, kind)
+    exact = _exact(control, treatment, diff, confidence_level, kind)
     if exact is not None:
         return exact
-    rel = _relative(control, treatment, None)
+    rel = _relative(control, treatment, diff, None)
     partial = Comparison(difference=diff, relative_lift=rel.relative_lift, reason=reason)
     if reason is not None or control.var_mean is None or treatment.var_mean is None:
         return partial
@@ -203,7 +215,7 @@ def compare(
     se, df, p, lo, hi, q = (float(x) for x in res)
     if not _finite(se, df, p, lo, hi, q):
         return Comparison(difference=diff, relative_lift=rel.relative_lift, reason=NUMERIC_OVERFLOW)
-    rel = _relative(control, treatment, q)
+    rel = _relative(control, treatment, diff, q)
     return Comparison(
         difference=diff,
         se=se,
@@ -213,4 +225,5 @@ def compare(
         relative_lift=rel.relative_lift,
         relative_ci=rel.relative_ci,
         reason=rel.reason,
+        relative_ci_reason=rel.relative_ci_reason,
     )
