@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any, NamedTuple
 
 from .descriptive import Summary, mean_difference
-from .exact import binary_counts, exact_comparison, needs_exact
 from .inputs import MetricKind
 from .lift_interval import lift_interval
 from .messages import (
@@ -26,6 +24,8 @@ from .messages import (
     TOO_FEW_UNITS,
     ZERO_VARIANCE,
 )
+from .proportions import TEST_NAME as SCORE_TEST
+from .proportions import binary_counts, needs_small_sample_test, score_comparison
 
 ArrayLike = Any  # a float or a numpy array of floats
 
@@ -89,7 +89,7 @@ def z_test(diff: ArrayLike, se: ArrayLike, confidence_level: float) -> tuple[Any
 
 @dataclass(frozen=True)
 class Comparison:
-    """Welch comparison of one treatment with the control on one metric.
+    """Welch (or score) comparison of one treatment with the control on one metric.
 
     ``relative_ci_reason`` says why ``relative_ci`` is None when the comparison was tested
     (``relative_ci_unbounded``, ``control_mean_zero`` or ``numeric_overflow``).
@@ -103,7 +103,7 @@ class Comparison:
     relative_lift: float | None = None
     relative_ci: tuple[float, float] | None = None
     reason: str | None = None
-    test: str = "welch"  # or "fisher_exact" for small or degenerate binary counts
+    test: str = "welch"  # or "score_n1" for small or degenerate binary counts (proportions)
     relative_ci_reason: str | None = None
 
     @property
@@ -153,33 +153,44 @@ def _relative(
     return Comparison(relative_lift=lift, relative_ci=ci, relative_ci_reason=why)
 
 
-def _exact(
+def _small_counts(
     control: Summary, treatment: Summary, diff: float, confidence_level: float, kind: MetricKind
 ) -> Comparison | None:
-    """Fisher's exact comparison when a binary metric's counts are small or degenerate."""
+    """The score comparison (proportions.py) when a binary metric's counts are small or
+    degenerate: the 'N - 1' chi-squared p-value with the Miettinen-Nurminen intervals of the
+    difference and of the ratio, which agree with it by construction."""
     if kind != "binary":
         return None
     counts_c, counts_t = binary_counts(control), binary_counts(treatment)
-    if counts_c is None or counts_t is None or not needs_exact(counts_c, counts_t):
+    if counts_c is None or counts_t is None or not needs_small_sample_test(counts_c, counts_t):
         return None
-    res = exact_comparison(counts_c, counts_t, confidence_level)
-    # The lift interval keeps the normal quantile: Fieller's, never below -100%.
-    quantile = NormalDist().inv_cdf(0.5 + confidence_level / 2.0)
-    rel = _relative(control, treatment, diff, quantile)
+    res = score_comparison(counts_c, counts_t, confidence_level)
     se = None
     if control.var_mean is not None and treatment.var_mean is not None:
         total = control.var_mean + treatment.var_mean
         se = math.sqrt(total) if total > 0 else None
+    rel = _relative(control, treatment, diff, None)
+    if res.p_value is None:  # both groups constant and equal
+        return Comparison(
+            difference=diff,
+            relative_lift=rel.relative_lift,
+            reason=ZERO_VARIANCE,
+            test=SCORE_TEST,
+        )
+    relative_ci, why = None, rel.relative_ci_reason
+    if rel.relative_lift is not None and res.ratio_ci is not None:
+        lo, hi = res.ratio_ci
+        relative_ci = (max(lo - 1.0, -1.0), hi - 1.0)  # the control has successes: hi is finite
     return Comparison(
-        difference=res.difference,
+        difference=diff,
         se=se,
         p_value=res.p_value,
         ci=res.ci,
         relative_lift=rel.relative_lift,
-        relative_ci=rel.relative_ci,
+        relative_ci=relative_ci,
         reason=rel.reason,
-        test="fisher_exact",
-        relative_ci_reason=rel.relative_ci_reason,
+        test=SCORE_TEST,
+        relative_ci_reason=why,
     )
 
 
@@ -189,8 +200,8 @@ def compare(
     confidence_level: float,
     kind: MetricKind = "continuous",
 ) -> Comparison:
-    """Welch comparison of ``treatment`` with ``control`` (Fisher's exact test for small or
-    degenerate binary counts); never raises.
+    """Welch comparison of ``treatment`` with ``control`` (the score test of proportions.py for
+    small or degenerate binary counts); never raises.
 
     Degenerate data (empty group, fewer than 2 units, no variance, values too large for floats)
     gives a Comparison with ``reason`` set and the quantities that are still defined.
@@ -201,9 +212,9 @@ def compare(
     diff = mean_difference(control, treatment)
     if diff is None or not math.isfinite(diff):
         return Comparison(reason=NUMERIC_OVERFLOW)
-    exact = _exact(control, treatment, diff, confidence_level, kind)
-    if exact is not None:
-        return exact
+    small = _small_counts(control, treatment, diff, confidence_level, kind)
+    if small is not None:
+        return small
     rel = _relative(control, treatment, diff, None)
     partial = Comparison(difference=diff, relative_lift=rel.relative_lift, reason=reason)
     if reason is not None or control.var_mean is None or treatment.var_mean is None:
