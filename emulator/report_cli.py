@@ -143,7 +143,7 @@ class Verdict:
 
 
 def verdict_of(answer: Mapping[str, Any]) -> Verdict:
-    from ab_testing.report_data import decision_lines  # the page's words, from the layer
+    from ab_testing.report_data import UNBOUNDED, decision_lines  # the page's words
 
     _, lines = decision_lines(answer)
     stats = answer.get("variant_stats") or {}
@@ -158,12 +158,15 @@ def verdict_of(answer: Mapping[str, Any]) -> Verdict:
         rows, tones = [], []
         for c in metric.get("comparisons") or []:
             ci = c.get("relative_ci") or [None, None]
+            interval = f"{_fmt(ci[0], True)} to {_fmt(ci[1], True)}"
+            if c.get("relative_ci_reason") == UNBOUNDED:
+                interval = "unbounded"
             rows.append(
                 [
                     names.get(str(c.get("variant_id")), str(c.get("variant_id"))),
                     _fmt(c.get("absolute_difference")),
                     _fmt(c.get("relative_lift"), True),
-                    f"{_fmt(ci[0], True)} to {_fmt(ci[1], True)}",
+                    interval,
                     _fmt(c.get("p_value")),
                     _fmt((c.get("sequential") or {}).get("p_value")),
                     "yes" if c.get("is_significant") else "no",

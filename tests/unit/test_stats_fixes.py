@@ -17,6 +17,7 @@ from ab_testing.stats.frequentist import compare
 from ab_testing.stats.inputs import MetricSpec, MetricTotals
 from ab_testing.stats.power import required_units
 from tests.unit.stats_helpers import experiment, one_per_unit, two_groups, variant
+from tests.unit.test_stats_intervals import mn_diff_interval
 
 BINARY = MetricSpec("converted", kind="binary")
 
@@ -72,11 +73,17 @@ def test_relative_interval_agrees_with_the_test() -> None:
 
 
 def test_relative_interval_never_below_minus_100_percent() -> None:
-    # Given the issue's 1/50 vs 7/50 (the delta method gave [-883%, +2083%])
+    # Given the issue's 1/50 vs 7/50 (the delta method gave [-883%, +2083%]); small counts, so
+    # the score test (its Miettinen-Nurminen ratio interval) reads it
     r = StatisticalAnalyzer().analyze(two_groups(counts(1, 50), counts(7, 50), spec=BINARY))
-    lo, hi = r["metrics"]["converted"]["comparisons"][0]["relative_ci"]
-    # Then the interval stays within what a ratio of rates can be
-    assert -1.0 <= lo < 0 < hi
+    comparison = r["metrics"]["converted"]["comparisons"][0]
+    lo, hi = comparison["relative_ci"]
+    # Then the interval stays within what a ratio of rates can be, is statsmodels' score
+    # interval of the ratio, and excludes 0 exactly as the test rejects
+    ref = confint_proportions_2indep(7, 50, 1, 50, method="score", compare="ratio")
+    assert -1.0 <= lo < hi
+    assert [lo, hi] == pytest.approx([ref[0] - 1, ref[1] - 1], rel=1e-9)
+    assert (lo > 0) == (comparison["p_value"] < 0.05)
 
 
 @pytest.mark.slow
@@ -96,7 +103,7 @@ def test_relative_interval_covers_the_true_lift() -> None:
 
 
 @pytest.mark.parametrize(("c", "t"), [((0, 300), (300, 300)), ((0, 500), (10, 500))])
-def test_small_or_degenerate_binary_counts_get_fishers_exact_test(
+def test_small_or_degenerate_binary_counts_get_the_score_test(
     c: tuple[int, int], t: tuple[int, int]
 ) -> None:
     # Given degenerate or small binary counts
@@ -104,12 +111,16 @@ def test_small_or_degenerate_binary_counts_get_fishers_exact_test(
         two_groups(counts(*c), counts(*t), spec=BINARY, min_sample_size=10)
     )
     comparison = r["metrics"]["converted"]["comparisons"][0]
-    # Then the p-value is scipy's Fisher exact test and the interval Newcombe's
+    # Then the p-value is the 'N - 1' chi-squared test (scipy's Pearson statistic times
+    # (N - 1) / N) and the interval the Miettinen-Nurminen score interval that inverts it
+    n = c[1] + t[1]
     table = [[t[0], t[1] - t[0]], [c[0], c[1] - c[0]]]
-    assert comparison["test"] == "fisher_exact"
-    assert comparison["p_value"] == pytest.approx(stats.fisher_exact(table).pvalue, rel=1e-12)
-    ref = confint_proportions_2indep(t[0], t[1], c[0], c[1], method="newcomb", compare="diff")
-    assert comparison["absolute_ci"] == pytest.approx(list(ref), rel=1e-9)
+    chi2 = stats.chi2_contingency(table, correction=False).statistic * (n - 1) / n
+    assert comparison["test"] == "score_n1"
+    assert comparison["p_value"] == pytest.approx(stats.chi2.sf(chi2, 1), rel=1e-9)
+    ref = mn_diff_interval(t[0], t[1], c[0], c[1])
+    assert comparison["absolute_ci"] == pytest.approx(list(ref), abs=1e-9)
+    assert -1.0 <= comparison["absolute_ci"][0] and comparison["absolute_ci"][1] <= 1.0
 
 
 def test_sequential_tuning_comes_from_the_planned_size_or_the_experiment() -> None:

@@ -13,6 +13,9 @@ from typing import Any
 
 from ab_testing.report_svg import BAD, GOOD, NEUTRAL, IntervalRow
 
+# comparisons[].relative_ci_reason when the lift's interval is unbounded (stats.messages).
+UNBOUNDED = "relative_ci_unbounded"
+
 
 @dataclass(frozen=True)
 class Point:

@@ -111,10 +111,13 @@ def _comparison_table(metric: Mapping[str, Any], names: Mapping[str, str]) -> st
     for c in metric.get("comparisons") or []:
         verdict = data.verdict_of(c, str(metric.get("direction") or "higher"))
         ci = c.get("relative_ci") or [None, None]
+        interval = f"{_pct(ci[0])} to {_pct(ci[1])}"
+        if c.get("relative_ci_reason") == data.UNBOUNDED:
+            interval = "unbounded"
         comp.append(
             f"<tr><td>{escape(names.get(str(c.get('variant_id')), ''))}</td>"
             f"<td>{_num(c.get('absolute_difference'))}</td><td>{_pct(c.get('relative_lift'))}</td>"
-            f"<td>{_pct(ci[0])} to {_pct(ci[1])}</td><td>{_p(c.get('p_value'))}</td>"
+            f"<td>{interval}</td><td>{_p(c.get('p_value'))}</td>"
             f"<td>{_p((c.get('sequential') or {}).get('p_value'))}</td>"
             f'<td class="{verdict}">{WORDS[verdict]}</td></tr>'
         )

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any, NamedTuple
 
 from .descriptive import Summary, mean_difference
-from .exact import binary_counts, exact_comparison, needs_exact
 from .inputs import MetricKind
 from .lift_interval import lift_interval
 from .messages import (
@@ -22,9 +20,12 @@ from .messages import (
     NO_CONTROL_DATA,
     NO_DATA,
     NUMERIC_OVERFLOW,
+    RELATIVE_CI_UNBOUNDED,
     TOO_FEW_UNITS,
     ZERO_VARIANCE,
 )
+from .proportions import TEST_NAME as SCORE_TEST
+from .proportions import binary_counts, needs_small_sample_test, score_comparison
 
 ArrayLike = Any  # a float or a numpy array of floats
 
@@ -88,7 +89,11 @@ def z_test(diff: ArrayLike, se: ArrayLike, confidence_level: float) -> tuple[Any
 
 @dataclass(frozen=True)
 class Comparison:
-    """Welch comparison of one treatment with the control on one metric."""
+    """Welch (or score) comparison of one treatment with the control on one metric.
+
+    ``relative_ci_reason`` says why ``relative_ci`` is None when the comparison was tested
+    (``relative_ci_unbounded``, ``control_mean_zero`` or ``numeric_overflow``).
+    """
 
     difference: float | None = None
     se: float | None = None
@@ -98,7 +103,8 @@ class Comparison:
     relative_lift: float | None = None
     relative_ci: tuple[float, float] | None = None
     reason: str | None = None
-    test: str = "welch"  # or "fisher_exact" for small or degenerate binary counts
+    test: str = "welch"  # or "score_n1" for small or degenerate binary counts (proportions)
+    relative_ci_reason: str | None = None
 
     @property
     def tested(self) -> bool:
@@ -121,53 +127,70 @@ def _untestable_reason(control: Summary, treatment: Summary) -> str | None:
     return None
 
 
-def _relative(control: Summary, treatment: Summary, quantile: float | None) -> Comparison:
-    """Relative lift with its interval (see lift_interval), or the reason it is undefined."""
-    mean_c, mean_t = control.mean, treatment.mean
-    if mean_c is None or mean_t is None:
+def _relative(
+    control: Summary, treatment: Summary, diff: float, quantile: float | None
+) -> Comparison:
+    """Relative lift diff / mean_c with its Fieller interval (see lift_interval), or the reason
+    either is undefined. ``diff`` is the accurate mean_t - mean_c (mean_difference)."""
+    mean_c = control.mean
+    if mean_c is None or treatment.mean is None:
         return Comparison()
     if mean_c == 0:
-        return Comparison(reason=CONTROL_MEAN_ZERO)
+        return Comparison(reason=CONTROL_MEAN_ZERO, relative_ci_reason=CONTROL_MEAN_ZERO)
     try:
-        lift = mean_t / mean_c - 1.0
+        lift = diff / mean_c
         if not _finite(lift):
-            return Comparison(reason=NUMERIC_OVERFLOW)
+            return Comparison(reason=NUMERIC_OVERFLOW, relative_ci_reason=NUMERIC_OVERFLOW)
         if quantile is None or control.var_mean is None or treatment.var_mean is None:
             return Comparison(relative_lift=lift)
         non_negative = all(v is not None and v >= 0 for v in (control.min, treatment.min))
         ci = lift_interval(
-            mean_t, mean_c, treatment.var_mean, control.var_mean, quantile, non_negative
+            diff, mean_c, treatment.var_mean, control.var_mean, quantile, non_negative
         )
     except (ZeroDivisionError, OverflowError):  # |control mean| below ~1e-154 or above 1e154
-        return Comparison(reason=NUMERIC_OVERFLOW)
-    return Comparison(relative_lift=lift, relative_ci=ci)
+        return Comparison(reason=NUMERIC_OVERFLOW, relative_ci_reason=NUMERIC_OVERFLOW)
+    why = None if ci is not None else RELATIVE_CI_UNBOUNDED
+    return Comparison(relative_lift=lift, relative_ci=ci, relative_ci_reason=why)
 
 
-def _exact(
-    control: Summary, treatment: Summary, confidence_level: float, kind: MetricKind
+def _small_counts(
+    control: Summary, treatment: Summary, diff: float, confidence_level: float, kind: MetricKind
 ) -> Comparison | None:
-    """Fisher's exact comparison when a binary metric's counts are small or degenerate."""
+    """The score comparison (proportions.py) when a binary metric's counts are small or
+    degenerate: the 'N - 1' chi-squared p-value with the Miettinen-Nurminen intervals of the
+    difference and of the ratio, which agree with it by construction."""
     if kind != "binary":
         return None
     counts_c, counts_t = binary_counts(control), binary_counts(treatment)
-    if counts_c is None or counts_t is None or not needs_exact(counts_c, counts_t):
+    if counts_c is None or counts_t is None or not needs_small_sample_test(counts_c, counts_t):
         return None
-    res = exact_comparison(counts_c, counts_t, confidence_level)
-    # The lift interval keeps the normal quantile: Fieller or log-ratio, never below -100%.
-    rel = _relative(control, treatment, NormalDist().inv_cdf(0.5 + confidence_level / 2.0))
+    res = score_comparison(counts_c, counts_t, confidence_level)
     se = None
     if control.var_mean is not None and treatment.var_mean is not None:
         total = control.var_mean + treatment.var_mean
         se = math.sqrt(total) if total > 0 else None
+    rel = _relative(control, treatment, diff, None)
+    if res.p_value is None:  # both groups constant and equal
+        return Comparison(
+            difference=diff,
+            relative_lift=rel.relative_lift,
+            reason=ZERO_VARIANCE,
+            test=SCORE_TEST,
+        )
+    relative_ci, why = None, rel.relative_ci_reason
+    if rel.relative_lift is not None and res.ratio_ci is not None:
+        lo, hi = res.ratio_ci
+        relative_ci = (max(lo - 1.0, -1.0), hi - 1.0)  # the control has successes: hi is finite
     return Comparison(
-        difference=res.difference,
+        difference=diff,
         se=se,
         p_value=res.p_value,
         ci=res.ci,
         relative_lift=rel.relative_lift,
-        relative_ci=rel.relative_ci,
+        relative_ci=relative_ci,
         reason=rel.reason,
-        test="fisher_exact",
+        test=SCORE_TEST,
+        relative_ci_reason=why,
     )
 
 
@@ -177,8 +200,8 @@ def compare(
     confidence_level: float,
     kind: MetricKind = "continuous",
 ) -> Comparison:
-    """Welch comparison of ``treatment`` with ``control`` (Fisher's exact test for small or
-    degenerate binary counts); never raises.
+    """Welch comparison of ``treatment`` with ``control`` (the score test of proportions.py for
+    small or degenerate binary counts); never raises.
 
     Degenerate data (empty group, fewer than 2 units, no variance, values too large for floats)
     gives a Comparison with ``reason`` set and the quantities that are still defined.
@@ -189,10 +212,10 @@ def compare(
     diff = mean_difference(control, treatment)
     if diff is None or not math.isfinite(diff):
         return Comparison(reason=NUMERIC_OVERFLOW)
-    exact = _exact(control, treatment, confidence_level, kind)
-    if exact is not None:
-        return exact
-    rel = _relative(control, treatment, None)
+    small = _small_counts(control, treatment, diff, confidence_level, kind)
+    if small is not None:
+        return small
+    rel = _relative(control, treatment, diff, None)
     partial = Comparison(difference=diff, relative_lift=rel.relative_lift, reason=reason)
     if reason is not None or control.var_mean is None or treatment.var_mean is None:
         return partial
@@ -203,7 +226,7 @@ def compare(
     se, df, p, lo, hi, q = (float(x) for x in res)
     if not _finite(se, df, p, lo, hi, q):
         return Comparison(difference=diff, relative_lift=rel.relative_lift, reason=NUMERIC_OVERFLOW)
-    rel = _relative(control, treatment, q)
+    rel = _relative(control, treatment, diff, q)
     return Comparison(
         difference=diff,
         se=se,
@@ -213,4 +236,5 @@ def compare(
         relative_lift=rel.relative_lift,
         relative_ci=rel.relative_ci,
         reason=rel.reason,
+        relative_ci_reason=rel.relative_ci_reason,
     )

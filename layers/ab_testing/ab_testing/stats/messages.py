@@ -21,6 +21,9 @@ NO_CONTROL_DATA = "no_control_data"  # the control has no results for the metric
 TOO_FEW_UNITS = "too_few_units"  # fewer than 2 units in a group: no variance estimate
 ZERO_VARIANCE = "zero_variance"  # both groups are constant: the standard error is 0
 CONTROL_MEAN_ZERO = "control_mean_zero"  # relative lift undefined
+# The control mean is not distinguishable from 0 at the confidence level: the relative lift's
+# confidence set (Fieller's) is unbounded, so relative_ci is null.
+RELATIVE_CI_UNBOUNDED = "relative_ci_unbounded"
 NON_FINITE = "non_finite_input"  # NaN or infinite totals
 NUMERIC_OVERFLOW = "numeric_overflow"  # a quantity does not fit in a float
 INVALID_MDE = "invalid_minimum_detectable_effect"
@@ -32,6 +35,10 @@ REASON_TEXT: dict[str, str] = {
     TOO_FEW_UNITS: "fewer than 2 units in a variant, so no variance can be estimated",
     ZERO_VARIANCE: "the values are constant within each variant, so there is no variance",
     CONTROL_MEAN_ZERO: "the control mean is 0, so a relative lift is undefined",
+    RELATIVE_CI_UNBOUNDED: (
+        "the control mean is not distinguishable from 0 at this confidence level, so the "
+        "relative lift's interval is unbounded (the absolute difference's interval holds)"
+    ),
     NON_FINITE: "the totals contain NaN or infinite values",
     NUMERIC_OVERFLOW: "the values are too large to be represented as floating-point numbers",
     INVALID_MDE: "the minimum detectable effect must be a positive number",

@@ -55,6 +55,7 @@ def comparison_dict(r: TreatmentResult, method: AnalysisMethod, alpha: float) ->
         "absolute_ci": list(w.ci) if w.ci else None,
         "relative_lift": w.relative_lift,
         "relative_ci": list(w.relative_ci) if w.relative_ci else None,
+        "relative_ci_reason": w.relative_ci_reason,
         "p_value": w.p_value,
         "p_value_adjusted": r.p_adjusted,
         "df": w.df,
