@@ -125,6 +125,9 @@ REASON_TEXT.update(
         ),
     }
 )
+CUPED_DECIDED = (
+    "The lifts, intervals and p-values of {metrics} are CUPED-adjusted; the means are as observed."
+)
 WARN_COVARIATE_AVAILABILITY = (
     "CUPED on {metric} is withheld: the covariate is available for {shares} ({p}, threshold "
     "{threshold}), which depends on the variant; the decision uses the unadjusted comparison."
