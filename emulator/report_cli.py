@@ -143,7 +143,12 @@ class Verdict:
 
 
 def verdict_of(answer: Mapping[str, Any]) -> Verdict:
-    from ab_testing.report_data import UNBOUNDED, decision_lines  # the page's words
+    from ab_testing.report_data import (  # the page's words, from the layer
+        UNBOUNDED,
+        decision_lines,
+        labelled,
+        readouts,
+    )
 
     _, lines = decision_lines(answer)
     stats = answer.get("variant_stats") or {}
@@ -156,14 +161,19 @@ def verdict_of(answer: Mapping[str, Any]) -> Verdict:
             role = "guardrail"
         direction = metric.get("direction")
         rows, tones = [], []
-        for c in metric.get("comparisons") or []:
+        shown = [
+            (labelled(names.get(str(c.get("variant_id")), str(c.get("variant_id"))), tag), r)
+            for c in metric.get("comparisons") or []
+            for tag, r in readouts(c)
+        ]
+        for label, c in shown:
             ci = c.get("relative_ci") or [None, None]
             interval = f"{_fmt(ci[0], True)} to {_fmt(ci[1], True)}"
             if c.get("relative_ci_reason") == UNBOUNDED:
                 interval = "unbounded"
             rows.append(
                 [
-                    names.get(str(c.get("variant_id")), str(c.get("variant_id"))),
+                    label,
                     _fmt(c.get("absolute_difference")),
                     _fmt(c.get("relative_lift"), True),
                     interval,

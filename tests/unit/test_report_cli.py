@@ -110,3 +110,30 @@ def test_analyze_writes_plain_text_when_not_a_terminal(monkeypatch: pytest.Monke
     assert report_cli.analyze(args, out) == 0
     assert "\x1b[" not in out.getvalue()
     assert "Decision: Needs a decision: Variant 2 (Few-shot)" in out.getvalue()
+
+
+def test_analyze_prints_the_cuped_adjusted_rows_that_decided() -> None:
+    from tests.unit.test_stats_cuped_decision import cuped_experiment
+
+    # Given an analysis decided on CUPED-adjusted comparisons
+    limits = {"cost_usd": 0.5, "cost_per_resolution": 0.5}
+    answer = StatisticalAnalyzer().analyze(cuped_experiment(acceptable_regressions=limits))
+    # When printed
+    text = render_text(answer)
+    lines = text.splitlines()
+    # Then the decision's lines are the page's, with the one naming the adjusted read-out
+    assert lines[1 : 1 + len(decision_words(answer))] == decision_words(answer)
+    assert "Decided on the CUPED-adjusted read-out of resolution_rate" in text
+    # And each table has the unadjusted row and the adjusted one, labelled, with its own lift
+    # and interval
+    for name, metric in answer["metrics"].items():
+        table = text.split(f"\n{name} (")[1].split("\n\n")[0]
+        (c,) = metric["comparisons"]
+        for label, r in (("unadjusted", c), ("CUPED-adjusted", c["cuped"])):
+            row = next(
+                ln for ln in table.splitlines() if ln.startswith(f"Variant 2 (Few-shot), {label} ")
+            )
+            low, high = r["relative_ci"]
+            cells = row.split()
+            assert f"{r['relative_lift'] * 100:+.1f}%" in cells
+            assert f"{low * 100:+.1f}% to {high * 100:+.1f}%" in " ".join(cells)

@@ -100,3 +100,59 @@ def test_axis_labels_are_short_and_never_in_exponent_notation() -> None:
     for value, label in cases.items():
         assert _nice(value) == label
         assert len(label) <= 6 and "e+" not in label
+
+
+def test_page_shows_the_cuped_adjusted_read_out_that_decided_beside_the_unadjusted() -> None:
+    from html import escape
+
+    from ab_testing.report_data import decision_lines
+    from tests.unit.test_stats_cuped_decision import cuped_experiment
+
+    # Given an analysis decided on CUPED-adjusted comparisons
+    limits = {"cost_usd": 0.5, "cost_per_resolution": 0.5}
+    current = StatisticalAnalyzer().analyze(cuped_experiment(acceptable_regressions=limits))
+    page = render_report({"id": 7, "name": "CUPED"}, current, [], "2026-01-03T00:00:00Z")
+    for name, metric in current["metrics"].items():
+        section = page.split(f'data-metric="{name}"')[1].split("</section>")[0]
+        (c,) = metric["comparisons"]
+        adjusted = c["cuped"]
+        # Then each metric's table has a labelled row per read-out, the adjusted lift and
+        # interval beside the unadjusted ones
+        for label, r in (("unadjusted", c), ("CUPED-adjusted", adjusted)):
+            low, high = r["relative_ci"]
+            row = (
+                f"<tr><td>Variant 2 (Few-shot), {label}</td>"
+                f"<td>{r['absolute_difference']:.4g}</td><td>{r['relative_lift'] * 100:+.1f}%</td>"
+                f"<td>{low * 100:+.1f}% to {high * 100:+.1f}%</td>"
+            )
+            assert row in section
+            # And its chart has both rows, the read-out named under the variant
+            chart = section.split("<table>")[0]
+            assert 'class="label">Variant 2 (Few-shot)</text>' in chart
+            assert f'class="axis">{label}</text>' in chart
+    # And the decision names the adjusted read-out; its numbers are those of the labelled rows
+    verdict = page[page.index('id="verdict"') : page.index('<section class="metric"')]
+    _, lines = decision_lines(current)
+    assert all(escape(line) in verdict for line in lines)
+    assert lines[-1] == (
+        "Decided on the CUPED-adjusted read-out of resolution_rate, cost_usd and "
+        "cost_per_resolution: the rows labelled CUPED-adjusted in the tables."
+    )
+    ratio = current["metrics"]["cost_per_resolution"]["comparisons"][0]["cuped"]
+    low, high = ratio["relative_ci"]
+    trade_off = lines[2]
+    assert f"{ratio['relative_lift'] * 100:+.1f}%".replace("-", "\u2212") in trade_off
+    assert f"{low * 100:+.1f}% to {high * 100:+.1f}%".replace("-", "\u2212") in trade_off
+    lift = current["metrics"]["resolution_rate"]["comparisons"][0]["cuped"]["relative_lift"]
+    assert f"shows {lift * 100:.1f}% improvement" in current["recommendation_reason"]
+
+
+def test_page_shows_one_unlabelled_row_when_cuped_is_withheld() -> None:
+    from tests.unit.test_stats_cuped_decision import cuped_experiment
+
+    # Given a covariate for 90% of the control and 10% of the treatment
+    current = StatisticalAnalyzer().analyze(cuped_experiment((0.9, 0.1)))
+    page = render_report({"id": 7, "name": "CUPED"}, current, [], "2026-01-03T00:00:00Z")
+    # Then the tables show the unadjusted read-out only, and the warnings say why
+    assert "CUPED-adjusted" not in page and ", unadjusted" not in page
+    assert page.count("<li>CUPED on ") == 3 and "is withheld" in page

@@ -47,19 +47,50 @@ def verdict_of(comparison: Mapping[str, Any], direction: str) -> str:
     return GOOD if better else BAD
 
 
+ADJUSTED = "CUPED-adjusted"
+UNADJUSTED = "unadjusted"
+
+
+def readouts(comparison: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """The read-outs of one comparison to show, each with its label: the comparison alone, or,
+    where the decision used the CUPED-adjusted read-out, the unadjusted one and the adjusted one
+    beside it (same keys: differences, lifts, intervals, p-values, is_significant)."""
+    cuped = comparison.get("cuped")
+    if isinstance(cuped, Mapping) and cuped.get("decides"):
+        return [(UNADJUSTED, comparison), (ADJUSTED, cuped)]
+    return [("", comparison)]
+
+
+def labelled(name: str, label: str) -> str:
+    """ "Variant 2 (Few-shot), CUPED-adjusted"."""
+    return f"{name}, {label}" if label else name
+
+
+def adjusted_metrics(analysis: Mapping[str, Any]) -> list[str]:
+    """The metrics whose decision used the CUPED-adjusted read-out."""
+    return [
+        str(name)
+        for name, metric in (analysis.get("metrics") or {}).items()
+        if any(len(readouts(c)) > 1 for c in (metric or {}).get("comparisons") or [])
+    ]
+
+
 def interval_rows(
     metric: Mapping[str, Any], names: Mapping[str, str], method: str
 ) -> tuple[list[IntervalRow], str]:
     """Each treatment's lift (percent) with its interval, or the difference when there is no
     lift; and the unit of the axis ("%" or "")."""
-    comparisons = metric.get("comparisons") or []
+    shown = [
+        (names.get(str(c.get("variant_id")), f"Variant {c.get('variant_id')}"), tag, r)
+        for c in metric.get("comparisons") or []
+        for tag, r in readouts(c)
+    ]
     direction = str(metric.get("direction") or "higher")
-    relative = all(c.get("relative_lift") is not None for c in comparisons) and method != (
+    relative = all(r.get("relative_lift") is not None for _, _, r in shown) and method != (
         "sequential"
     )
     rows = []
-    for c in comparisons:
-        label = names.get(str(c.get("variant_id")), f"Variant {c.get('variant_id')}")
+    for label, tag, c in shown:
         verdict = verdict_of(c, direction)
         if relative:
             ci = c.get("relative_ci") or [None, None]
@@ -73,7 +104,7 @@ def interval_rows(
         if estimate is None:
             continue
         low, high = (None if v is None else v * scale for v in ci)
-        rows.append(IntervalRow(label, estimate * scale, low, high, verdict))
+        rows.append(IntervalRow(label, estimate * scale, low, high, verdict, tag))
     return rows, "%" if relative else ""
 
 
@@ -153,7 +184,18 @@ def decision_lines(analysis: Mapping[str, Any]) -> tuple[str, list[str]]:
     variant = decision.get("variant_id")
     name = variant_names(analysis).get(str(variant), f"Variant {variant}")
     trade_offs = [str(line) for line in analysis.get("trade_offs") or []]
-    return kind, [words.format(name=name), str(decision.get("reason") or ""), *trade_offs]
+    lines = [words.format(name=name), str(decision.get("reason") or ""), *trade_offs]
+    adjusted = adjusted_metrics(analysis)
+    if adjusted:
+        lines.append(
+            f"Decided on the {ADJUSTED} read-out of {_and(adjusted)}: the rows labelled "
+            f"{ADJUSTED} in the tables."
+        )
+    return kind, lines
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def headline(analysis: Mapping[str, Any]) -> tuple[str, str]:

@@ -108,14 +108,19 @@ def _comparison_table(metric: Mapping[str, Any], names: Mapping[str, str]) -> st
     head = "<tr><th>Variant</th><th>Mean</th><th>Units</th><th>Results</th></tr>"
     table = f'<div class="scroll"><table>{head}{"".join(rows)}</table></div>'
     comp = []
-    for c in metric.get("comparisons") or []:
+    shown = [
+        (data.labelled(names.get(str(c.get("variant_id")), ""), tag), r)
+        for c in metric.get("comparisons") or []
+        for tag, r in data.readouts(c)
+    ]
+    for label, c in shown:
         verdict = data.verdict_of(c, str(metric.get("direction") or "higher"))
         ci = c.get("relative_ci") or [None, None]
         interval = f"{_pct(ci[0])} to {_pct(ci[1])}"
         if c.get("relative_ci_reason") == data.UNBOUNDED:
             interval = "unbounded"
         comp.append(
-            f"<tr><td>{escape(names.get(str(c.get('variant_id')), ''))}</td>"
+            f"<tr><td>{escape(label)}</td>"
             f"<td>{_num(c.get('absolute_difference'))}</td><td>{_pct(c.get('relative_lift'))}</td>"
             f"<td>{interval}</td><td>{_p(c.get('p_value'))}</td>"
             f"<td>{_p((c.get('sequential') or {}).get('p_value'))}</td>"
@@ -225,8 +230,13 @@ def _srm(analysis: Mapping[str, Any]) -> str:
 
 def _guardrails(analysis: Mapping[str, Any]) -> str:
     names = data.variant_names(analysis)
+    adjusted = set(data.adjusted_metrics(analysis))
+
+    def metric(name: str) -> str:  # guardrails decided on CUPED show its numbers: say so
+        return escape(data.labelled(name, data.ADJUSTED if name in adjusted else ""))
+
     rows = "".join(
-        f"<tr><td>{escape(str(g.get('metric')))}</td>"
+        f"<tr><td>{metric(str(g.get('metric')))}</td>"
         f"<td>{escape(names.get(str(g.get('variant_id')), ''))}</td>"
         f"<td>{_pct(g.get('relative_lift'))}</td><td>{_p(g.get('p_value'))}</td>"
         + (

@@ -29,6 +29,7 @@ class IntervalRow:
     low: float | None
     high: float | None
     verdict: str  # GOOD, BAD or NEUTRAL
+    note: str = ""  # a second line under the label: which read-out ("CUPED-adjusted")
 
 
 @dataclass(frozen=True)
@@ -103,9 +104,14 @@ def interval_chart(rows: Sequence[IntervalRow], title: str, unit: str = "%") -> 
         y = top + row_h * i + row_h / 2
         colour = COLOURS[r.verdict]
         parts.append(
-            f'<text x="{left - 10}" y="{y + 4:.1f}" text-anchor="end" class="label">'
-            f"{escape(r.label)}</text>"
+            f'<text x="{left - 10}" y="{y + (-3 if r.note else 4):.1f}" text-anchor="end" '
+            f'class="label">{escape(r.label)}</text>'
         )
+        if r.note:
+            parts.append(
+                f'<text x="{left - 10}" y="{y + 13:.1f}" text-anchor="end" class="axis">'
+                f"{escape(r.note)}</text>"
+            )
         if r.low is not None and r.high is not None:
             dash = f' stroke-dasharray="{DASHES[r.verdict]}"' if DASHES[r.verdict] else ""
             parts.append(

@@ -24,7 +24,7 @@ from .report import (
 from .sequential import optimal_rho
 from .srm import SrmResult, srm_check
 from .tradeoff import trade_off_lines
-from .unit_metrics import cuped_dict, cuped_results, metric_summaries
+from .unit_metrics import availability_shares, cuped_dict, cuped_results, metric_summaries
 from .verdict import bad_movements, variant_label, with_movements
 
 __all__ = ["StatisticalAnalyzer", "to_json_safe"]
@@ -155,7 +155,31 @@ class _Run:
         for name, fitted in self.cuped.items():
             if fitted is not None and fitted[1]:
                 chosen[name] = fitted[1]
+            if fitted is not None and fitted[0].reason == msg.COVARIATE_AVAILABILITY:
+                self.warnings.append(
+                    msg.WARN_COVARIATE_AVAILABILITY.format(
+                        metric=name,
+                        shares=availability_shares(fitted[0], self.labels),
+                        p=msg.format_p(fitted[0].availability_p),
+                        threshold=msg.COVARIATE_AVAILABILITY_THRESHOLD,
+                    )
+                )
         return chosen
+
+    def _labelled(self, reason: str, srm: SrmResult) -> str:
+        """The decision's sentence, saying which of its numbers are CUPED-adjusted."""
+        adjusted = self._adjusted_metrics()
+        if not adjusted or srm.flagged:
+            return reason
+        names = (
+            ", ".join(adjusted[:-1]) + " and " + adjusted[-1] if len(adjusted) > 1 else adjusted[0]
+        )
+        stop = "" if reason.endswith(".") else "."
+        return f"{reason}{stop} {msg.CUPED_DECIDED.format(metrics=names)}"
+
+    def _adjusted_metrics(self) -> list[str]:
+        """The metrics decided on their CUPED-adjusted comparisons."""
+        return [name for name, fitted in self.cuped.items() if fitted is not None and fitted[1]]
 
     def _warn_metric(self, spec: MetricSpec, results: Sequence[TreatmentResult]) -> None:
         for vid, s in self.summaries[spec.name].items():
@@ -332,7 +356,9 @@ class _Run:
             "recommended_winner_id": decision.winner_id if rule["action"] == SHIP else None,
             "decision": rule,
             "recommendation_confidence": decision.confidence,
-            "recommendation_reason": with_movements(decision.reason, movements),
+            "recommendation_reason": self._labelled(
+                with_movements(decision.reason, movements), srm
+            ),
             "sufficient_sample_size": sample[0],
             "current_sample_size": sample[2],
             "required_sample_size": self.inp.min_sample_size,
@@ -355,6 +381,10 @@ class _Run:
             "regressions": [m.as_dict() for m in movements],
             "warnings": self.warnings,
             "trade_offs": trade_off_lines(
-                self.specs, all_results, self.inp.ratio_metrics, self.confidence
+                self.specs,
+                deciding,
+                self.inp.ratio_metrics,
+                self.confidence,
+                adjusted=self._adjusted_metrics(),
             ),
         }

@@ -13,6 +13,8 @@ from .sequential import MIN_UNITS_PER_ARM
 SRM_THRESHOLD = 0.001  # a sample-ratio mismatch is flagged when the chi-square p-value is below
 DEFAULT_POWER = 0.80  # power used by the sample-size read-out
 DEFAULT_CONFIDENCE = 0.95
+# CUPED is withheld when having a covariate depends on the variant (chi-square p below this).
+COVARIATE_AVAILABILITY_THRESHOLD = SRM_THRESHOLD
 DECIMAL_PRECISION = 60  # digits of the local Decimal context used for centered sums
 
 # Reason codes of a comparison or of a degenerate statistic.
@@ -125,10 +127,22 @@ def format_p(p: float | None) -> str:
 DENOMINATOR_ZERO = "denominator_zero"  # a ratio metric whose denominator sums to 0
 NO_COVARIATE = "no_covariate"  # no unit of the metric has the covariate
 COVARIATE_CONSTANT = "covariate_constant"  # the covariate does not vary within variants
+COVARIATE_AVAILABILITY = "covariate_availability_differs"  # has-covariate depends on the variant
 REASON_TEXT.update(
     {
         DENOMINATOR_ZERO: "the denominator of the ratio sums to 0",
         NO_COVARIATE: "no unit with results has the covariate",
         COVARIATE_CONSTANT: "the covariate does not vary within the variants",
+        COVARIATE_AVAILABILITY: (
+            "the share of units with a covariate differs between the variants beyond chance, "
+            "so adjusting for it is not a pre-experiment adjustment"
+        ),
     }
+)
+CUPED_DECIDED = (
+    "The lifts, intervals and p-values of {metrics} are CUPED-adjusted; the means are as observed."
+)
+WARN_COVARIATE_AVAILABILITY = (
+    "CUPED on {metric} is withheld: the covariate is available for {shares} ({p}, threshold "
+    "{threshold}), which depends on the variant; the decision uses the unadjusted comparison."
 )

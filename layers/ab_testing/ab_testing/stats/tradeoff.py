@@ -4,11 +4,13 @@
 (95% interval -14.0% to -2.0%)". Shown when the primary metric is a success metric and a
 secondary metric is a cost or latency (lower is better, named for cost, latency, tokens or
 time); the ratio part appears when a ratio metric divides that cost by the success metric.
+The numbers are those the decision used: where that was the CUPED-adjusted read-out, the line
+ends with "(CUPED-adjusted)" (naming the metrics when only some of them were).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from .comparisons import TreatmentResult
 from .inputs import MetricSpec, RatioSpec
@@ -37,8 +39,10 @@ def trade_off_lines(
     results: Mapping[str, Sequence[TreatmentResult]],
     ratios: Sequence[RatioSpec],
     confidence: float,
+    adjusted: Collection[str] = (),
 ) -> list[str]:
-    """One line per treatment, or none when the experiment has no such pair of metrics."""
+    """One line per treatment, or none when the experiment has no such pair of metrics.
+    ``adjusted``: the metrics whose ``results`` are CUPED-adjusted."""
     primary = specs[0]
     if primary.kind == "ratio" or _is_cost(primary):
         return []
@@ -58,12 +62,22 @@ def trade_off_lines(
             continue
         line = f"Variant {r.variant_id}: {gain} at {price} {cost.name}"
         ratio_result = per_ratio.get(r.variant_id)
+        shown = [primary.name, cost.name]
         if ratio is not None and ratio_result is not None:
             lift = _pct(ratio_result.welch.relative_lift)
             ci = ratio_result.welch.relative_ci
             if lift is not None:
+                shown.append(ratio.name)
                 line += f": {ratio.name} {lift}"
                 if ci is not None:
                     line += f" ({confidence * 100:g}% interval {_pct(ci[0])} to {_pct(ci[1])})"
-        lines.append(line)
+        lines.append(line + _label([name for name in shown if name in adjusted], len(shown)))
     return lines
+
+
+def _label(adjusted: Sequence[str], shown: int) -> str:
+    if not adjusted:
+        return ""
+    if len(adjusted) == shown:
+        return " (CUPED-adjusted)"
+    return f" (CUPED-adjusted: {', '.join(adjusted)})"

@@ -3,7 +3,7 @@ analyzer so each concern stays in its own module (formulas: unitsums.py and cupe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import cuped
@@ -17,6 +17,7 @@ from .inputs import (
     RatioTotals,
     VariantInput,
 )
+from .messages import REASON_TEXT
 from .unitsums import UnitSums, from_metric, from_ratio, ratio_summary
 
 
@@ -91,18 +92,29 @@ def cuped_dict(
     method: AnalysisMethod,
     alpha: float,
 ) -> dict[str, Any]:
-    """``metrics[name].comparisons[i].cuped``: the adjusted read-out next to the raw one."""
+    """``metrics[name].comparisons[i].cuped``: the adjusted read-out next to the raw one.
+
+    ``decides`` is true when the analysis decided on this adjusted read-out (winner, guardrails,
+    trade-off rule); false when no adjustment could be made and it used the unadjusted one."""
     out: dict[str, Any] = {
+        "decides": adjusted is not None,
         "absolute_difference": None,
         "absolute_ci": None,
+        "relative_lift": None,
+        "relative_ci": None,
         "p_value": None,
         "p_value_adjusted": None,
-        "relative_lift": None,
+        "sequential": None,
         "is_significant": False,
         "variance_reduction": None,
         "theta": fitted.theta[0] if fitted.theta else None,
         "units": fitted.units,
         "units_with_covariate": fitted.units_with_covariate,
+        "availability": {
+            str(vid): (with_ / units if units else None)
+            for vid, (with_, units) in fitted.availability.items()
+        },
+        "availability_p_value": fitted.availability_p,
         "reason": fitted.reason,
         "note": _note(fitted),
     }
@@ -117,9 +129,15 @@ def cuped_dict(
         {
             "absolute_difference": w.difference,
             "absolute_ci": list(w.ci) if w.ci else None,
+            "relative_lift": w.relative_lift,
+            "relative_ci": list(w.relative_ci) if w.relative_ci else None,
             "p_value": w.p_value,
             "p_value_adjusted": adjusted.p_adjusted,
-            "relative_lift": w.relative_lift,
+            "sequential": {
+                "p_value": adjusted.seq_p,
+                "p_value_adjusted": adjusted.seq_p_adjusted,
+                "ci": list(adjusted.seq_ci) if adjusted.seq_ci else None,
+            },
             "is_significant": chosen is not None and chosen < alpha,
             "variance_reduction": reduction,
             "reason": w.reason,
@@ -128,11 +146,25 @@ def cuped_dict(
     return out
 
 
+def availability_shares(fitted: cuped.CupedFit, labels: Mapping[int, str]) -> str:
+    """ "62.0% of Variant 1 (Control) and 41.3% of Variant 2": who has the covariate."""
+    parts = [
+        f"{with_ / units * 100:.1f}% of {labels.get(vid, f'Variant {vid}')}"
+        for vid, (with_, units) in fitted.availability.items()
+        if units
+    ]
+    if len(parts) < 2:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 def _note(fitted: cuped.CupedFit) -> str | None:
     missing = fitted.units - fitted.units_with_covariate
-    if fitted.reason is not None or missing <= 0:
+    if fitted.reason is not None:
+        return REASON_TEXT.get(fitted.reason, fitted.reason)
+    if missing <= 0:
         return None
     return (
-        f"{missing} of {fitted.units} units have no covariate: they count with the covariate "
-        "taken as 0 and a has-covariate indicator in the adjustment, so nothing is dropped"
+        f"{missing} of {fitted.units} units have no covariate: they are kept, with a "
+        "has-covariate indicator in the adjustment, so nothing is dropped"
     )
