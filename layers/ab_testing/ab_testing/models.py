@@ -140,6 +140,22 @@ class RatioMetricDefinition(_Strict):
         return RatioSpec(self.name, self.numerator, self.denominator, self.direction)
 
 
+# The largest relative worsening of one metric a team accepts (0.10: 10% worse).
+AcceptableRegression = Annotated[
+    float, Field(gt=0, le=100, allow_inf_nan=False), AfterValidator(_storable)
+]
+
+
+def check_limits_name_own_metrics(limits: dict[str, float], own: list[Any]) -> None:
+    """A ValueError naming the first limit that is not on a metric of the experiment."""
+    for name in limits:
+        if name not in own:
+            raise ValueError(
+                f"{name!r} is not a metric of this experiment (primary or secondary): "
+                f"an acceptable regression names one of {', '.join(map(str, own))}"
+            )
+
+
 class ExperimentIn(_Strict):
     """Body of POST /api/v1/experiments/ (the guide's Quick Start step 1).
 
@@ -159,10 +175,9 @@ class ExperimentIn(_Strict):
     guardrail_metrics: list[MetricName] = Field(default_factory=list, max_length=20)
     # The declared trade-off rule: per metric of the experiment, the largest relative
     # worsening accepted (0.10: 10% worse) for a variant to be shipped (docs/statistics.md).
-    acceptable_regressions: dict[
-        MetricName,
-        Annotated[float, Field(gt=0, le=100, allow_inf_nan=False), AfterValidator(_storable)],
-    ] = Field(default_factory=dict, max_length=20)
+    acceptable_regressions: dict[MetricName, AcceptableRegression] = Field(
+        default_factory=dict, max_length=20
+    )
     variants: list[VariantIn] = Field(max_length=MAX_VARIANTS)
     target_percentage: Storable = Field(100.0, gt=0, le=100, allow_inf_nan=False)
     min_sample_size: int = Field(100, ge=2, le=100_000_000)
@@ -228,12 +243,7 @@ class ExperimentIn(_Strict):
     @classmethod
     def _limits_of_own_metrics(cls, value: dict[str, float], info: ValidationInfo) -> dict:
         own = [info.data.get("primary_metric"), *info.data.get("secondary_metrics", [])]
-        for name in value:
-            if name not in own:
-                raise ValueError(
-                    f"{name!r} is not a metric of this experiment (primary or secondary): "
-                    f"an acceptable regression names one of {', '.join(map(str, own))}"
-                )
+        check_limits_name_own_metrics(value, own)
         return value
 
     @model_validator(mode="after")
@@ -339,6 +349,8 @@ class Experiment(BaseModel):
     secondary_metrics: list[str] = Field(default_factory=list)
     guardrail_metrics: list[str] = Field(default_factory=list)
     acceptable_regressions: dict[str, float] = Field(default_factory=dict)
+    # Each PATCH of acceptable_regressions: {"changed_at", "from", "to"}, oldest first.
+    acceptable_regressions_history: list[dict[str, Any]] = Field(default_factory=list)
     metrics: list[MetricDefinition] = Field(default_factory=list)
     ratio_metrics: list[RatioMetricDefinition] = Field(default_factory=list)
     covariate: str | None = None
@@ -433,10 +445,19 @@ class RebalanceIn(_Strict):
         Annotated[float, Field(gt=0, le=100, allow_inf_nan=False), AfterValidator(_storable)] | None
     ) = None
 
+    # The declared trade-off rule, replaced whole; every change is kept with its time in
+    # acceptable_regressions_history.
+    acceptable_regressions: dict[MetricName, AcceptableRegression] | None = Field(
+        None, max_length=20
+    )
+
     @model_validator(mode="after")
     def _something(self) -> RebalanceIn:
-        if self.variants is None and self.target_percentage is None:
-            raise ValueError("give variants (with traffic_allocation) and/or target_percentage")
+        if (self.variants, self.target_percentage, self.acceptable_regressions) == (None,) * 3:
+            raise ValueError(
+                "give variants (with traffic_allocation), target_percentage and/or "
+                "acceptable_regressions"
+            )
         named = [(v.id, None) if v.id is not None else (None, v.name) for v in self.variants or []]
         if len(set(named)) != len(named):
             raise ValueError("each variant may appear only once")

@@ -27,6 +27,7 @@ from ab_testing.models import (
     GetVariantIn,
     RebalanceIn,
     Variant,
+    check_limits_name_own_metrics,
     unit_override_key,
 )
 from ab_testing.queries import ListQuery
@@ -173,6 +174,43 @@ class ExperimentService(ResultRecording):
         variant, only new units follow the new weights."""
         request = parse(RebalanceIn, body)
         experiment = self.store.get_experiment(experiment_id)
+        limits = request.acceptable_regressions
+        if limits is not None:
+            try:
+                check_limits_name_own_metrics(
+                    limits, [experiment.primary_metric, *experiment.secondary_metrics]
+                )
+            except ValueError as exc:
+                raise InvalidInput(
+                    f"acceptable_regressions: {exc}", field="acceptable_regressions"
+                ) from None
+        if request.variants is not None or request.target_percentage is not None:
+            self._rebalance_allocations(experiment, request)
+        if limits is not None:
+            self.store.set_acceptable_regressions(
+                experiment_id,
+                limits,
+                previous=experiment.acceptable_regressions,
+                allowed_from=("draft", "running", "paused"),
+                now=self.clock(),
+            )
+        self._forget(experiment_id)
+        fresh = self.store.get_experiment(experiment_id)
+        return {
+            "message": f"Experiment {experiment_id} rebalanced",
+            "experiment_id": experiment_id,
+            "target_percentage": fresh.target_percentage,
+            "variants": [
+                {"id": v.id, "name": v.name, "traffic_allocation": v.traffic_allocation}
+                for v in fresh.variants
+            ],
+            "acceptable_regressions": fresh.acceptable_regressions,
+            "acceptable_regressions_history": fresh.acceptable_regressions_history,
+        }
+
+    def _rebalance_allocations(self, experiment: Experiment, request: RebalanceIn) -> None:
+        """New allocations and/or target_percentage, written with their ranges and baseline."""
+        experiment_id = experiment.id
         variants = experiment.variants
         if request.variants is not None:
             variants = _reallocate(experiment, request.variants)
@@ -195,17 +233,6 @@ class ExperimentService(ResultRecording):
             now=self.clock(),
             srm_baseline=baseline,
         )
-        self._forget(experiment_id)
-        fresh = self.store.get_experiment(experiment_id)
-        return {
-            "message": f"Experiment {experiment_id} rebalanced",
-            "experiment_id": experiment_id,
-            "target_percentage": fresh.target_percentage,
-            "variants": [
-                {"id": v.id, "name": v.name, "traffic_allocation": v.traffic_allocation}
-                for v in fresh.variants
-            ],
-        }
 
     def start_experiment(self, experiment_id: int) -> dict[str, Any]:
         self.transition(experiment_id, "start")

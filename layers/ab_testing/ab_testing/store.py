@@ -210,6 +210,44 @@ class Store:
                 allowed_from=list(allowed_from),
             ) from exc
 
+    def set_acceptable_regressions(
+        self,
+        experiment_id: int,
+        limits: dict[str, float],
+        *,
+        previous: dict[str, float],
+        allowed_from: tuple[str, ...],
+        now: str,
+    ) -> None:
+        """The declared trade-off rule, replaced while the status allows it; the change is
+        appended to acceptable_regressions_history in the same write, so none is lost."""
+        entry = {"changed_at": now, "from": previous, "to": limits}
+        statuses = {f":from{i}": s for i, s in enumerate(allowed_from)}
+        try:
+            self.client.update_item(
+                TableName=self.experiments,
+                Key=dynamo.serialize({"pk": experiment_pk(experiment_id)}),
+                UpdateExpression=(
+                    "SET acceptable_regressions = :l, acceptable_regressions_history = "
+                    "list_append(if_not_exists(acceptable_regressions_history, :none), :entry)"
+                ),
+                ConditionExpression=f"attribute_exists(pk) AND #status IN ({', '.join(statuses)})",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=dynamo.serialize(
+                    {":l": limits, ":none": [], ":entry": [entry], **statuses}
+                ),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            current = self.get_experiment(experiment_id)
+            raise Conflict(
+                f"experiment {experiment_id} is {current.status}; this needs one of: "
+                f"{', '.join(allowed_from)}",
+                status=current.status,
+                allowed_from=list(allowed_from),
+            ) from exc
+
     def rebalance(
         self,
         experiment: Experiment,
