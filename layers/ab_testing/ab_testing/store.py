@@ -202,13 +202,17 @@ class Store:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            current = self.get_experiment(experiment_id)
-            raise Conflict(
-                f"experiment {experiment_id} is {current.status}; this needs one of: "
-                f"{', '.join(allowed_from)}",
-                status=current.status,
-                allowed_from=list(allowed_from),
-            ) from exc
+            raise self._status_conflict(experiment_id, allowed_from) from exc
+
+    def _status_conflict(self, experiment_id: int, allowed_from: tuple[str, ...]) -> Conflict:
+        """The 409 of a write refused because the experiment's status does not allow it."""
+        current = self.get_experiment(experiment_id)
+        return Conflict(
+            f"experiment {experiment_id} is {current.status}; this needs one of: "
+            f"{', '.join(allowed_from)}",
+            status=current.status,
+            allowed_from=list(allowed_from),
+        )
 
     def set_acceptable_regressions(
         self,
@@ -240,13 +244,7 @@ class Store:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            current = self.get_experiment(experiment_id)
-            raise Conflict(
-                f"experiment {experiment_id} is {current.status}; this needs one of: "
-                f"{', '.join(allowed_from)}",
-                status=current.status,
-                allowed_from=list(allowed_from),
-            ) from exc
+            raise self._status_conflict(experiment_id, allowed_from) from exc
 
     def rebalance(
         self,
