@@ -196,7 +196,7 @@ class ExperimentService(ResultRecording):
             )
         self._forget(experiment_id)
         fresh = self.store.get_experiment(experiment_id)
-        return {
+        answer: dict[str, Any] = {
             "message": f"Experiment {experiment_id} rebalanced",
             "experiment_id": experiment_id,
             "target_percentage": fresh.target_percentage,
@@ -204,9 +204,11 @@ class ExperimentService(ResultRecording):
                 {"id": v.id, "name": v.name, "traffic_allocation": v.traffic_allocation}
                 for v in fresh.variants
             ],
-            "acceptable_regressions": fresh.acceptable_regressions,
-            "acceptable_regressions_history": fresh.acceptable_regressions_history,
         }
+        if limits is not None:
+            answer["acceptable_regressions"] = fresh.acceptable_regressions
+            answer["acceptable_regressions_history"] = fresh.acceptable_regressions_history
+        return answer
 
     def _rebalance_allocations(self, experiment: Experiment, request: RebalanceIn) -> None:
         """New allocations and/or target_percentage, written with their ranges and baseline."""
