@@ -512,7 +512,9 @@ class ABTestingClient:
         the parent's. The child gets its own locks, connections and sender thread (started
         with its first item), and none of the parent's queued items (the parent sends
         those). It flushes at a normal exit (atexit), and a multiprocessing child also as
-        its process ends (multiprocessing runs its finalizers, not atexit)."""
+        its process ends (multiprocessing runs its finalizers, not atexit). A Celery prefork
+        process ends with os._exit, neither: the README's recipe closes it on
+        worker_process_shutdown."""
         self._lock = threading.Lock()
         self._wake = threading.Condition()
         self._worker = None
