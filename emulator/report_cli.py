@@ -144,11 +144,11 @@ class Verdict:
 
 def verdict_of(answer: Mapping[str, Any]) -> Verdict:
     from ab_testing.report_data import (  # the page's words, from the layer
-        UNBOUNDED,
         decision_lines,
         labelled,
         readouts,
     )
+    from ab_testing.stats.messages import RELATIVE_CI_UNBOUNDED
 
     _, lines = decision_lines(answer)
     stats = answer.get("variant_stats") or {}
@@ -169,7 +169,7 @@ def verdict_of(answer: Mapping[str, Any]) -> Verdict:
         for label, c in shown:
             ci = c.get("relative_ci") or [None, None]
             interval = f"{_fmt(ci[0], True)} to {_fmt(ci[1], True)}"
-            if c.get("relative_ci_reason") == UNBOUNDED:
+            if c.get("relative_ci_reason") == RELATIVE_CI_UNBOUNDED:
                 interval = "unbounded"
             rows.append(
                 [

@@ -11,8 +11,15 @@ from ab_testing.stats.inputs import (
     AnalysisInput,
     MetricSpec,
     MetricTotals,
+    RatioSpec,
     VariantInput,
 )
+
+# A support bot's metrics: resolution (0/1), cost per conversation, and cost per resolution.
+RESOLUTION = MetricSpec("resolution_rate", "binary", "higher", 0, 1)
+COST = MetricSpec("cost_usd", "continuous", "lower", 0, 1000, decimals=12)
+RATIO_SPEC = MetricSpec("cost_per_resolution", "ratio", "lower")
+RATIO = RatioSpec("cost_per_resolution", "cost_usd", "resolution_rate", "lower")
 
 
 def rescaled(n: int, mean: float, sd: float, seed: int) -> np.ndarray:

@@ -12,17 +12,11 @@ import pytest
 from ab_testing.stats.analyzer import StatisticalAnalyzer
 from ab_testing.stats.inputs import (
     AnalysisInput,
-    MetricSpec,
     MetricTotals,
-    RatioSpec,
     RatioTotals,
     VariantInput,
 )
-
-RESOLUTION = MetricSpec("resolution_rate", "binary", "higher", 0, 1)
-COST = MetricSpec("cost_usd", "continuous", "lower", 0, 1000, decimals=12)
-RATIO_SPEC = MetricSpec("cost_per_resolution", "ratio", "lower")
-RATIO = RatioSpec("cost_per_resolution", "cost_usd", "resolution_rate", "lower")
+from tests.unit.stats_helpers import COST, RATIO, RATIO_SPEC, RESOLUTION
 
 
 def totals(values: list[Decimal], xs: list[Decimal | None]) -> MetricTotals:

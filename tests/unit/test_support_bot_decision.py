@@ -11,14 +11,13 @@ import pytest
 from scipy import stats
 
 from ab_testing.stats.analyzer import StatisticalAnalyzer
-from ab_testing.stats.inputs import MetricSpec, MetricTotals, RatioSpec, RatioTotals
-from tests.unit.stats_helpers import experiment, variant
+from ab_testing.stats.inputs import MetricSpec, MetricTotals, RatioTotals
+from tests.unit.stats_helpers import RATIO, experiment, variant
 
 UNITS = 6000  # per arm
 RESOLUTION = {"control": 0.46, "treatment": 0.54}
 COST = {"control": 0.0100, "treatment": 0.0137}
 TRUTH = 1.37 / (0.54 / 0.46) - 1.0
-RATIO = RatioSpec("cost_per_resolution", "cost_usd", "resolution_rate", "lower")
 
 
 def arm(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:

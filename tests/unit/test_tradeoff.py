@@ -9,14 +9,10 @@ from ab_testing.stats.inputs import (
     AnalysisInput,
     MetricSpec,
     MetricTotals,
-    RatioSpec,
     RatioTotals,
     VariantInput,
 )
-
-RESOLUTION = MetricSpec("resolution_rate", "binary", "higher", 0, 1)
-COST = MetricSpec("cost_usd", "continuous", "lower", 0, 1000, decimals=12)
-RATIO = RatioSpec("cost_per_resolution", "cost_usd", "resolution_rate", "lower")
+from tests.unit.stats_helpers import COST, RATIO, RESOLUTION
 
 
 def _variant(vid: int, resolved: int, cost: str, units: int = 1000) -> VariantInput:

@@ -12,9 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from ab_testing.report_svg import BAD, GOOD, NEUTRAL, IntervalRow
-
-# comparisons[].relative_ci_reason when the lift's interval is unbounded (stats.messages).
-UNBOUNDED = "relative_ci_unbounded"
+from ab_testing.stats.messages import joined
 
 
 @dataclass(frozen=True)
@@ -188,14 +186,10 @@ def decision_lines(analysis: Mapping[str, Any]) -> tuple[str, list[str]]:
     adjusted = adjusted_metrics(analysis)
     if adjusted:
         lines.append(
-            f"Decided on the {ADJUSTED} read-out of {_and(adjusted)}: the rows labelled "
+            f"Decided on the {ADJUSTED} read-out of {joined(adjusted)}: the rows labelled "
             f"{ADJUSTED} in the tables."
         )
     return kind, lines
-
-
-def _and(names: Sequence[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def headline(analysis: Mapping[str, Any]) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ab_testing import report_data as data
 from ab_testing.report_svg import SERIES, WORDS, Series, interval_chart, line_chart, marker
+from ab_testing.stats.messages import RELATIVE_CI_UNBOUNDED
 
 CSS = """
 :root { --fg: #1a1a1a; --muted: #555; --line: #ddd; --good: #0072B2; --bad: #D55E00; }
@@ -117,7 +118,7 @@ def _comparison_table(metric: Mapping[str, Any], names: Mapping[str, str]) -> st
         verdict = data.verdict_of(c, str(metric.get("direction") or "higher"))
         ci = c.get("relative_ci") or [None, None]
         interval = f"{_pct(ci[0])} to {_pct(ci[1])}"
-        if c.get("relative_ci_reason") == data.UNBOUNDED:
+        if c.get("relative_ci_reason") == RELATIVE_CI_UNBOUNDED:
             interval = "unbounded"
         comp.append(
             f"<tr><td>{escape(label)}</td>"

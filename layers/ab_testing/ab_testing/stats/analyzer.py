@@ -171,11 +171,8 @@ class _Run:
         adjusted = self._adjusted_metrics()
         if not adjusted or srm.flagged:
             return reason
-        names = (
-            ", ".join(adjusted[:-1]) + " and " + adjusted[-1] if len(adjusted) > 1 else adjusted[0]
-        )
         stop = "" if reason.endswith(".") else "."
-        return f"{reason}{stop} {msg.CUPED_DECIDED.format(metrics=names)}"
+        return f"{reason}{stop} {msg.CUPED_DECIDED.format(metrics=msg.joined(adjusted))}"
 
     def _adjusted_metrics(self) -> list[str]:
         """The metrics decided on their CUPED-adjusted comparisons."""

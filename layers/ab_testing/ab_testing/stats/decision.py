@@ -113,7 +113,7 @@ def _no_winner_reason(
     ]
     if worse:
         names = [c.name for c in worse]
-        ids = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        ids = msg.joined(names)
         verb = "is" if len(names) == 1 else "are"
         p = min(c.p_value for c in worse if c.p_value is not None)
         return msg.ONLY_WORSE.format(metric=ctx.metric.name, ids=ids, verb=verb, p=msg.format_p(p))

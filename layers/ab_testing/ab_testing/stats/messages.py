@@ -7,6 +7,8 @@ Reason codes are short stable strings (machine-readable, in ``comparisons[].reas
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .sequential import MIN_UNITS_PER_ARM
 
 # Thresholds and defaults.
@@ -112,6 +114,13 @@ WARN_EARLY_UNITS = (
     "{when} early: the smallest variant has {units} units, fewer than the planned {required}."
 )
 WARN_BAD_CONFIDENCE = "confidence_level {value!r} is not in (0, 1); 0.95 is used."
+
+
+def joined(names: Sequence[str]) -> str:
+    """``A``, ``A and B``, ``A, B and C``: names in a sentence."""
+    if len(names) < 2:
+        return "".join(names)
+    return f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def format_p(p: float | None) -> str:

@@ -45,6 +45,16 @@ def stats_dict(s: Summary) -> dict[str, Any]:
     }
 
 
+def sequential_dict(r: TreatmentResult) -> dict[str, Any]:
+    """The always-valid read-out of one comparison, or why there is none."""
+    return {
+        "p_value": r.seq_p,
+        "p_value_adjusted": r.seq_p_adjusted,
+        "ci": list(r.seq_ci) if r.seq_ci else None,
+        "reason": r.seq_reason,
+    }
+
+
 def comparison_dict(r: TreatmentResult, method: AnalysisMethod, alpha: float) -> dict[str, Any]:
     """One entry of ``metrics[name].comparisons``."""
     w = r.welch
@@ -60,12 +70,7 @@ def comparison_dict(r: TreatmentResult, method: AnalysisMethod, alpha: float) ->
         "p_value_adjusted": r.p_adjusted,
         "df": w.df,
         "is_significant": chosen is not None and chosen < alpha,
-        "sequential": {
-            "p_value": r.seq_p,
-            "p_value_adjusted": r.seq_p_adjusted,
-            "ci": list(r.seq_ci) if r.seq_ci else None,
-            "reason": r.seq_reason,
-        },
+        "sequential": sequential_dict(r),
         "bayesian": {
             "chance_to_beat_control": r.bayes.chance_to_beat_control,
             "expected_loss": r.bayes.expected_loss,

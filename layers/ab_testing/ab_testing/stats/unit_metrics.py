@@ -17,7 +17,8 @@ from .inputs import (
     RatioTotals,
     VariantInput,
 )
-from .messages import REASON_TEXT
+from .messages import REASON_TEXT, joined
+from .report import sequential_dict
 from .unitsums import UnitSums, from_metric, from_ratio, ratio_summary
 
 
@@ -133,11 +134,7 @@ def cuped_dict(
             "relative_ci": list(w.relative_ci) if w.relative_ci else None,
             "p_value": w.p_value,
             "p_value_adjusted": adjusted.p_adjusted,
-            "sequential": {
-                "p_value": adjusted.seq_p,
-                "p_value_adjusted": adjusted.seq_p_adjusted,
-                "ci": list(adjusted.seq_ci) if adjusted.seq_ci else None,
-            },
+            "sequential": sequential_dict(adjusted),
             "is_significant": chosen is not None and chosen < alpha,
             "variance_reduction": reduction,
             "reason": w.reason,
@@ -148,14 +145,13 @@ def cuped_dict(
 
 def availability_shares(fitted: cuped.CupedFit, labels: Mapping[int, str]) -> str:
     """ "62.0% of Variant 1 (Control) and 41.3% of Variant 2": who has the covariate."""
-    parts = [
-        f"{with_ / units * 100:.1f}% of {labels.get(vid, f'Variant {vid}')}"
-        for vid, (with_, units) in fitted.availability.items()
-        if units
-    ]
-    if len(parts) < 2:
-        return "".join(parts)
-    return ", ".join(parts[:-1]) + " and " + parts[-1]
+    return joined(
+        [
+            f"{with_ / units * 100:.1f}% of {labels.get(vid, f'Variant {vid}')}"
+            for vid, (with_, units) in fitted.availability.items()
+            if units
+        ]
+    )
 
 
 def _note(fitted: cuped.CupedFit) -> str | None:
