@@ -911,3 +911,16 @@ def test_insights_come_newest_first_a_page_at_a_time(rec: Recording, store: Stor
 
 def test_insights_of_an_experiment_without_any_are_an_empty_last_page(store: Store) -> None:
     assert store.list_insights(9, limit=5) == ([], None)
+
+
+def test_a_figure_below_dynamodbs_range_is_stored_as_zero(service: Any) -> None:
+    # Given an insight holding p-values beyond DynamoDB's smallest magnitude (1e-130)
+    figures = {"p_tiny": 1e-200, "p_negative": -1e-131, "p_edge": 1e-130, "p_plain": 0.0123}
+
+    # When it is written and read back (moto refuses such a number: "Number underflow")
+    service.store.put_insight(1, "2026-12-07T10:00:00.000Z", figures)
+    (stored,), _ = service.store.list_insights(1, limit=1)
+
+    # Then the ones below the range read 0, and the others as written
+    assert stored["p_tiny"] == 0 and stored["p_negative"] == 0
+    assert float(stored["p_edge"]) == 1e-130 and float(stored["p_plain"]) == 0.0123

@@ -36,6 +36,9 @@ def plain_client(region: str | None, endpoint_url: str | None) -> Any:
     return boto3.client("dynamodb", region_name=region, endpoint_url=endpoint_url, config=_CONFIG)
 
 
+_SMALLEST = Decimal("1E-130")  # the smallest magnitude DynamoDB stores
+
+
 def number_text(value: int | float | Decimal) -> str:
     """A number as DynamoDB text: exact, never in exponent form (9E-8 -> 0.00000009).
 
@@ -51,6 +54,10 @@ def number_text(value: int | float | Decimal) -> str:
     if not number.is_finite():
         raise ValueError("DynamoDB cannot store NaN or Infinity")
     number = number.normalize()
+    if number and abs(number) < _SMALLEST:
+        # Below DynamoDB's range ("Number underflow"): only computed figures get here (a
+        # p-value of 1e-200, say), as every input is bounded; they are stored as 0.
+        return "0"
     if len(number.as_tuple().digits) > MAX_DIGITS:
         raise ValueError(f"{value} has more than {MAX_DIGITS} significant digits")
     text = format(number, "f")
