@@ -44,6 +44,9 @@ def test_each_handler_answers_its_event_file_in_lifecycle_order(aws: Any) -> Non
     assert call("record_results")[1]["recorded"] == 2
     assert call("analyze_experiment")[1]["current_sample_size"] == 1
     assert call("experiment_summary")[1]["results_collected"] == 3
+    segments = call("experiment_segments")[1]["segments"]
+    assert {s["segment"] for s in segments} >= {"pro"}  # get-variant's event sends a plan
+    assert call("list_layers")[1] == {"layers": []}
     assert call("pause_experiment")[1]["status"] == "paused"
     assert call("resume_experiment")[1]["status"] == "running"
 

@@ -74,7 +74,8 @@ def replay_lifecycle() -> list[tuple[str, int]]:
         steps.append((name, answer[0]))
         return answer[1]
 
-    step("create", invoke("create_experiment", "POST", BASE, body=guide_experiment()))
+    body = guide_experiment(segment_attributes=["plan"])
+    step("create", invoke("create_experiment", "POST", BASE, body=body))
     step("get", by_id("get_experiment", "GET"))
     step("list", invoke("list_experiments", "GET", BASE, query={"status": "draft"}))
     step("start", by_id("start_experiment", "POST", "start"))
@@ -108,6 +109,8 @@ def replay_lifecycle() -> list[tuple[str, int]]:
     steps.append(("scheduled reconciliation", 200 if report["with_differences"] == 0 else 500))
     step("insights", by_id("experiment_insights", "GET", "insights"))
     step("reconciliation", by_id("reconcile_experiment", "GET", "reconciliation"))
+    step("segments", by_id("experiment_segments", "GET", "segments", query={"attribute": "plan"}))
+    step("layers", invoke("list_layers", "GET", "/api/v1/layers"))
     step("report", _status(load_handler("experiment_report"), "report"))
     step("export results", by_id("export_results", "GET", "results"))
     step("export assignments", by_id("export_assignments", "GET", "assignments"))

@@ -156,3 +156,29 @@ def test_page_shows_one_unlabelled_row_when_cuped_is_withheld() -> None:
     # Then the tables show the unadjusted read-out only, and the warnings say why
     assert "CUPED-adjusted" not in page and ", unadjusted" not in page
     assert page.count("<li>CUPED on ") == 3 and "is withheld" in page
+
+
+def test_page_says_who_is_in_the_experiment() -> None:
+    # Given an experiment for Pro users on half of a layer, with a hostile value in its rule
+    experiment = {
+        "id": 3,
+        "name": "Pro prompt",
+        "status": "running",
+        "target_percentage": 80.0,
+        "targeting": {"plan": {"$in": ["pro", "<b>team</b>"]}},
+        "layer": {"name": "support-bot", "range": [0.0, 0.5]},
+        "segment_attributes": ["plan"],
+    }
+
+    # When its page is rendered
+    page = render_report(experiment, analysis(), [], "2026-01-03T00:00:00Z")
+
+    # Then it shows the share, the layer range and the condition, escaped
+    who = page.split("<h2>Who is in it</h2>")[1]
+    assert "80% of the units" in who and "support-bot" in who and "[0, 0.5)" in who
+    assert '"$in"' in who and "&lt;b&gt;team&lt;/b&gt;" in who and "<b>team</b>" not in who
+    assert "Segments kept with each unit: plan" in who and "/experiments/3/segments" in who
+
+    # And an experiment without targeting says every unit may enter
+    plain = render_report({"id": 1, "name": "x"}, analysis(), [], "2026-01-03T00:00:00Z")
+    assert "No targeting: every unit may enter." in plain

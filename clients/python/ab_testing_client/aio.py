@@ -32,6 +32,7 @@ class AsyncABTestingClient:
         session_id: str | None = None,
         *,
         covariates: dict[str, float] | None = None,
+        attributes: dict[str, Any] | None = None,
     ) -> Variant | None:
         """As `ABTestingClient.get_variant`, without blocking the event loop."""
         sync = self.sync
@@ -41,11 +42,13 @@ class AsyncABTestingClient:
         )
         if fresh:
             sync._ensure_worker()
-            decided = sync._decided_now(experiment, user_id, session_id, unit, covariates)
+            decided = sync._decided_now(
+                experiment, user_id, session_id, unit, covariates, attributes
+            )
             if decided is not UNDECIDED:
                 return cast("Variant | None", decided)
         return await asyncio.to_thread(
-            functools.partial(sync.get_variant, covariates=covariates),
+            functools.partial(sync.get_variant, covariates=covariates, attributes=attributes),
             experiment,
             user_id,
             session_id,
@@ -105,7 +108,9 @@ class AsyncRun:
 
     async def __aenter__(self) -> Run:
         experiment, user_id, session_id = self.args
-        variant = await self.client.get_variant(experiment, user_id, session_id)
+        variant = await self.client.get_variant(
+            experiment, user_id, session_id, attributes=self.options.get("attributes")
+        )
         sync = self.client.sync
         definitions = sync._definitions  # in memory only: no I/O here
         found = definitions.get(experiment) if definitions else None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ab_testing_client.answers import Variant
+from ab_testing_client.targeting import condition_matches, layer_position
 
 ALGORITHM = "sha256-53bit-ranges-v1"
 _SCALE = float(2**53)
@@ -66,6 +67,13 @@ def variant_at(pick: float, ranges: Sequence[tuple[float, float, int]]) -> int:
     return ranges[-1][2]
 
 
+def _layer(data: dict[str, Any] | None) -> tuple[str, float, float] | None:
+    if not data:
+        return None
+    start, end = data["range"]
+    return str(data["name"]), float(start), float(end)
+
+
 # What evaluate() decides: a variant id, "none" (no variant), or "ask" (only the server knows).
 ASK = "ask"
 NONE = "none"
@@ -88,6 +96,8 @@ class Definition:
     promoted: bool = False
     winner_variant_id: int | None = None
     metrics: tuple[str, ...] = ()  # declared, primary first (empty from older services)
+    targeting: dict[str, Any] | None = None  # docs/targeting.md
+    layer: tuple[str, float, float] | None = None  # name, range start, range end
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Definition:
@@ -107,6 +117,8 @@ class Definition:
             promoted=bool(data.get("promoted")),
             winner_variant_id=data.get("winner_variant_id"),
             metrics=tuple(str(m) for m in data.get("metrics") or ()),
+            targeting=data.get("targeting"),
+            layer=_layer(data.get("layer")),
         )
 
     @property
@@ -122,11 +134,21 @@ class Definition:
             return NONE
         return self.overrides.get(unit)
 
-    def evaluate(self, unit: str) -> int | str:
+    def evaluate(self, unit: str, attributes: dict[str, Any] | None = None) -> int | str:
         """The variant id a unit seen for the first time gets, NONE, or ASK where a unit may
-        already hold a variant the published ranges do not show (see docs/assignment.md)."""
+        already hold a variant the published ranges do not show (see docs/assignment.md).
+
+        A unit that the targeting or the layer keeps out gets NONE. The ledger may still
+        hold a variant for it from when its attributes matched: only get-variant sees that
+        (docs/targeting.md, "Local evaluation")."""
         if self.status != "running":
             return ASK  # paused: only units the ledger already holds get a variant
+        if self.targeting is not None and not condition_matches(self.targeting, attributes or {}):
+            return NONE
+        if self.layer is not None:
+            name, start, end = self.layer
+            if not start <= layer_position(name, unit) < end:
+                return NONE
         cover, pick = draws(self.salt, unit)
         point = cover * 100.0
         if not point < self.max_target_percentage:

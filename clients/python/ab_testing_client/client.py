@@ -52,6 +52,18 @@ def _timing_metric(found: Definition | None, asked: str | None) -> str | None:
 _LIVE: weakref.WeakSet[ABTestingClient] = weakref.WeakSet()
 
 
+def _extra(
+    covariates: dict[str, float] | None, attributes: dict[str, Any] | None
+) -> dict[str, Any]:
+    """What a unit's get-variant call or exposure carries besides the unit."""
+    extra: dict[str, Any] = {}
+    if covariates:
+        extra["covariates"] = dict(covariates)
+    if attributes is not None:
+        extra["attributes"] = attributes
+    return extra
+
+
 def _spool(directory: str | os.PathLike[str] | None) -> Any:
     if directory is None:
         return None
@@ -153,23 +165,27 @@ class ABTestingClient:
         session_id: str | None = None,
         *,
         covariates: dict[str, float] | None = None,
+        attributes: dict[str, Any] | None = None,
     ) -> Variant | None:
         """The unit's variant; None when it is not in the experiment, the experiment is not
         running, or the service cannot be reached (strict mode raises instead).
 
         ``covariates``: the unit's numbers from before the experiment (CUPED); they travel
-        with the unit's exposure or its get-variant call, so they are stored with the unit."""
+        with the unit's exposure or its get-variant call, so they are stored with the unit.
+        ``attributes``: the unit's, for experiments with targeting (plan, locale, app
+        version...); evaluated locally like the service does, sent with the exposure."""
         unit = unit_key(user_id, session_id)
+        extra = _extra(covariates, attributes)
         definitions = self._current_definitions() if self.local_evaluation else None
-        decided = self._decided_now(experiment, user_id, session_id, unit, covariates)
+        decided = self._decided_now(experiment, user_id, session_id, unit, covariates, attributes)
         if decided is not UNDECIDED:
             return cast("Variant | None", decided)
         if definitions is None:
-            return self._ask(experiment, None, user_id, session_id, unit, covariates=covariates)
+            return self._ask(experiment, None, user_id, session_id, unit, extra=extra)
         found = definitions.get(experiment)
         if found is None:
-            return self._ask_unpublished(experiment, user_id, session_id, unit, covariates)
-        return self._ask(experiment, found, user_id, session_id, unit, covariates=covariates)
+            return self._ask_unpublished(experiment, user_id, session_id, unit, extra)
+        return self._ask(experiment, found, user_id, session_id, unit, extra=extra)
 
     def _decided_now(
         self,
@@ -178,6 +194,7 @@ class ABTestingClient:
         session_id: str | None,
         unit: str,
         covariates: dict[str, float] | None = None,
+        attributes: dict[str, Any] | None = None,
     ) -> Variant | None | object:
         """The unit's variant when the definitions in memory decide it, with no I/O (an
         exposure queued for a unit seen for the first time); UNDECIDED when only the service
@@ -204,7 +221,11 @@ class ABTestingClient:
         if hit is not None and (hit[0] is not None or hit[1] == self._version):
             return None if hit[0] is None else found.variants.get(hit[0])
         # A user arriving with a session may inherit the session's variant: the server knows.
-        decision = ASK if user_id is not None and session_id is not None else found.evaluate(unit)
+        decision = (
+            ASK
+            if user_id is not None and session_id is not None
+            else found.evaluate(unit, attributes)
+        )
         if decision == NONE:
             return None
         if decision == ASK:
@@ -215,8 +236,7 @@ class ABTestingClient:
         exposure["user_id" if user_id is not None else "session_id"] = (
             user_id if user_id is not None else session_id
         )
-        if covariates:
-            exposure["covariates"] = dict(covariates)
+        exposure.update(_extra(covariates, attributes))
         self._queue("exposure", exposure)
         return found.variants.get(variant_id)
 
@@ -273,13 +293,15 @@ class ABTestingClient:
         session_id: str | None = None,
         *,
         timing_metric: str | None = AUTO,
+        attributes: dict[str, Any] | None = None,
     ) -> Run:
         """A block that uses the unit's variant: ``run.config`` is the variant's config, or
         the control's when there is none. ``timing_metric``, recorded on a normal exit: by
         default the experiment's own, ``latency_ms`` (milliseconds) or ``response_time``
         (seconds), whichever it declares, and none when it declares neither; a name chooses
-        (a name ending in ``_ms`` gets milliseconds); ``None``, no timing."""
-        variant = self.get_variant(experiment, user_id, session_id)
+        (a name ending in ``_ms`` gets milliseconds); ``None``, no timing. ``attributes``: as
+        for get_variant."""
+        variant = self.get_variant(experiment, user_id, session_id, attributes=attributes)
         definitions = self._definitions or (
             self._current_definitions() if variant is None else None
         )
@@ -362,7 +384,7 @@ class ABTestingClient:
         session_id: str | None,
         unit: str,
         seen: dict[str, Any] | None = None,
-        covariates: dict[str, float] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Variant | None:
         """get-variant on the server; remembered when it is the unit's for good. `seen`
         receives the answer's reason."""
@@ -377,8 +399,7 @@ class ABTestingClient:
             body["user_id"] = user_id
         if session_id is not None:
             body["session_id"] = session_id
-        if covariates:
-            body["covariates"] = dict(covariates)
+        body.update(extra or {})
         try:
             answer = self.api.call("POST", GET_VARIANT_PATH, body, budget=self._budget).json()
         except ABTestingError as exc:
@@ -407,7 +428,7 @@ class ABTestingClient:
         user_id: Unit,
         session_id: str | None,
         unit: str,
-        covariates: dict[str, float] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Variant | None:
         """An experiment the definitions do not hold (yet: one just started is published at
         the next refresh). The service is asked; if the experiment runs, every unit is asked
@@ -418,7 +439,7 @@ class ABTestingClient:
         if verdict is not None and verdict[0] == self._version and not verdict[1]:
             return None
         seen: dict[str, Any] = {}
-        variant = self._ask(experiment, None, user_id, session_id, unit, seen, covariates)
+        variant = self._ask(experiment, None, user_id, session_id, unit, seen, extra)
         running = seen.get("reason") not in (None, "experiment_not_running")
         with self._lock:
             self._unpublished[experiment] = (self._version, running)

@@ -14,6 +14,7 @@ from typing import Any
 from ab_testing.dynamo import plain
 from ab_testing.errors import InvalidInput
 from ab_testing.models import Experiment
+from ab_testing.queries import SegmentsQuery
 from ab_testing.records import summed_exposures, summed_ratios, summed_totals
 from ab_testing.service import ExperimentService
 from ab_testing.stats.inputs import AnalysisInput, VariantInput
@@ -169,8 +170,18 @@ class ExperimentAnalysis:
             ]
             if not cursor:
                 break
-        view = experiment.model_dump(include={"id", "name", "status", "experiment_type"})
+        view = experiment.model_dump(
+            include={"id", "name", "status", "experiment_type", "target_percentage"}
+            | {"targeting", "layer", "segment_attributes"}
+        )
         return render_report(view, result, history, self.service.clock())
+
+    def segments(self, experiment_id: int, query: SegmentsQuery) -> dict[str, Any]:
+        """One metric by segment (ab_testing.segments)."""
+        from ab_testing.segments import breakdown
+
+        experiment = self.store.get_experiment(experiment_id)
+        return breakdown(self.store, experiment, query.attribute, query.metric)
 
     def reconcile(self, experiment_id: int) -> dict[str, Any]:
         from ab_testing.reconcile import reconcile

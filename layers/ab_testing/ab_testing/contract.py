@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from ab_testing import responses as r
 from ab_testing.models import ExperimentIn, GetVariantIn, RebalanceIn, RecordResultIn
-from ab_testing.queries import ExportQuery, InsightsQuery, ListQuery, StopQuery
+from ab_testing.queries import ExportQuery, InsightsQuery, ListQuery, SegmentsQuery, StopQuery
 from ab_testing.results import MAX_BATCH
 
 Plane = Literal["data", "admin"]
@@ -125,7 +125,17 @@ ROUTES: dict[tuple[str, str], Operation] = {
         "admin",
         r.Message,
         path_id=True,
-        also=_LIFECYCLE_409,
+        also={
+            409: "the transition is not allowed from the current status, or a running or "
+            "paused experiment of its layer holds an overlapping range"
+        },
+    ),
+    ("GET", "/api/v1/layers"): Operation(
+        "listLayers",
+        "Layers: their experiments, the ranges held and the ranges free",
+        "admin",
+        r.Layers,
+        tags=("layers",),
     ),
     ("POST", E + "/{id}/pause"): Operation(
         "pauseExperiment",
@@ -180,6 +190,14 @@ ROUTES: dict[tuple[str, str], Operation] = {
         "admin",
         r.InsightsPage,
         query=InsightsQuery,
+        path_id=True,
+    ),
+    ("GET", E + "/{id}/segments"): Operation(
+        "experimentSegments",
+        "One metric by segment: each analysed alone, Holm-adjusted across segments",
+        "admin",
+        r.Segments,
+        query=SegmentsQuery,
         path_id=True,
     ),
     ("GET", E + "/{id}/reconciliation"): Operation(

@@ -28,6 +28,8 @@ from ab_testing.errors import Conflict, DomainError, InvalidInput
 from ab_testing.models import Experiment, ExposureIn
 from ab_testing.records import experiment_from_item, variant_from_item
 from ab_testing.results import MAX_BATCH
+from ab_testing.segments import kept_values
+from ab_testing.service import entry_refused
 from ab_testing.validation import parse
 
 if TYPE_CHECKING:
@@ -129,6 +131,9 @@ class LocalEvaluation:
         if pinned is not None:
             variant_id = next(v.id for v in experiment.variants if v.name == pinned)
             return {**base, "status": 200, "variant_id": variant_id, "reason": "override"}
+        refused = entry_refused(experiment, unit, request.attributes)
+        if refused is not None:
+            raise Conflict(_REFUSED[refused].format(unit=unit), reason=refused)
         expected = expected_variant(experiment, unit)
         if expected is not None and expected != claimed.id:
             raise Conflict(
@@ -146,6 +151,7 @@ class LocalEvaluation:
             shard=service._shard(unit),
             source="local",
             covariate=covariate,
+            segments=kept_values(experiment, request.attributes),
         )
         if not created and covariate is not None and "x" not in item and not item.get("m"):
             self.store.set_covariate(experiment.id, unit, covariate)  # as get-variant does
@@ -155,6 +161,12 @@ class LocalEvaluation:
             "variant_id": int(item["variant_id"]),
             "reason": "assigned" if created else "existing_assignment",
         }
+
+
+_REFUSED = {
+    "not_targeted": "{unit} does not match the experiment's targeting with the attributes sent",
+    "not_in_layer": "{unit} is outside the experiment's range of its layer",
+}
 
 
 def expected_variant(experiment: Experiment, unit: str) -> int | None:
@@ -209,4 +221,6 @@ def definition(experiment: Experiment) -> dict[str, Any]:
         "promoted": bool(experiment.promoted and experiment.winner_variant_id is not None),
         "winner_variant_id": experiment.winner_variant_id,
         "metrics": experiment.declared_metrics,
+        "targeting": experiment.targeting,
+        "layer": experiment.layer.model_dump() if experiment.layer else None,
     }

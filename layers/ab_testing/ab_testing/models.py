@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from ab_testing import assignment, metrics
+from ab_testing import assignment, metrics, targeting
 from ab_testing.stats.inputs import MetricSpec, RatioSpec
 
 ExperimentType = Literal["prompt", "model", "agent_config", "feature", "ui"]
@@ -70,10 +70,42 @@ ExperimentId = Annotated[int, Field(ge=1, le=MAX_INTEGER_ID)]
 Storable = Annotated[float, AfterValidator(_storable)]
 
 
+def _condition(value: dict[Any, Any]) -> dict[Any, Any]:
+    targeting.check(value)
+    return value
+
+
+# A targeting condition (docs/targeting.md). Keys are taken as sent: dict[Any, Any], as
+# dict[str, Any] would strip their whitespace (str_strip_whitespace) and change the paths.
+Condition = Annotated[dict[Any, Any], AfterValidator(_condition)]
+Attributes = Annotated[dict[Any, Any], AfterValidator(targeting.check_attributes)]
+LayerName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+AttributePath = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$")
+]
+
+
 class _Strict(BaseModel):
     # defer_build: a request model's validator is built on its first use, so a function
     # builds only the models it reads (get-variant never builds ExperimentIn): cold starts.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
+
+
+class LayerIn(_Strict):
+    """An experiment's part of a layer: the units whose position in the layer (a hash of the
+    layer's name and the unit, docs/assignment.md section 13) lies in [range[0], range[1]).
+    Experiments of one layer whose ranges overlap cannot run at the same time."""
+
+    name: LayerName
+    range: list[float] = Field(min_length=2, max_length=2)
+
+    @field_validator("range")
+    @classmethod
+    def _part_of_unit_interval(cls, value: list[float]) -> list[float]:
+        start, end = value
+        if not (math.isfinite(start) and math.isfinite(end) and 0 <= start < end <= 1):
+            raise ValueError("a layer range is [start, end) with 0 <= start < end <= 1")
+        return value
 
 
 class VariantIn(_Strict):
@@ -196,6 +228,19 @@ class ExperimentIn(_Strict):
         | None
     ) = None
     overrides: dict[UnitId, Name] = Field(default_factory=dict, max_length=1000)
+    # Who may enter: a condition on the attributes sent with get-variant (docs/targeting.md).
+    targeting: Condition | None = None
+    # Mutual exclusion with the other experiments of a layer (docs/assignment.md section 13).
+    layer: LayerIn | None = None
+    # Attributes kept with each assignment, to break results down by (docs/statistics.md).
+    segment_attributes: list[AttributePath] = Field(default_factory=list, max_length=5)
+
+    @field_validator("segment_attributes")
+    @classmethod
+    def _unique_segments(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("an attribute must not be repeated")
+        return value
 
     @field_validator("max_duration_days")
     @classmethod
@@ -365,6 +410,9 @@ class Experiment(BaseModel):
     min_duration_days: float = 7.0
     max_duration_days: float | None = None
     overrides: dict[str, str] = Field(default_factory=dict)
+    targeting: dict[Any, Any] | None = None
+    layer: LayerIn | None = None
+    segment_attributes: list[str] = Field(default_factory=list)
     salt: str
     created_at: str
     started_at: str | None = None
@@ -499,6 +547,8 @@ class GetVariantIn(_UnitRequest):
     """
 
     covariates: Covariates | None = None
+    # The unit's attributes, for the experiment's targeting; not stored.
+    attributes: Attributes | None = None
 
 
 class RecordResultIn(_UnitRequest):
@@ -525,6 +575,7 @@ class ExposureIn(_UnitRequest):
 
     variant_id: ExperimentId
     covariates: Covariates | None = None
+    attributes: Attributes | None = None  # checked against the experiment's targeting
 
     @model_validator(mode="after")
     def _one_unit(self) -> ExposureIn:

@@ -94,3 +94,14 @@ class ExportQuery(_Paged):
         le=MAX_EXPORT_PAGE,
         description=f"rows per page (default {DEFAULT_EXPORT_PAGE}, at most {MAX_EXPORT_PAGE})",
     )
+
+
+class SegmentsQuery(_Query):
+    """GET /api/v1/experiments/{id}/segments: which attribute, which metric."""
+
+    attribute: str = Field(
+        min_length=1, max_length=600, description="one of the experiment's segment_attributes"
+    )
+    metric: str | None = Field(
+        None, min_length=1, max_length=64, description="a declared metric (default: primary)"
+    )

@@ -45,6 +45,11 @@ def name_pk(name: str) -> str:
     return composite("name", name)
 
 
+def layer_pk(layer: str) -> str:
+    """The item that lists the experiments running (or paused) in a layer, with their ranges."""
+    return composite("layer", layer)
+
+
 def variant_sk(variant_id: int) -> str:
     return composite("variant", f"{variant_id:010d}")
 

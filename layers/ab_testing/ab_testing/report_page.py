@@ -7,6 +7,7 @@ print (@media print: no backgrounds, no sections split across pages).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
@@ -40,6 +41,7 @@ th:first-child, td:first-child { text-align: left; }
 .good { color: var(--good); } .bad { color: var(--bad); } .neutral { color: var(--muted); }
 .key svg { vertical-align: middle; }
 .scroll { overflow-x: auto; }
+pre.rule { overflow-x: auto; background: #f6f6f6; padding: 8px; font-size: 0.85rem; }
 @media (max-width: 700px) { body { padding: 8px; } h1 { font-size: 1.3rem; }
   table { font-size: 0.8rem; } }
 @media print { body { max-width: none; padding: 0; } .verdict { border-width: 2px; }
@@ -254,6 +256,34 @@ def _guardrails(analysis: Mapping[str, Any]) -> str:
     return f'<h2>Guardrails</h2><div class="scroll"><table>{head}{rows}</table></div>'
 
 
+def _who(experiment: Mapping[str, Any]) -> str:
+    """Who may enter: the share of units, the targeting condition and the layer range."""
+    parts = []
+    if experiment.get("target_percentage") is not None:
+        parts.append(f"{_num(experiment['target_percentage'])}% of the units it may take")
+    layer = experiment.get("layer")
+    if layer:
+        start, end = layer["range"]
+        parts.append(
+            f"layer <b>{escape(str(layer['name']))}</b>, positions [{_num(start)}, {_num(end)})"
+        )
+    condition = experiment.get("targeting")
+    text = json.dumps(condition, ensure_ascii=False, indent=1)
+    rule = (
+        f"<pre class='rule'>{escape(text, quote=False)}</pre>"
+        if condition
+        else "<p>No targeting: every unit may enter.</p>"
+    )
+    kept = experiment.get("segment_attributes") or []
+    segments = (
+        f"<p>Segments kept with each unit: {escape(', '.join(kept))} (a breakdown per value: "
+        f"GET /api/v1/experiments/{escape(str(experiment.get('id')))}/segments).</p>"
+        if kept
+        else ""
+    )
+    return f"<h2>Who is in it</h2><p>{' · '.join(parts)}</p>{rule}{segments}"
+
+
 def render_report(
     experiment: Mapping[str, Any],
     analysis: Mapping[str, Any],
@@ -288,6 +318,7 @@ def render_report(
             _units(analysis, points),
             _srm(analysis),
             _guardrails(analysis),
+            _who(experiment),
         ]
     )
     return (

@@ -59,6 +59,56 @@ class ExperimentOut(Experiment):
     """An experiment as stored, with its variants (GET /api/v1/experiments/{id})."""
 
 
+class LayerExperiment(BaseModel):
+    id: int
+    name: str
+    status: Status
+    range: list[float] = Field(description="[start, end) of the layer positions it takes")
+
+
+class LayerOut(BaseModel):
+    name: str
+    held: list[list[float]] = Field(
+        description="[start, end) spans held by its running or paused experiments, merged"
+    )
+    free: list[list[float]] = Field(description="[start, end) spans a new experiment may take")
+    experiments: list[LayerExperiment] = Field(description="all but the archived ones")
+
+
+class Layers(BaseModel):
+    layers: list[LayerOut]
+
+
+class SegmentComparison(BaseModel):
+    variant_id: int
+    absolute_difference: float | None
+    absolute_ci: list[float | None] | None
+    relative_lift: float | None
+    relative_ci: list[float | None] | None
+    p_value: float | None
+    p_value_holm: float | None = Field(description="Holm-adjusted over every segment")
+    significant_after_holm: bool
+    is_significant: bool | None
+    reason: str | None
+
+
+class Segment(BaseModel):
+    segment: str = Field(description='the value kept at assignment, "(none)" or "(other)"')
+    units: dict[str, int] = Field(description="units assigned per variant id")
+    variant_stats: dict[str, dict[str, Any]]
+    srm: dict[str, Any]
+    comparisons: list[SegmentComparison]
+
+
+class Segments(BaseModel):
+    experiment_id: int
+    attribute: str
+    metric: str
+    segments: list[Segment]
+    multiple_testing: dict[str, Any]
+    notes: list[str]
+
+
 class Message(BaseModel):
     message: str
 
@@ -105,6 +155,8 @@ class VariantAssigned(BaseModel):
         "assigned",
         "existing_assignment",
         "not_in_target",
+        "not_targeted",
+        "not_in_layer",
         "experiment_not_running",
         "override",
         "winner_promoted",

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, get_args
 
-from ab_testing import assignment, dynamo, metrics, records
-from ab_testing.errors import Conflict, InvalidInput
+from ab_testing import assignment, dynamo, metrics, records, targeting
+from ab_testing.errors import Conflict, InvalidInput, StoreUnavailable
 from ab_testing.ledger import Ledger
 from ab_testing.models import (
     ALLOCATION_TOLERANCE,
@@ -33,9 +33,12 @@ from ab_testing.models import (
 from ab_testing.queries import ListQuery
 from ab_testing.records import summed_exposures
 from ab_testing.results import ACCEPTS_RESULTS, ResultRecording
+from ab_testing.segments import kept_values
 from ab_testing.settings import Settings, get_settings
 from ab_testing.store import STATUSES, Store
 from ab_testing.validation import parse
+
+_LAYER_ATTEMPTS = 8
 
 
 class Transition(NamedTuple):
@@ -139,6 +142,45 @@ class ExperimentService(ResultRecording):
             "next_cursor": records.encode_list_cursor(page[-1]["id"]) if more else None,
         }
 
+    def list_layers(self) -> dict[str, Any]:
+        """Every layer with its experiments (archived ones left out), the ranges held by
+        those running or paused (merged), and the ranges free for a new one to start in."""
+        layers: dict[str, list[dict[str, Any]]] = {}
+        for item in self.store.list_experiments(None, None):
+            layer = item.get("layer")
+            if not layer or item.get("status") == "archived":
+                continue
+            layers.setdefault(str(layer["name"]), []).append(
+                {
+                    "id": int(item["experiment_id"]),
+                    "name": item["name"],
+                    "status": item["status"],
+                    "range": [float(x) for x in layer["range"]],
+                }
+            )
+        answer = []
+        for name in sorted(layers):
+            experiments = layers[name]
+            held = assignment.merged_spans(
+                [tuple(e["range"]) for e in experiments if e["status"] in ("running", "paused")]
+            )
+            free, start = [], 0.0
+            for low, high in held:
+                if low > start:
+                    free.append([start, low])
+                start = max(start, high)
+            if start < 1.0:
+                free.append([start, 1.0])
+            answer.append(
+                {
+                    "name": name,
+                    "held": [list(span) for span in held],
+                    "free": free,
+                    "experiments": experiments,
+                }
+            )
+        return {"layers": answer}
+
     def transition(self, experiment_id: int, action: str, **changes: Any) -> Experiment:
         """draft -> running <-> paused -> stopped -> archived; anything else is a 409."""
         step = TRANSITIONS[action]
@@ -146,10 +188,15 @@ class ExperimentService(ResultRecording):
         if step.stamp:
             updates[step.stamp] = self.clock()
         try:
-            self.store.update_experiment(
-                experiment_id, allowed_from=step.allowed_from, changes=updates
-            )
+            if action in ("start", "stop"):
+                self._change_in_layer(experiment_id, action, step.allowed_from, updates)
+            else:
+                self.store.update_experiment(
+                    experiment_id, allowed_from=step.allowed_from, changes=updates
+                )
         except Conflict as exc:
+            if "status" not in exc.details:
+                raise  # not the status: a layer's range is taken
             current = str(exc.details.get("status"))
             possible = [a for a, t in TRANSITIONS.items() if current in t.allowed_from]
             raise Conflict(
@@ -160,6 +207,46 @@ class ExperimentService(ResultRecording):
             ) from exc
         self._forget(experiment_id)
         return self.store.get_experiment(experiment_id)
+
+    def _change_in_layer(
+        self, experiment_id: int, action: str, allowed_from: tuple[str, ...], updates: dict
+    ) -> None:
+        """Start and stop of an experiment in a layer also take and give back its range: a
+        start is refused (409) while a running or paused experiment of the layer holds an
+        overlapping range. The claims and the status change are written together."""
+        experiment = self.store.get_experiment(experiment_id, with_variants=False)
+        layer = experiment.layer
+        if layer is None or experiment.status not in allowed_from:
+            self.store.update_experiment(experiment_id, allowed_from=allowed_from, changes=updates)
+            return
+        for _ in range(_LAYER_ATTEMPTS):
+            claims, version = self.store.layer_claims(layer.name)
+            mine = str(experiment_id)
+            if action == "stop":
+                claims.pop(mine, None)
+            else:
+                for other, held in claims.items():
+                    if other != mine and targeting.overlap(held["range"], layer.range):
+                        raise Conflict(
+                            f"experiment {other} ({held['name']!r}) holds range "
+                            f"[{held['range'][0]:g}, {held['range'][1]:g}) of layer "
+                            f"{layer.name!r}, which overlaps [{layer.range[0]:g}, "
+                            f"{layer.range[1]:g}): stop it first, or give this one another range",
+                            reason="layer_range_taken",
+                            other_experiment_id=int(other),
+                            layer=layer.name,
+                        )
+                claims[mine] = {"name": experiment.name, "range": list(layer.range)}
+            if self.store.update_experiment_in_layer(
+                experiment_id,
+                allowed_from=allowed_from,
+                changes=updates,
+                layer=layer.name,
+                claims=claims,
+                version=version,
+            ):
+                return
+        raise StoreUnavailable(f"layer {layer.name!r} is busy, please retry")
 
     def change_status(self, experiment_id: int, action: str) -> dict[str, Any]:
         experiment = self.transition(experiment_id, action)
@@ -243,12 +330,14 @@ class ExperimentService(ResultRecording):
     # ------------------------------------------------------------------ get-variant
     def get_variant(self, body: dict[str, Any] | GetVariantIn) -> dict[str, Any]:
         """The unit's variant and why: assigned, existing_assignment, not_in_target,
-        experiment_not_running, override."""
+        not_targeted, not_in_layer, experiment_not_running, override, winner_promoted."""
         request = body if isinstance(body, GetVariantIn) else parse(GetVariantIn, body)
         experiment = self._experiment(request.experiment_name, request.experiment_id)
         unit = assignment.unit_key(request.user_id, request.session_id)
         covariate = metrics.covariate_value(experiment, request.covariates)
-        variant, reason = self._variant_for(experiment, unit, request.session_id, covariate)
+        variant, reason = self._variant_for(
+            experiment, unit, request.session_id, covariate, request.attributes
+        )
         return {
             "experiment_id": experiment.id,
             "experiment_name": experiment.name,
@@ -262,11 +351,18 @@ class ExperimentService(ResultRecording):
         experiment_name: str,
         user_id: int | str | None = None,
         session_id: str | None = None,
+        attributes: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
-        """The guide's call: the variant (with its ``config``) or None."""
-        answer = self.get_variant(
-            {"experiment_name": experiment_name, "user_id": user_id, "session_id": session_id}
-        )
+        """The guide's call: the variant (with its ``config``) or None. ``attributes``: the
+        unit's, for an experiment with targeting (docs/targeting.md)."""
+        body: dict[str, Any] = {
+            "experiment_name": experiment_name,
+            "user_id": user_id,
+            "session_id": session_id,
+        }
+        if attributes is not None:
+            body["attributes"] = attributes
+        answer = self.get_variant(body)
         variant: dict[str, Any] | None = answer["variant"]
         return variant
 
@@ -276,6 +372,7 @@ class ExperimentService(ResultRecording):
         unit: str,
         session_id: str | None,
         covariate: Decimal | None = None,
+        attributes: dict[str, Any] | None = None,
     ) -> tuple[Variant | None, str]:
         if experiment.promoted and experiment.winner_variant_id is not None:
             # The guide's "promote winners" step: everyone gets the winner, nothing is stored.
@@ -295,6 +392,9 @@ class ExperimentService(ResultRecording):
             return aliased  # the same person as an assigned session: allowed while paused too
         if experiment.status != "running":
             return None, "experiment_not_running"
+        entry = entry_refused(experiment, unit, attributes)
+        if entry is not None:
+            return None, entry
         cover, pick = assignment.draws(experiment.salt, unit)
         if not assignment.in_target(cover, experiment.target_percentage):
             return None, "not_in_target"
@@ -303,6 +403,7 @@ class ExperimentService(ResultRecording):
             unit,
             assignment.variant_at(pick, experiment.ranges()),
             covariate=covariate,
+            segments=kept_values(experiment, attributes),
         )
 
     def _alias_from_session(
@@ -328,6 +429,7 @@ class ExperimentService(ResultRecording):
         variant_id: int,
         source: str = "hash",
         covariate: Decimal | None = None,
+        segments: dict[str, str] | None = None,
     ) -> tuple[Variant | None, str]:
         item, created = self.store.create_assignment(
             experiment.id,
@@ -337,6 +439,7 @@ class ExperimentService(ResultRecording):
             shard=self._shard(unit),
             source=source,
             covariate=covariate,
+            segments=segments,
         )
         if created and source == "hash":
             return experiment.variant(variant_id), "assigned"
@@ -374,6 +477,21 @@ class ExperimentService(ResultRecording):
         if shards == 1:
             return 0
         return int.from_bytes(hashlib.sha256(unit.encode()).digest()[:4], "big") % shards
+
+
+def entry_refused(
+    experiment: Experiment, unit: str, attributes: dict[str, Any] | None
+) -> str | None:
+    """Why a new unit may not enter (``not_targeted``, ``not_in_layer``), or None. Checked
+    after stickiness: a stored unit keeps its variant whatever its attributes are now."""
+    condition = experiment.targeting
+    if condition is not None and not targeting.matches(condition, attributes or {}):
+        return "not_targeted"
+    layer = experiment.layer
+    if layer is not None:
+        if not targeting.in_range(targeting.layer_position(layer.name, unit), layer.range):
+            return "not_in_layer"
+    return None
 
 
 def _reallocate(experiment: Experiment, wanted: list[AllocationIn]) -> list[Variant]:

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from ab_testing import dynamo, records
 from ab_testing.errors import Conflict, NotFound, StoreUnavailable
 from ab_testing.models import Experiment, ExperimentIn, Status
-from ab_testing.records import experiment_pk, exposure_sk
+from ab_testing.records import experiment_pk, exposure_sk, layer_pk
 from ab_testing.settings import Settings
 
 STATUSES: tuple[str, ...] = get_args(Status)
@@ -123,8 +123,17 @@ class Store:
             raise NotFound(f"no experiment named {name!r}", field="experiment_name")
         return int(item["experiment_id"])
 
-    def get_experiment(self, experiment_id: int) -> Experiment:
-        return self.experiment_with_items(experiment_id, prefix="variant#")[0]
+    def get_experiment(self, experiment_id: int, *, with_variants: bool = True) -> Experiment:
+        """The experiment; without its variants (one GetItem, no Query) when they are not
+        needed."""
+        if with_variants:
+            return self.experiment_with_items(experiment_id, prefix="variant#")[0]
+        item = self.get_item(
+            self.experiments, {"pk": experiment_pk(experiment_id)}, consistent=True
+        )
+        if item is None:
+            raise NotFound(f"experiment {experiment_id} not found", field="id")
+        return records.experiment_from_item(item, [])
 
     def experiment_with_items(
         self, experiment_id: int, prefix: str = ""
@@ -178,6 +187,16 @@ class Store:
 
         A change to None removes the attribute.
         """
+        try:
+            self.client.update_item(**self._status_update(experiment_id, allowed_from, changes))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            raise self._status_conflict(experiment_id, allowed_from) from exc
+
+    def _status_update(
+        self, experiment_id: int, allowed_from: tuple[str, ...], changes: dict[str, Any]
+    ) -> dict[str, Any]:
         remove = tuple(k for k, v in changes.items() if v is None)
         changes = {k: v for k, v in changes.items() if v is not None}
         names = {f"#k{i}": k for i, k in enumerate(changes)}
@@ -190,19 +209,56 @@ class Store:
             names.update({f"#r{i}": k for i, k in enumerate(remove)})
             clauses.append("REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove))))
         names["#status"] = "status"
+        return {
+            "TableName": self.experiments,
+            "Key": dynamo.serialize({"pk": experiment_pk(experiment_id)}),
+            "UpdateExpression": " ".join(clauses),
+            "ConditionExpression": f"attribute_exists(pk) AND #status IN ({', '.join(statuses)})",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": dynamo.serialize({**values, **statuses}),
+        }
+
+    def layer_claims(self, layer: str) -> tuple[dict[str, dict[str, Any]], int]:
+        """The claims on a layer ({experiment id: {"name", "range"}}) and their version."""
+        item = self.get_item(self.experiments, {"pk": layer_pk(layer)}, consistent=True) or {}
+        return dynamo.plain(item.get("claims", {})), int(item.get("version", 0))
+
+    def update_experiment_in_layer(
+        self,
+        experiment_id: int,
+        *,
+        allowed_from: tuple[str, ...],
+        changes: dict[str, Any],
+        layer: str,
+        claims: dict[str, dict[str, Any]],
+        version: int,
+    ) -> bool:
+        """A status change and the layer's new claims in one transaction. The claims are
+        written only over the version they were read at: False when another start or stop in
+        the layer came first (read them again and decide again)."""
+        layer_update = {
+            "TableName": self.experiments,
+            "Key": dynamo.serialize({"pk": layer_pk(layer)}),
+            "UpdateExpression": "SET #claims = :claims, #version = :next",
+            "ConditionExpression": "attribute_not_exists(pk) OR #version = :read",
+            "ExpressionAttributeNames": {"#claims": "claims", "#version": "version"},
+            "ExpressionAttributeValues": dynamo.serialize(
+                {":claims": claims, ":next": version + 1, ":read": version}
+            ),
+        }
+        status_update = self._status_update(experiment_id, allowed_from, changes)
         try:
-            self.client.update_item(
-                TableName=self.experiments,
-                Key=dynamo.serialize({"pk": experiment_pk(experiment_id)}),
-                UpdateExpression=" ".join(clauses),
-                ConditionExpression=f"attribute_exists(pk) AND #status IN ({', '.join(statuses)})",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=dynamo.serialize({**values, **statuses}),
+            self.client.transact_write_items(
+                TransactItems=[{"Update": status_update}, {"Update": layer_update}]
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            raise self._status_conflict(experiment_id, allowed_from) from exc
+        except self.client.exceptions.TransactionCanceledException as exc:
+            codes = dynamo.cancellation_codes(exc)
+            if codes[:1] == ["ConditionalCheckFailed"]:
+                raise self._status_conflict(experiment_id, allowed_from) from exc
+            if "ConditionalCheckFailed" in codes or "TransactionConflict" in codes:
+                return False
+            raise
+        return True
 
     def _status_conflict(self, experiment_id: int, allowed_from: tuple[str, ...]) -> Conflict:
         """The 409 of a write refused because the experiment's status does not allow it."""
@@ -330,6 +386,7 @@ class Store:
         shard: int,
         source: str = "hash",
         covariate: Any = None,
+        segments: dict[str, str] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """The first writer wins; a later writer gets the stored assignment back (sticky).
 
@@ -348,6 +405,8 @@ class Store:
         }
         if covariate is not None:
             item["x"] = covariate  # CUPED: the unit's pre-experiment value, stored once
+        if segments:
+            item["seg"] = segments  # its segment_attributes' values (ab_testing.segments)
         key = {"experiment_id": experiment_id, "unit": unit}
         exposure = {"experiment_id": experiment_id, "sk": exposure_sk(variant_id, shard)}
         transaction = [
