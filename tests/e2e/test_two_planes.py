@@ -73,6 +73,7 @@ def test_the_runtime_calls_are_data_plane_and_every_experiment_route_is_admin() 
     for runtime_call in ("get-variant", "record-result", "record-results", "exposures"):
         assert planes[("POST", f"/api/v1/experiments/{runtime_call}")] == DATA_PLANE
     assert planes[("GET", "/api/v1/experiments/definitions")] == DATA_PLANE  # local evaluation
+    assert planes[("POST", "/api/v1/otlp/v1/traces")] == DATA_PLANE  # OpenTelemetry exporters
     # And creating, listing, and everything on one experiment (salt, lifecycle, analysis) is admin
     assert planes[("POST", "/api/v1/experiments")] == ADMIN_PLANE
     assert planes[("GET", "/api/v1/experiments")] == ADMIN_PLANE

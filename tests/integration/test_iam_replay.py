@@ -8,6 +8,7 @@ permission a function is granted is either used or explained by a comment next t
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +19,7 @@ from ab_testing import assignment
 from emulator import iam
 from emulator.events import FakeLambdaContext, api_gateway_event
 from emulator.template import DEFAULT_TEMPLATE, api_routes, load_template
-from tests.conftest import guide_experiment, invoke, load_handler
+from tests.conftest import guide_experiment, invoke, load_event, load_handler
 
 BASE = "/api/v1/experiments"
 NAME = "Lead Qualification Prompt Test"
@@ -59,6 +60,12 @@ def by_id(function_dir: str, method: str, action: str = "", **kw: Any) -> tuple[
 
 def post(function_dir: str, path: str, body: Any) -> tuple[int, Any]:
     return invoke(function_dir, "POST", f"{BASE}/{path}", body=body)
+
+
+def post_traces() -> tuple[int, Any]:
+    """The OTLP endpoint with its event's body (a judge's late score), for a replayed user."""
+    text = load_event("otlp_traces")["body"].replace('"123"', '"u-1"')
+    return invoke("otlp_traces", "POST", "/api/v1/otlp/v1/traces", body=json.loads(text))
 
 
 def scheduled(event: dict[str, Any]) -> Any:
@@ -109,6 +116,7 @@ def replay_lifecycle() -> list[tuple[str, int]]:
     steps.append(("scheduled reconciliation", 200 if report["with_differences"] == 0 else 500))
     step("insights", by_id("experiment_insights", "GET", "insights"))
     step("reconciliation", by_id("reconcile_experiment", "GET", "reconciliation"))
+    step("traces", post_traces())
     step("segments", by_id("experiment_segments", "GET", "segments", query={"attribute": "plan"}))
     step("layers", invoke("list_layers", "GET", "/api/v1/layers"))
     step("report", _status(load_handler("experiment_report"), "report"))

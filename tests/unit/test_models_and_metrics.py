@@ -104,6 +104,7 @@ def test_direction_of_the_guides_metrics() -> None:
         "output_tokens",
         "latency_ms",
         "time_to_first_token_ms",
+        "error_rate",  # a model call that failed (from traces: docs/otlp.md)
     }
 
 

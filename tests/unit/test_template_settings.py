@@ -27,6 +27,7 @@ PROMISES: dict[str, Any] = {
         "/record-results",
         "/definitions",
         "/exposures",
+        "/traces",  # POST /api/v1/otlp/v1/traces: OpenTelemetry exporters
     },
     "default_auth_mode": "API_KEY",
     "parameter_defaults": {

@@ -10,6 +10,20 @@ from ab_testing_client.answers import Variant
 if TYPE_CHECKING:
     from ab_testing_client.client import ABTestingClient
 
+_TRACE: Any = None  # opentelemetry.trace once looked up; False when it is not installed
+
+
+def _trace_api() -> Any:
+    global _TRACE
+    if _TRACE is None:
+        try:
+            from opentelemetry import trace
+        except ImportError:
+            _TRACE = False
+        else:
+            _TRACE = trace
+    return _TRACE or None
+
 
 class Run:
     def __init__(
@@ -34,6 +48,7 @@ class Run:
         self.started = 0.0
         self.elapsed: float | None = None
         self._gathered: list[dict[str, Any]] | None = None  # inside the block
+        self._span_scope: Any = None
 
     def record(self, metric: str, value: float) -> None:
         """Records a result for this unit; nothing when it has no variant (it would not
@@ -50,7 +65,29 @@ class Run:
     def __enter__(self) -> Run:
         self.started = time.perf_counter()
         self._gathered = []
+        self._open_span()
         return self
+
+    def _open_span(self) -> None:
+        """With OpenTelemetry installed, the block is a span ("ab_testing.run <experiment>")
+        that names the experiment, the unit and the variant: the spans of the model calls
+        inside it are its children, and the traces endpoint links them to the unit
+        (docs/otlp.md of the service). Without an SDK configured it is a no-op span."""
+        trace = _trace_api()
+        if trace is None:
+            return
+        attributes: dict[str, Any] = {"ab_testing.experiment": self.experiment}
+        if self.user_id is not None:
+            attributes["user.id"] = str(self.user_id)
+        elif self.session_id is not None:
+            attributes["session.id"] = self.session_id
+        if self.variant is not None:
+            attributes["ab_testing.variant"] = self.variant.name
+        span = trace.get_tracer("ab_testing_client").start_span(
+            f"ab_testing.run {self.experiment}", attributes=attributes
+        )
+        self._span_scope = trace.use_span(span, end_on_exit=True)
+        self._span_scope.__enter__()
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         self.elapsed = time.perf_counter() - self.started
@@ -60,3 +97,6 @@ class Run:
         gathered, self._gathered = self._gathered, None
         if gathered:
             self.client._queue_all("result", gathered)
+        scope, self._span_scope = self._span_scope, None
+        if scope is not None:
+            scope.__exit__(exc_type, *rest)

@@ -103,7 +103,12 @@ class ExperimentAnalysis:
             result["status"] = experiment.status
             when = "Stopped" if experiment.stopped_at else "Read"
             early = early_warnings(experiment, result, self.service.clock(), when, units=False)
-            result["warnings"] = [*early, *result["warnings"]]
+            unpriced = [
+                f"{count} span(s) of model {model!r} had no price, so they gave no cost_usd: "
+                "add the model to the experiment's prices (docs/otlp.md)"
+                for model, count in sorted(experiment.unpriced_spans.items())
+            ]
+            result["warnings"] = [*early, *result["warnings"], *unpriced]
             results.append(result)
         return experiment, results
 

@@ -130,6 +130,15 @@ ROUTES: dict[tuple[str, str], Operation] = {
             "paused experiment of its layer holds an overlapping range"
         },
     ),
+    ("POST", "/api/v1/otlp/v1/traces"): Operation(
+        "exportTraces",
+        "OTLP/HTTP traces (protobuf or JSON): GenAI spans become results (docs/otlp.md)",
+        "data",
+        r.TracesAccepted,
+        body=r.TracesIn,
+        media=("application/x-protobuf",),
+        tags=("opentelemetry",),
+    ),
     ("GET", "/api/v1/layers"): Operation(
         "listLayers",
         "Layers: their experiments, the ranges held and the ranges free",

@@ -11,6 +11,7 @@ import functools
 import json
 import math
 import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -38,11 +39,21 @@ class TextAnswer:
     status: int = 200
 
 
+@dataclass(frozen=True)
+class BinaryAnswer:
+    """A binary answer (protobuf), sent base64-encoded as API Gateway expects."""
+
+    body: bytes
+    content_type: str
+    status: int = 200
+
+
 class HtmlPage(str):
     """A handler's answer that is an HTML page rather than JSON."""
 
 
-Answer = dict[str, Any] | list[Any] | tuple[int, Any] | HtmlPage | TextAnswer
+Answer = dict[str, Any] | list[Any] | tuple[int, Any] | HtmlPage | TextAnswer | BinaryAnswer
+MAX_INFLATED_BYTES = 6 * 1024 * 1024  # a gzip body may not inflate past Lambda's own limit
 
 
 class ApiRequest:
@@ -77,6 +88,30 @@ class ApiRequest:
             if key.lower() == wanted:
                 return str(value)
         return None
+
+    def body_bytes(self) -> bytes:
+        """The body as bytes (base64-decoded when API Gateway encoded it), inflated when it
+        says Content-Encoding: gzip (at most MAX_INFLATED_BYTES)."""
+        body = self.event.get("body") or ""
+        try:
+            raw = base64.b64decode(body) if self.event.get("isBase64Encoded") else body.encode()
+        except binascii.Error as exc:
+            raise InvalidInput("the body is not valid base64", field="body") from exc
+        encoding = (self.header("Content-Encoding") or "identity").strip().lower()
+        if encoding == "identity":
+            return raw
+        if encoding != "gzip":
+            raise InvalidInput(f"Content-Encoding {encoding!r}: gzip or none", field="body")
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out = inflater.decompress(raw, MAX_INFLATED_BYTES + 1)
+        except zlib.error as exc:
+            raise InvalidInput(f"the gzip body is damaged: {exc}", field="body") from exc
+        if len(out) > MAX_INFLATED_BYTES or inflater.unconsumed_tail:
+            raise InvalidInput(
+                f"the gzip body inflates past {MAX_INFLATED_BYTES} bytes", field="body"
+            )
+        return out
 
     def json(self) -> Any:
         body = self.event.get("body")
@@ -175,6 +210,13 @@ def api(fn: Callable[[ApiRequest], Answer]) -> Callable[[dict[str, Any], Any], d
         if isinstance(answer, TextAnswer):
             headers = {"Content-Type": answer.content_type, **answer.headers}
             return {"statusCode": answer.status, "headers": headers, "body": answer.body}
+        if isinstance(answer, BinaryAnswer):
+            return {
+                "statusCode": answer.status,
+                "headers": {"Content-Type": answer.content_type},
+                "body": base64.b64encode(answer.body).decode("ascii"),
+                "isBase64Encoded": True,
+            }
         if isinstance(answer, HtmlPage):
             return {
                 "statusCode": 200,

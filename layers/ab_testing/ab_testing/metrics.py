@@ -104,6 +104,8 @@ CATALOGUE: dict[str, MetricSpec] = {
         MetricSpec("time_to_first_token_ms", "continuous", "lower", 0, None),
         MetricSpec("judge_score", "continuous", "higher", 0, 1),
         MetricSpec("thumbs_up", "binary", "higher", 0, 1),
+        # 1 when a model call failed (a span's error.type or ERROR status: docs/otlp.md)
+        MetricSpec("error_rate", "binary", "lower", 0, 1),
     )
 }
 

@@ -108,6 +108,13 @@ class LayerIn(_Strict):
         return value
 
 
+class PriceIn(_Strict):
+    """A model's price in USD per million tokens, for cost_usd from traces (docs/otlp.md)."""
+
+    input_per_million: Storable = Field(ge=0, le=10_000, allow_inf_nan=False)
+    output_per_million: Storable = Field(ge=0, le=10_000, allow_inf_nan=False)
+
+
 class VariantIn(_Strict):
     name: Name
     description: str = Field("", max_length=2000)
@@ -234,6 +241,10 @@ class ExperimentIn(_Strict):
     layer: LayerIn | None = None
     # Attributes kept with each assignment, to break results down by (docs/statistics.md).
     segment_attributes: list[AttributePath] = Field(default_factory=list, max_length=5)
+    # Model prices for cost_usd from OpenTelemetry spans (docs/otlp.md); over the built-in table.
+    prices: dict[Annotated[str, StringConstraints(min_length=1, max_length=200)], PriceIn] = Field(
+        default_factory=dict, max_length=50
+    )
 
     @field_validator("segment_attributes")
     @classmethod
@@ -413,6 +424,9 @@ class Experiment(BaseModel):
     targeting: dict[Any, Any] | None = None
     layer: LayerIn | None = None
     segment_attributes: list[str] = Field(default_factory=list)
+    prices: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # Spans per model that gave no cost_usd for want of a price (counted by the traces endpoint)
+    unpriced_spans: dict[str, int] = Field(default_factory=dict)
     salt: str
     created_at: str
     started_at: str | None = None

@@ -119,13 +119,19 @@ def new_experiment(
 
 
 def experiment_item(experiment: Experiment) -> dict[str, Any]:
-    data = experiment.model_dump(exclude={"variants", "id"})
+    data = experiment.model_dump(exclude={"variants", "id", "unpriced_spans"})
     return {"pk": experiment_pk(experiment.id), "experiment_id": experiment.id, **data}
+
+
+UNPRICED = "unpriced#"  # per model: spans that gave no cost_usd for want of a price
 
 
 def experiment_from_item(item: dict[str, Any], variants: list[Variant]) -> Experiment:
     data = dynamo.plain({k: v for k, v in item.items() if k not in ("pk", "experiment_id")})
-    return Experiment(id=int(item["experiment_id"]), variants=variants, **data)
+    unpriced = {k[len(UNPRICED) :]: int(data.pop(k)) for k in list(data) if k.startswith(UNPRICED)}
+    return Experiment(
+        id=int(item["experiment_id"]), variants=variants, unpriced_spans=unpriced, **data
+    )
 
 
 def variant_item(experiment_id: int, variant: Variant) -> dict[str, Any]:

@@ -109,6 +109,23 @@ class Segments(BaseModel):
     notes: list[str]
 
 
+class TracesIn(BaseModel):
+    """ExportTraceServiceRequest in OTLP/JSON (protobuf is the other encoding)."""
+
+    resourceSpans: list[dict[str, Any]] = Field(default_factory=list)  # noqa: N815
+
+
+class PartialSuccess(BaseModel):
+    rejectedSpans: str = Field(description="spans that gave no counted result")  # noqa: N815
+    errorMessage: str = Field(description="how many spans, for which reason")  # noqa: N815
+
+
+class TracesAccepted(BaseModel):
+    """ExportTraceServiceResponse in OTLP/JSON: empty when every span counted."""
+
+    partialSuccess: PartialSuccess | None = None  # noqa: N815
+
+
 class Message(BaseModel):
     message: str
 

@@ -218,6 +218,20 @@ class Store:
             "ExpressionAttributeValues": dynamo.serialize({**values, **statuses}),
         }
 
+    def count_unpriced_spans(self, experiment_id: int, models: dict[str, int]) -> None:
+        """Adds to the experiment's counts of spans whose model had no price (one top-level
+        number per model, ``unpriced#<model>``: ADD works on top-level attributes only)."""
+        names = {f"#m{i}": f"unpriced#{model}" for i, model in enumerate(models)}
+        values = {f":n{i}": count for i, count in enumerate(models.values())}
+        self.client.update_item(
+            TableName=self.experiments,
+            Key=dynamo.serialize({"pk": experiment_pk(experiment_id)}),
+            UpdateExpression="ADD " + ", ".join(f"#m{i} :n{i}" for i in range(len(models))),
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=dynamo.serialize(values),
+        )
+
     def layer_claims(self, layer: str) -> tuple[dict[str, dict[str, Any]], int]:
         """The claims on a layer ({experiment id: {"name", "range"}}) and their version."""
         item = self.get_item(self.experiments, {"pk": layer_pk(layer)}, consistent=True) or {}
