@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ab_testing import otlp
 from ab_testing.analysis import ExperimentAnalysis
+from ab_testing.errors import StoreUnavailable
 from ab_testing.service import ExperimentService
 from ab_testing.settings import Settings
 from ab_testing.store import Store
@@ -133,3 +136,33 @@ def test_spans_of_a_model_with_no_price_are_counted_and_warned_about(service: An
     totals = ExperimentAnalysis(service).summary(created["id"])["variants"]
     assert sum(v["results_by_metric"]["cost_usd"] for v in totals) == 1
     assert sum(v["results_by_metric"]["error_rate"] for v in totals) == 3
+
+
+def test_a_busy_store_makes_the_export_a_503_so_the_exporter_retries(
+    service: Any, monkeypatch: Any
+) -> None:
+    # Given a running experiment with an assigned user, and a store that refuses one batch
+    created = service.create_experiment(
+        guide_experiment(name=NAME, primary_metric="cost_usd", secondary_metrics=["error_rate"])
+    )
+    service.start_experiment(created["id"])
+    service.get_variant({"experiment_name": NAME, "user_id": 1})
+    real = service.record_many
+    busy = {"left": 1}
+
+    def record_many(body: Any) -> Any:
+        answer = real(body)
+        if busy["left"]:
+            busy["left"] -= 1
+            answer["results"][-1] = {"index": 0, "status": 503, "error": "unavailable"}
+        return answer
+
+    monkeypatch.setattr(service, "record_many", record_many)
+
+    # When the spans are ingested, then it is a 503 (not a partial success, never retried)
+    with pytest.raises(StoreUnavailable):
+        otlp.ingest(service, [span(1)])
+    # And the exporter's retry counts each result once
+    assert otlp.ingest(service, [span(1)]) == {}
+    totals = ExperimentAnalysis(service).summary(created["id"])["variants"]
+    assert sum(v["results_by_metric"]["cost_usd"] for v in totals) == 1

@@ -407,20 +407,42 @@ def occurred_at(span: Span) -> str | None:
 # --------------------------------------------------------------------------------- ingesting
 def ingest(service: ExperimentService, spans: list[Span]) -> dict[str, Any]:
     """Records what the spans give, in batches of record-results; answers the OTLP response
-    (as a dict): partial_success when some spans gave nothing that counted, with why."""
-    from ab_testing.errors import DomainError
-    from ab_testing.results import MAX_BATCH
+    (as a dict): partial_success when some spans gave nothing that counted, with why.
 
+    When DynamoDB cannot be reached or keeps refusing (a 503), the whole request is a 503, so
+    that the exporter sends it again (OTLP exporters retry 503): what was already recorded is
+    then a duplicate and counts once. A partial success is never retried, so it is kept for
+    spans that cannot count however often they are sent."""
     rejected: Counter[str] = Counter()
     unpriced: Counter[tuple[int, str]] = Counter()  # spans with no cost_usd for want of a price
+    items, owner = _collect(service, spans, rejected, unpriced)
+    _record(service, items, owner, rejected)
+    _note_unpriced(service, unpriced)
+    if not rejected:
+        return {}
+    message = "; ".join(f"{count} spans: {why}" for why, count in sorted(rejected.items()))
+    return {"partial_success": {"rejected_spans": sum(rejected.values()), "error_message": message}}
+
+
+def _collect(
+    service: ExperimentService,
+    spans: list[Span],
+    rejected: Counter[str],
+    unpriced: Counter[tuple[int, str]],
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """The result items of the spans and, per item, the index of its span."""
+    from ab_testing.errors import DomainError
+
     items: list[dict[str, Any]] = []
-    owner: list[int] = []  # the span index of each item
+    owner: list[int] = []
     for index, span in enumerate(with_links(spans)):
         if not _ours(span):
             continue
         try:
             made = _items(service, span, unpriced)
         except DomainError as exc:
+            if exc.status >= 500:
+                raise
             rejected[f"{exc.body().get('message', exc.code)}"] += 1
             continue
         if isinstance(made, str):
@@ -428,10 +450,22 @@ def ingest(service: ExperimentService, spans: list[Span]) -> dict[str, Any]:
             continue
         items += made
         owner += [index] * len(made)
+    return items, owner
+
+
+def _record(
+    service: ExperimentService, items: list[dict[str, Any]], owner: list[int], rejected: Counter
+) -> None:
+    """Sends the items to record-results; a span none of whose results counted is rejected."""
+    from ab_testing.errors import StoreUnavailable
+    from ab_testing.results import MAX_BATCH
+
     counted: set[int] = set()
     failures: dict[int, str] = {}
     for start in range(0, len(items), MAX_BATCH):
         answer = service.record_many({"results": items[start : start + MAX_BATCH]})
+        if any(result["status"] >= 500 for result in answer["results"]):
+            raise StoreUnavailable("DynamoDB did not take every result: send the spans again")
         for offset, result in enumerate(answer["results"]):
             span_index = owner[start + offset]
             if result.get("recorded"):
@@ -441,11 +475,6 @@ def ingest(service: ExperimentService, spans: list[Span]) -> dict[str, Any]:
     for span_index, reason in failures.items():
         if span_index not in counted:
             rejected[_REASONS.get(reason, reason)] += 1
-    _note_unpriced(service, unpriced)
-    if not rejected:
-        return {}
-    message = "; ".join(f"{count} spans: {why}" for why, count in sorted(rejected.items()))
-    return {"partial_success": {"rejected_spans": sum(rejected.values()), "error_message": message}}
 
 
 def _ours(span: Span) -> bool:
