@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ab_testing import targeting
+from ab_testing import dynamo, targeting
 from ab_testing.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -172,8 +172,6 @@ def _segment(segment: str, result: dict[str, Any], metric: str) -> dict[str, Any
 
 
 def _assignments(store: Store, experiment_id: int) -> Any:
-    from ab_testing import dynamo
-
     return store.query_all(
         {
             "TableName": store.assignments,
@@ -186,8 +184,6 @@ def _assignments(store: Store, experiment_id: int) -> Any:
 
 
 def _results(store: Store, experiment_id: int, metric: str) -> Any:
-    from ab_testing import dynamo
-
     return store.query_all(
         {
             "TableName": store.results,

@@ -31,7 +31,6 @@ MAX_REPEATS = 2  # repeating quantifiers (* + {m,} {m,n}) in one pattern
 MAX_QUANTIFIERS = 10
 
 LOGICAL = ("$and", "$or", "$nor")
-_ON_ITEMS = ("$and", "$or", "$nor")  # an $elemMatch holding these tests the items' fields
 TYPES = ("string", "number", "boolean", "array", "object", "null")
 _ORDER = {"$lt": (-1,), "$lte": (-1, 0), "$gt": (1,), "$gte": (1, 0)}
 _VERSION_ORDER = {
@@ -402,7 +401,7 @@ def _operator(operator: str, argument: Any, actual: Any) -> bool:  # noqa: C901 
 def _elem_on_value(argument: dict[str, Any]) -> bool:
     """An $elemMatch of operators tests each item itself; of fields (or $and, $or, $nor),
     each item's fields."""
-    return _operator_object(argument) and not any(k in _ON_ITEMS for k in argument)
+    return _operator_object(argument) and not any(k in LOGICAL for k in argument)
 
 
 _VERSION_TRIM = re.compile(r"(^v|\+.*$)")
