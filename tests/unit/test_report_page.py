@@ -182,3 +182,9 @@ def test_page_says_who_is_in_the_experiment() -> None:
     # And an experiment without targeting says every unit may enter
     plain = render_report({"id": 1, "name": "x"}, analysis(), [], "2026-01-03T00:00:00Z")
     assert "No targeting: every unit may enter." in plain
+
+    # And a layer's holdout says what its groups are
+    holdout = {"id": 9, "name": "h", "layer": {"name": "bot", "range": [0.9, 1], "holdout": True}}
+    held = render_report(holdout, analysis(), [], "2026-01-03T00:00:00Z")
+    who = held.split("<h2>Who is in it</h2>")[1]
+    assert "the holdout of layer <b>bot</b>" in who and "[0.9, 1)" in who

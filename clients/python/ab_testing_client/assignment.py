@@ -74,9 +74,41 @@ def _layer(data: dict[str, Any] | None) -> tuple[str, float, float] | None:
     return str(data["name"]), float(start), float(end)
 
 
-# What evaluate() decides: a variant id, "none" (no variant), or "ask" (only the server knows).
+@dataclass(frozen=True)
+class Holdout:
+    """The running or paused holdout of an experiment's layer (docs/assignment.md 14)."""
+
+    experiment_id: int
+    running: bool
+    start: float
+    end: float
+    control_variant_id: int
+    other_variant_id: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Holdout | None:
+        if not data:
+            return None
+        start, end = data["range"]
+        return cls(
+            experiment_id=int(data["experiment_id"]),
+            running=data.get("status") == "running",
+            start=float(start),
+            end=float(end),
+            control_variant_id=int(data["control_variant_id"]),
+            other_variant_id=int(data["other_variant_id"]),
+        )
+
+    def group(self, position: float) -> int:
+        inside = self.start <= position < self.end
+        return self.control_variant_id if inside else self.other_variant_id
+
+
+# What evaluate() decides: a variant id, "none" (no variant), "ask" (only the server knows),
+# or "held" (held out by the layer's holdout: the control, and nothing stored for it).
 ASK = "ask"
 NONE = "none"
+HELD = "held"
 
 
 @dataclass(frozen=True)
@@ -98,6 +130,8 @@ class Definition:
     metrics: tuple[str, ...] = ()  # declared, primary first (empty from older services)
     targeting: dict[str, Any] | None = None  # docs/targeting.md
     layer: tuple[str, float, float] | None = None  # name, range start, range end
+    is_holdout: bool = False  # this experiment is its layer's holdout
+    holdout: Holdout | None = None  # the holdout of its layer, if any runs or is paused
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Definition:
@@ -119,11 +153,30 @@ class Definition:
             metrics=tuple(str(m) for m in data.get("metrics") or ()),
             targeting=data.get("targeting"),
             layer=_layer(data.get("layer")),
+            is_holdout=bool((data.get("layer") or {}).get("holdout")),
+            holdout=Holdout.from_json(data.get("holdout")),
         )
 
     @property
     def control(self) -> Variant | None:
         return next((v for v in self.variants.values() if v.is_control), None)
+
+    def control_or_other(self, position: float) -> int:
+        """A holdout's group for a unit at ``position`` of its layer."""
+        assert self.layer is not None
+        _, start, end = self.layer
+        inside = start <= position < end
+        return next(v.id for v in self.variants.values() if v.is_control == inside)
+
+    def holdout_entry(self, unit: str, attributes: dict[str, Any] | None) -> tuple[int, int] | None:
+        """(holdout id, group) for a unit this experiment lets in by its targeting while its
+        layer's holdout runs: the exposure the holdout records. None otherwise."""
+        held = self.holdout
+        if held is None or not held.running or self.layer is None or self.status != "running":
+            return None
+        if self.targeting is not None and not condition_matches(self.targeting, attributes or {}):
+            return None
+        return held.experiment_id, held.group(layer_position(self.layer[0], unit))
 
     def fixed(self, unit: str) -> int | str | None:
         """What holds whatever the ledger says: a promoted winner, a stopped experiment,
@@ -147,7 +200,13 @@ class Definition:
             return NONE
         if self.layer is not None:
             name, start, end = self.layer
-            if not start <= layer_position(name, unit) < end:
+            position = layer_position(name, unit)
+            if self.is_holdout:
+                return self.control_or_other(position)
+            held = self.holdout
+            if held is not None and held.start <= position < held.end:
+                return HELD
+            if not start <= position < end:
                 return NONE
         cover, pick = draws(self.salt, unit)
         point = cover * 100.0

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from ab_testing_client.answers import ClientStats, Refusal, Variant
-from ab_testing_client.assignment import ALGORITHM, ASK, NONE, Definition, unit_key
+from ab_testing_client.assignment import ALGORITHM, ASK, HELD, NONE, Definition, unit_key
 from ab_testing_client.outbox import MAX_BATCH, Outbox
 from ab_testing_client.run import Run
 from ab_testing_client.transport import (
@@ -50,6 +50,16 @@ def _timing_metric(found: Definition | None, asked: str | None) -> str | None:
 
 # Every client of this process, for the fork hook below (weak: a client nobody holds goes).
 _LIVE: weakref.WeakSet[ABTestingClient] = weakref.WeakSet()
+
+
+def _exposure(
+    experiment_id: int, variant_id: int, user_id: Unit, session_id: str | None
+) -> dict[str, Any]:
+    exposure: dict[str, Any] = {"experiment_id": experiment_id, "variant_id": variant_id}
+    exposure["user_id" if user_id is not None else "session_id"] = (
+        user_id if user_id is not None else session_id
+    )
+    return exposure
 
 
 def _extra(
@@ -226,16 +236,22 @@ class ABTestingClient:
             if user_id is not None and session_id is not None
             else found.evaluate(unit, attributes)
         )
-        if decision == NONE:
-            return None
         if decision == ASK:
             return UNDECIDED
+        held = found.holdout_entry(unit, attributes)
+        if held is not None:
+            with self._lock:
+                known = (held[0], unit) in self._served
+            if not known:  # the layer's holdout records the unit once, in its group
+                self._remember((held[0], unit), held[1])
+                self._queue("exposure", _exposure(held[0], held[1], user_id, session_id))
+        if decision == NONE:
+            return None
+        if decision == HELD:
+            return found.control
         variant_id = int(decision)
         self._remember(key, variant_id)
-        exposure: dict[str, Any] = {"experiment_id": found.id, "variant_id": variant_id}
-        exposure["user_id" if user_id is not None else "session_id"] = (
-            user_id if user_id is not None else session_id
-        )
+        exposure = _exposure(found.id, variant_id, user_id, session_id)
         exposure.update(_extra(covariates, attributes))
         self._queue("exposure", exposure)
         return found.variants.get(variant_id)

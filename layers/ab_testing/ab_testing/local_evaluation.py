@@ -23,7 +23,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ab_testing import assignment, metrics
+from ab_testing import assignment, metrics, targeting
 from ab_testing.errors import Conflict, DomainError, InvalidInput
 from ab_testing.models import Experiment, ExposureIn
 from ab_testing.records import experiment_from_item, variant_from_item
@@ -54,9 +54,17 @@ class LocalEvaluation:
             cached = self._cached
         if cached is not None and cached[0] > now:
             return cached[1], cached[2]
+        published = self._published()
+        holdouts = {
+            e.layer.name: e
+            for e in published
+            if e.layer is not None and e.is_holdout and e.status in ("running", "paused")
+        }
         document = {
             "algorithm": ALGORITHM,
-            "experiments": [definition(e) for e in self._published()],
+            "experiments": [
+                definition(e, holdouts.get(e.layer.name) if e.layer else None) for e in published
+            ],
         }
         text = json.dumps(document, sort_keys=True, separators=(",", ":"))
         etag = '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
@@ -172,6 +180,9 @@ _REFUSED = {
 def expected_variant(experiment: Experiment, unit: str) -> int | None:
     """The variant id the definition gives the unit; None where a unit may hold any (the
     spans a client asks the server about). Out of target and out of those spans is refused."""
+    if experiment.is_holdout:
+        assert experiment.layer is not None
+        return experiment.holdout_group(targeting.layer_position(experiment.layer.name, unit))
     cover, pick = assignment.draws(experiment.salt, unit)
     highest = max(experiment.max_target_percentage or 0.0, experiment.target_percentage)
     if not assignment.in_target(cover, highest):
@@ -194,7 +205,9 @@ def ask_spans(experiment: Experiment) -> list[tuple[float, float]]:
     return list(experiment.changed_ranges)
 
 
-def definition(experiment: Experiment) -> dict[str, Any]:
+def definition(experiment: Experiment, holdout: Experiment | None = None) -> dict[str, Any]:
+    """One experiment as the definitions document publishes it. ``holdout``: its layer's
+    running or paused holdout, which a client applies with the experiment (section 14)."""
     names = {v.name: v.id for v in experiment.variants}
     return {
         "id": experiment.id,
@@ -223,4 +236,13 @@ def definition(experiment: Experiment) -> dict[str, Any]:
         "metrics": experiment.declared_metrics,
         "targeting": experiment.targeting,
         "layer": experiment.layer.model_dump() if experiment.layer else None,
+        "holdout": None
+        if holdout is None or holdout.id == experiment.id or holdout.layer is None
+        else {
+            "experiment_id": holdout.id,
+            "status": holdout.status,
+            "range": list(holdout.layer.range),
+            "control_variant_id": holdout.control.id,
+            "other_variant_id": next(v.id for v in holdout.variants if not v.is_control),
+        },
     }

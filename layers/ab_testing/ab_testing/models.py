@@ -98,6 +98,9 @@ class LayerIn(_Strict):
 
     name: LayerName
     range: list[float] = Field(min_length=2, max_length=2)
+    # The layer's holdout (docs/assignment.md section 14): the units of this range get the
+    # control of every experiment of the layer; this experiment compares them with the rest.
+    holdout: bool = False
 
     @field_validator("range")
     @classmethod
@@ -307,6 +310,12 @@ class ExperimentIn(_Strict):
         _check_ratios(self)
         return self
 
+    @model_validator(mode="after")
+    def _holdout_shape(self) -> ExperimentIn:
+        if self.layer is not None and self.layer.holdout:
+            _check_holdout(self, self.layer)
+        return self
+
     @field_validator("variants")
     @classmethod
     def _valid_variants(cls, value: list[VariantIn]) -> list[VariantIn]:
@@ -367,6 +376,27 @@ def _check_ratios(body: ExperimentIn) -> None:
         problem = metrics.ratio_precision_problem(ratio.name, parts[0], parts[1])
         if problem:
             raise ValueError(problem)
+
+
+def _check_holdout(body: ExperimentIn, layer: LayerIn) -> None:
+    """A holdout's two variants are its groups: the control holds the units of its range,
+    the other everyone else in the layer; so its allocations are the range's width."""
+    if len(body.variants) != 2:
+        raise ValueError(
+            "a holdout has two variants: the held-out units (is_control) and the rest of the layer"
+        )
+    if body.target_percentage != 100:
+        raise ValueError("a holdout covers its whole layer: target_percentage must be 100")
+    if body.targeting is not None:
+        raise ValueError("a holdout covers its whole layer: it takes no targeting")
+    held = (layer.range[1] - layer.range[0]) * 100
+    control = next(v for v in body.variants if v.is_control)
+    if abs(control.traffic_allocation - held) > ALLOCATION_TOLERANCE:
+        raise ValueError(
+            f"a holdout's control holds the units of its range: its traffic_allocation must be "
+            f"{held:.10g} (the width of [{layer.range[0]:g}, {layer.range[1]:g})), the other "
+            f"variant's {100 - held:.10g}"
+        )
 
 
 def _check_variants(variants: list[VariantIn]) -> None:
@@ -485,6 +515,18 @@ class Experiment(BaseModel):
     @property
     def control(self) -> Variant:
         return next(v for v in self.variants if v.is_control)
+
+    @property
+    def is_holdout(self) -> bool:
+        return self.layer is not None and self.layer.holdout
+
+    def holdout_group(self, position: float) -> int:
+        """A holdout's variant for a unit at ``position`` in the layer: the control inside
+        the holdout's range, the other variant anywhere else (docs/assignment.md section 14)."""
+        assert self.layer is not None
+        start, end = self.layer.range
+        inside = start <= position < end
+        return next(v.id for v in self.variants if v.is_control == inside)
 
 
 class AllocationIn(_Strict):

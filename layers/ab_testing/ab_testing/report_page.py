@@ -262,7 +262,14 @@ def _who(experiment: Mapping[str, Any]) -> str:
     if experiment.get("target_percentage") is not None:
         parts.append(f"{_num(experiment['target_percentage'])}% of the units it may take")
     layer = experiment.get("layer")
-    if layer:
+    if layer and layer.get("holdout"):
+        start, end = layer["range"]
+        parts.append(
+            f"the holdout of layer <b>{escape(str(layer['name']))}</b>: the units at positions "
+            f"[{_num(start)}, {_num(end)}) get the control of every experiment of the layer; "
+            "this report compares them (the control) with the rest of the layer"
+        )
+    elif layer:
         start, end = layer["range"]
         parts.append(
             f"layer <b>{escape(str(layer['name']))}</b>, positions [{_num(start)}, {_num(end)})"

@@ -64,6 +64,9 @@ class LayerExperiment(BaseModel):
     name: str
     status: Status
     range: list[float] = Field(description="[start, end) of the layer positions it takes")
+    holdout: bool = Field(
+        False, description="the layer's holdout: its range gets every experiment's control"
+    )
 
 
 class LayerOut(BaseModel):
@@ -73,6 +76,11 @@ class LayerOut(BaseModel):
     )
     free: list[list[float]] = Field(description="[start, end) spans a new experiment may take")
     experiments: list[LayerExperiment] = Field(description="all but the archived ones")
+    holdout: LayerExperiment | None = Field(
+        None,
+        description="the running or paused holdout; its analysis compares the held-out units "
+        "with the rest of the layer",
+    )
 
 
 class Layers(BaseModel):
@@ -174,6 +182,7 @@ class VariantAssigned(BaseModel):
         "not_in_target",
         "not_targeted",
         "not_in_layer",
+        "holdout",
         "experiment_not_running",
         "override",
         "winner_promoted",

@@ -94,6 +94,7 @@ class ExperimentService(ResultRecording):
             settings.cache_ttl_seconds if cache_ttl_seconds is None else cache_ttl_seconds
         )
         self._cache: dict[tuple[int | None, str | None], tuple[float, Experiment]] = {}
+        self._holdouts: dict[str, tuple[float, tuple[int, list[float]] | None]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -144,7 +145,8 @@ class ExperimentService(ResultRecording):
 
     def list_layers(self) -> dict[str, Any]:
         """Every layer with its experiments (archived ones left out), the ranges held by
-        those running or paused (merged), and the ranges free for a new one to start in."""
+        those running or paused (merged), the ranges free for a new one to start in, and its
+        running or paused holdout (whose analysis is the holdout read-out)."""
         layers: dict[str, list[dict[str, Any]]] = {}
         for item in self.store.list_experiments(None, None):
             layer = item.get("layer")
@@ -156,6 +158,7 @@ class ExperimentService(ResultRecording):
                     "name": item["name"],
                     "status": item["status"],
                     "range": [float(x) for x in layer["range"]],
+                    "holdout": bool(layer.get("holdout")),
                 }
             )
         answer = []
@@ -171,12 +174,17 @@ class ExperimentService(ResultRecording):
                 start = max(start, high)
             if start < 1.0:
                 free.append([start, 1.0])
+            holdout = next(
+                (e for e in experiments if e["holdout"] and e["status"] in ("running", "paused")),
+                None,
+            )
             answer.append(
                 {
                     "name": name,
                     "held": [list(span) for span in held],
                     "free": free,
                     "experiments": experiments,
+                    "holdout": holdout,
                 }
             )
         return {"layers": answer}
@@ -226,6 +234,14 @@ class ExperimentService(ResultRecording):
                 claims.pop(mine, None)
             else:
                 for other, held in claims.items():
+                    if other != mine and layer.holdout and held.get("holdout"):
+                        raise Conflict(
+                            f"experiment {other} ({held['name']!r}) is the holdout of layer "
+                            f"{layer.name!r}: a layer has one holdout at a time, stop it first",
+                            reason="layer_holdout_taken",
+                            other_experiment_id=int(other),
+                            layer=layer.name,
+                        )
                     if other != mine and targeting.overlap(held["range"], layer.range):
                         raise Conflict(
                             f"experiment {other} ({held['name']!r}) holds range "
@@ -237,6 +253,8 @@ class ExperimentService(ResultRecording):
                             layer=layer.name,
                         )
                 claims[mine] = {"name": experiment.name, "range": list(layer.range)}
+                if layer.holdout:
+                    claims[mine]["holdout"] = True
             if self.store.update_experiment_in_layer(
                 experiment_id,
                 allowed_from=allowed_from,
@@ -272,6 +290,12 @@ class ExperimentService(ResultRecording):
                     f"acceptable_regressions: {exc}", field="acceptable_regressions"
                 ) from None
         if request.variants is not None or request.target_percentage is not None:
+            if experiment.is_holdout:
+                raise InvalidInput(
+                    f"experiment {experiment_id} is a holdout: its groups follow its layer "
+                    "range, which is fixed; only acceptable_regressions can change",
+                    field="variants" if request.variants is not None else "target_percentage",
+                )
             self._rebalance_allocations(experiment, request)
         if limits is not None:
             self.store.set_acceptable_regressions(
@@ -330,7 +354,7 @@ class ExperimentService(ResultRecording):
     # ------------------------------------------------------------------ get-variant
     def get_variant(self, body: dict[str, Any] | GetVariantIn) -> dict[str, Any]:
         """The unit's variant and why: assigned, existing_assignment, not_in_target,
-        not_targeted, not_in_layer, experiment_not_running, override, winner_promoted."""
+        not_targeted, not_in_layer, holdout, experiment_not_running, override, winner_promoted."""
         request = body if isinstance(body, GetVariantIn) else parse(GetVariantIn, body)
         experiment = self._experiment(request.experiment_name, request.experiment_id)
         unit = assignment.unit_key(request.user_id, request.session_id)
@@ -392,9 +416,33 @@ class ExperimentService(ResultRecording):
             return aliased  # the same person as an assigned session: allowed while paused too
         if experiment.status != "running":
             return None, "experiment_not_running"
+        return self._new_unit(experiment, unit, covariate, attributes)
+
+    def _new_unit(
+        self,
+        experiment: Experiment,
+        unit: str,
+        covariate: Decimal | None,
+        attributes: dict[str, Any] | None,
+    ) -> tuple[Variant | None, str]:
+        """A unit the running experiment has not stored: refused, held out, or assigned."""
         entry = entry_refused(experiment, unit, attributes)
+        if entry in (None, "not_in_layer") and experiment.layer and not experiment.is_holdout:
+            held = self._through_holdout(experiment, unit)
+            if held is not None:
+                return held
         if entry is not None:
             return None, entry
+        if experiment.is_holdout:
+            assert experiment.layer is not None
+            position = targeting.layer_position(experiment.layer.name, unit)
+            return self._store_assignment(
+                experiment,
+                unit,
+                experiment.holdout_group(position),
+                covariate=covariate,
+                segments=kept_values(experiment, attributes),
+            )
         cover, pick = assignment.draws(experiment.salt, unit)
         if not assignment.in_target(cover, experiment.target_percentage):
             return None, "not_in_target"
@@ -405,6 +453,44 @@ class ExperimentService(ResultRecording):
             covariate=covariate,
             segments=kept_values(experiment, attributes),
         )
+
+    def _through_holdout(
+        self, experiment: Experiment, unit: str
+    ) -> tuple[Variant | None, str] | None:
+        """A new unit of a layer with a holdout (docs/assignment.md section 14): while the
+        holdout runs, the unit is recorded in it, in the control group inside the holdout's
+        range and in the other elsewhere. A unit inside the range gets this experiment's
+        control (``reason: "holdout"``) and nothing is stored here; None otherwise."""
+        assert experiment.layer is not None
+        holdout = self._layer_holdout(experiment.layer.name)
+        if holdout is None:
+            return None
+        holdout_id, span = holdout
+        position = targeting.layer_position(experiment.layer.name, unit)
+        held = self._experiment(None, holdout_id)
+        if held.status == "running" and held.is_holdout:
+            self._store_assignment(held, unit, held.holdout_group(position))
+        if not targeting.in_range(position, span):
+            return None
+        return experiment.control, "holdout"
+
+    def _layer_holdout(self, layer: str) -> tuple[int, list[float]] | None:
+        """The running or paused holdout of a layer (its id and range), from this instance's
+        memory for cache_ttl seconds like the experiments: read only for units outside an
+        experiment's range."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._holdouts.get(layer)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        claims, _ = self.store.layer_claims(layer)
+        found = None
+        for eid, claim in claims.items():
+            if claim.get("holdout"):
+                found = (int(eid), [float(x) for x in claim["range"]])
+        with self._lock:
+            self._holdouts[layer] = (now + self.cache_ttl, found)
+        return found
 
     def _alias_from_session(
         self, experiment: Experiment, unit: str, session_id: str | None
@@ -488,7 +574,7 @@ def entry_refused(
     if condition is not None and not targeting.matches(condition, attributes or {}):
         return "not_targeted"
     layer = experiment.layer
-    if layer is not None:
+    if layer is not None and not layer.holdout:
         if not targeting.in_range(targeting.layer_position(layer.name, unit), layer.range):
             return "not_in_layer"
     return None
