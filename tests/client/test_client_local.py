@@ -297,3 +297,49 @@ def test_exposures_whose_answers_are_lost_are_sent_again_until_the_ledger_has_th
         f"user:{u}": variant.id for u, variant in served.items() if variant is not None
     }
     assert client.stats.queued == 0
+
+
+def test_a_layers_holdout_is_applied_locally_and_each_unit_exposed_to_it_once() -> None:
+    # Given an experiment on [0, 0.9) of a layer whose holdout runs on [0.9, 1)
+    from ab_testing_client.targeting import layer_position
+
+    holdout = {"experiment_id": 9, "status": "running", "range": [0.9, 1.0],
+               "control_variant_id": 91, "other_variant_id": 92}  # fmt: skip
+    experiment = definition(layer={"name": "bot", "range": [0.0, 0.9]}, holdout=holdout)
+    held = definition(
+        id=9,
+        name="Bot holdout",
+        layer={"name": "bot", "range": [0.9, 1.0], "holdout": True},
+        variants=[
+            {"id": 91, "name": "held out", "is_control": True, "traffic_allocation": 10.0},
+            {"id": 92, "name": "shipped", "is_control": False, "traffic_allocation": 90.0},
+        ],
+        ranges=[[0.0, 10.0, 91], [10.0, 100.0, 92]],
+    )
+    fake = FakeService(experiment, held)
+    client = local_client(fake)
+
+    # When 500 users are asked of the experiment twice, then of the holdout itself
+    first = {u: client.get_variant("Prompt Test", user_id=u) for u in range(500)}
+    again = {u: client.get_variant("Prompt Test", user_id=u) for u in range(500)}
+    groups = {u: client.get_variant("Bot holdout", user_id=u) for u in range(500)}
+    client.flush()
+
+    # Then a user in the holdout's range gets the control's config and no exposure of the
+    # experiment; every user is exposed to the holdout once, in the group of its position
+    inside = {u for u in range(500) if layer_position("bot", f"user:{u}") >= 0.9}
+    assert 20 < len(inside) < 80
+    for u in range(500):
+        variant = first[u]
+        assert variant is not None and again[u] is not None and variant.id == again[u].id
+        if u in inside:
+            assert variant.is_control and variant.config == {"system_prompt": "control"}
+            assert (7, f"user:{u}") not in fake.ledger
+        else:
+            assert fake.ledger[(7, f"user:{u}")] == variant.id
+        group = 91 if u in inside else 92
+        assert fake.ledger[(9, f"user:{u}")] == group
+        assert groups[u] is not None and groups[u].id == group
+    exposed = [e for _, p, body, _ in fake.calls if p == EXPOSURES for e in body["exposures"]]
+    assert sum(1 for e in exposed if e["experiment_id"] == 9) == 500
+    assert GET_VARIANT not in fake.paths()
