@@ -10,14 +10,19 @@ DEV_LOCK := requirements/dev.txt
 # from the network (the two editable installs use the locked setuptools, without isolation).
 LOCKED_INSTALL = -m pip install --quiet --require-hashes --no-deps --only-binary=:all:
 EDITABLE_INSTALL = -m pip install --quiet --no-deps --no-build-isolation --no-index
+# uWSGI ships no wheels: built from its locked sdist with the dev lock's setuptools (C compiler
+# and Python headers needed; pip keeps the built wheel in its cache for the next venv).
+UWSGI_LOCK = requirements/uwsgi.txt
+SOURCE_INSTALL = -m pip install --quiet --require-hashes --no-deps --no-build-isolation
 
 .PHONY: run test lint typecheck unit cfn-lint bench build clean analyze-once analyze report \
 	chromium mutation \
 	openapi checkov lock test-latest sam
 
-$(STAMP): $(DEV_LOCK) pyproject.toml clients/python/pyproject.toml
+$(STAMP): $(DEV_LOCK) $(UWSGI_LOCK) pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python $(LOCKED_INSTALL) -r $(DEV_LOCK)
+	$(BIN)/python $(SOURCE_INSTALL) -r $(UWSGI_LOCK)
 	$(BIN)/python $(EDITABLE_INSTALL) -e . -e ./clients/python
 	touch $(STAMP)
 
@@ -101,7 +106,8 @@ test-latest: chromium
 	rm -rf $(LATEST_VENV)
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade -e '.[dev]' -e './clients/python[sigv4]'
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade -e '.[dev]' -e './clients/python[sigv4]' \
+		-r requirements/uwsgi.in
 	$(LATEST_VENV)/bin/python -m pip list --format=freeze | grep -i -E '^(moto|boto3|botocore|pydantic|scipy|numpy|aws-lambda-powertools)='
 	$(LATEST_VENV)/bin/pytest -q -p no:cacheprovider $(LATEST_SKIP) $(ARGS)
 # This venv is on purpose not the lock: the test that it is, is the one test not run here.
@@ -131,6 +137,7 @@ lock: $(LOCK_VENV)/.installed-stamp
 		layers/ab_testing/requirements-tracing.in
 	$(LAYER_COMPILE) -o layers/stats_deps/requirements.txt layers/stats_deps/requirements.in
 	$(COMPILE) --universal --python-version 3.11 -o requirements/checkov.txt requirements/checkov.in
+	$(COMPILE) --universal --python-version 3.11 -o $(UWSGI_LOCK) requirements/uwsgi.in
 	$(COMPILE) --universal --python-version 3.11 -o requirements/sam.txt requirements/sam.in
 	$(COMPILE) --universal -o requirements/uv.txt requirements/uv.in
 

@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_LOCK = ROOT / "requirements" / "dev.txt"
+UWSGI_LOCK = ROOT / "requirements" / "uwsgi.txt"  # built from its sdist into the same venv
 LAYER_LOCKS = [
     ROOT / "layers" / "ab_testing" / "requirements.txt",
     ROOT / "layers" / "ab_testing" / "requirements-tracing.txt",
@@ -54,7 +55,9 @@ def pins(lock: Path, environment: dict[str, str] | None = None) -> dict[str, str
 
 
 @pytest.mark.parametrize(
-    "lock", [DEV_LOCK, *LAYER_LOCKS, *TOOL_LOCKS], ids=lambda p: str(p.relative_to(ROOT))
+    "lock",
+    [DEV_LOCK, UWSGI_LOCK, *LAYER_LOCKS, *TOOL_LOCKS],
+    ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_every_requirement_is_an_exact_version_with_sha256_hashes(lock: Path) -> None:
     found = entries(lock)
@@ -66,7 +69,7 @@ def test_every_requirement_is_an_exact_version_with_sha256_hashes(lock: Path) ->
 
 def test_the_venv_holds_exactly_what_the_dev_lock_pins() -> None:
     wrong = {}
-    for name, pinned in pins(DEV_LOCK).items():
+    for name, pinned in {**pins(DEV_LOCK), **pins(UWSGI_LOCK)}.items():
         try:
             installed = version(name)
         except PackageNotFoundError:
