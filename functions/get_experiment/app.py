@@ -7,4 +7,4 @@ from ab_testing.runtime import service
 @api
 def handler(request: ApiRequest) -> dict:
     experiment = service().get_experiment(request.path_id())
-    return experiment.model_dump()
+    return experiment.as_fields()

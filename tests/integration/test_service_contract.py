@@ -1075,7 +1075,7 @@ def test_a_rebalance_computed_from_a_stale_read_is_refused_not_written(
     stale = service.get_experiment(experiment.id)
     service.rebalance(experiment.id, split(experiment, 20))
     first = service.get_experiment(experiment.id)
-    late = stale.model_copy(update={"target_percentage": 50.0})
+    late = stale.replace(target_percentage=50.0)
     with pytest.raises(Conflict) as caught:
         service.store.rebalance(late, allowed_from=("running",), now=STAMP, srm_baseline={})
     assert caught.value.message == (

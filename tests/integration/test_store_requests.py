@@ -11,6 +11,7 @@ as ab_testing.http turns them into answers.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,7 +21,8 @@ from botocore.exceptions import ClientError
 from ab_testing import dynamo, records
 from ab_testing import store as store_module
 from ab_testing.errors import Conflict, NotFound, StoreUnavailable
-from ab_testing.models import Experiment, ExperimentIn
+from ab_testing.experiment import Experiment
+from ab_testing.models import ExperimentIn
 from ab_testing.settings import Settings
 from ab_testing.store import Store
 from tests.conftest import guide_experiment
@@ -137,7 +139,7 @@ def set_status(store: Store, experiment_id: int, status: str) -> None:
 
 def test_the_store_keeps_the_client_settings_and_table_names_it_is_given(aws: Any) -> None:
     """A given client is used as is (tests and the emulator pass theirs); tables by settings."""
-    settings = Settings.model_validate(
+    settings = Settings.from_env(
         {
             "AB_EXPERIMENTS_TABLE": "e",
             "AB_VARIANTS_TABLE": "v",
@@ -591,10 +593,10 @@ def test_update_raises_other_dynamodb_errors_as_they_are(rec: Recording, store: 
 
 def rebalanced(experiment: Experiment, allocations: tuple[float, ...], target: float) -> Any:
     variants = [
-        v.model_copy(update={"traffic_allocation": a})
+        dataclasses.replace(v, traffic_allocation=a)
         for v, a in zip(experiment.variants, allocations, strict=True)
     ]
-    return experiment.model_copy(update={"variants": variants, "target_percentage": target})
+    return experiment.replace(variants=variants, target_percentage=target)
 
 
 def test_rebalance_writes_allocations_target_and_baseline(aws: Any, store: Store) -> None:
@@ -620,7 +622,7 @@ def test_rebalance_writes_the_highest_target_it_is_given(aws: Any, store: Store)
     """max_target_percentage (the highest target ever set, computed by the service) is
     written as given; the new target stands in only when there is none yet."""
     made = create(store, "kept max")
-    higher = made.model_copy(update={"max_target_percentage": 90.0, "target_percentage": 30.0})
+    higher = made.replace(max_target_percentage=90.0, target_percentage=30.0)
     store.rebalance(higher, allowed_from=("draft",), now=NOW, srm_baseline={})
     item = raw_item(aws, "ab_experiments", {"pk": records.experiment_pk(made.id)})
     assert item is not None

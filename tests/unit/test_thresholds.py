@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from scipy import stats as scipy_stats
 
-from ab_testing.models import Experiment
+from ab_testing.experiment import Experiment
 from ab_testing.scheduled import auto_stop_reason
 from ab_testing.stats.analyzer import StatisticalAnalyzer
 from ab_testing.stats.inputs import AnalysisInput, MetricSpec, MetricTotals, VariantInput
@@ -149,7 +149,7 @@ def experiment(**changes: Any) -> Experiment:
         "auto_stop": True,
         "min_duration_days": 7.0,
     }
-    return Experiment.model_validate({**fields, **changes})
+    return Experiment.from_fields({**fields, **changes})
 
 
 CONCLUSIVE = {"is_significant": True, "sufficient_sample_size": True, "guardrails": []}

@@ -13,7 +13,7 @@ from typing import Any
 
 from ab_testing.dynamo import plain
 from ab_testing.errors import InvalidInput
-from ab_testing.models import Experiment
+from ab_testing.experiment import Experiment
 from ab_testing.queries import SegmentsQuery
 from ab_testing.records import summed_exposures, summed_ratios, summed_totals
 from ab_testing.service import ExperimentService
@@ -175,10 +175,9 @@ class ExperimentAnalysis:
             ]
             if not cursor:
                 break
-        view = experiment.model_dump(
-            include={"id", "name", "status", "experiment_type", "target_percentage"}
-            | {"targeting", "layer", "segment_attributes"}
-        )
+        shown = {"id", "name", "status", "experiment_type", "target_percentage"}
+        shown |= {"targeting", "layer", "segment_attributes"}
+        view = {k: v for k, v in experiment.as_fields().items() if k in shown}
         return render_report(view, result, history, self.service.clock())
 
     def segments(self, experiment_id: int, query: SegmentsQuery) -> dict[str, Any]:

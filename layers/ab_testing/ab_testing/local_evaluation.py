@@ -23,14 +23,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ab_testing import assignment, metrics, targeting
+from ab_testing import assignment, metrics, targeting, unit_requests
 from ab_testing.errors import Conflict, DomainError, InvalidInput
-from ab_testing.models import Experiment, ExposureIn
+from ab_testing.experiment import Experiment
 from ab_testing.records import experiment_from_item, variant_from_item
 from ab_testing.results import MAX_BATCH
 from ab_testing.segments import kept_values
 from ab_testing.service import entry_refused
-from ab_testing.validation import parse
 
 if TYPE_CHECKING:
     from ab_testing.service import ExperimentService
@@ -103,7 +102,7 @@ class LocalEvaluation:
         answers: list[dict[str, Any]] = []
         for index, item in enumerate(items):
             try:
-                answers.append({"index": index, **self._expose(parse(ExposureIn, item))})
+                answers.append({"index": index, **self._expose(unit_requests.exposure(item))})
             except DomainError as exc:
                 answers.append({"index": index, "status": exc.status, **exc.body()})
         return {
@@ -112,7 +111,7 @@ class LocalEvaluation:
             "failed": sum(1 for a in answers if a["status"] >= 400),
         }
 
-    def _expose(self, request: ExposureIn) -> dict[str, Any]:
+    def _expose(self, request: unit_requests.ExposureRequest) -> dict[str, Any]:
         service = self.service
         experiment = service._experiment(request.experiment_name, request.experiment_id)
         unit = assignment.unit_key(request.user_id, request.session_id)
@@ -235,7 +234,7 @@ def definition(experiment: Experiment, holdout: Experiment | None = None) -> dic
         "winner_variant_id": experiment.winner_variant_id,
         "metrics": experiment.declared_metrics,
         "targeting": experiment.targeting,
-        "layer": experiment.layer.model_dump() if experiment.layer else None,
+        "layer": experiment.as_fields()["layer"],
         "holdout": None
         if holdout is None or holdout.id == experiment.id or holdout.layer is None
         else {

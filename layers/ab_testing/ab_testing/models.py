@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -20,18 +19,22 @@ from pydantic import (
     model_validator,
 )
 
-from ab_testing import assignment, metrics, targeting
+from ab_testing import metrics, targeting
+from ab_testing.experiment import (
+    ALLOCATION_TOLERANCE,
+    AnalysisMethod,
+    ExperimentType,
+    Metric,
+    Ratio,
+    unit_override_key,
+)
 from ab_testing.stats.inputs import MetricSpec, RatioSpec
 
-ExperimentType = Literal["prompt", "model", "agent_config", "feature", "ui"]
-Status = Literal["draft", "running", "paused", "stopped", "archived"]
-AnalysisMethod = Literal["fixed_horizon", "sequential"]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 MetricName = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 ]
 MAX_VARIANTS = 20
-ALLOCATION_TOLERANCE = 1e-6
 MAX_UNIT_BYTES = 512  # a unit is part of a DynamoDB sort key (at most 1,024 bytes)
 MAX_CONFIG_BYTES = 64 * 1024  # an experiment and its variants must fit DynamoDB's 400 KB items
 MAX_CONFIG_DEPTH = 32  # objects and arrays inside one another, as DynamoDB allows for maps
@@ -155,12 +158,7 @@ class MetricDefinition(_Strict):
         return self
 
     def spec(self, guardrail: bool = False) -> MetricSpec:
-        lower, upper = self.lower, self.upper
-        if self.kind == "binary":
-            lower, upper = 0.0, 1.0
-        return MetricSpec(
-            self.name, self.kind, self.direction, lower, upper, guardrail, self.decimals
-        )
+        return Metric(**self.model_dump()).spec(guardrail)
 
 
 class RatioMetricDefinition(_Strict):
@@ -179,7 +177,7 @@ class RatioMetricDefinition(_Strict):
         return self
 
     def spec(self) -> RatioSpec:
-        return RatioSpec(self.name, self.numerator, self.denominator, self.direction)
+        return Ratio(**self.model_dump()).spec()
 
 
 # The largest relative worsening of one metric a team accepts (0.10: 10% worse).
@@ -310,11 +308,12 @@ class ExperimentIn(_Strict):
         _check_ratios(self)
         return self
 
-    @model_validator(mode="after")
-    def _holdout_shape(self) -> ExperimentIn:
-        if self.layer is not None and self.layer.holdout:
-            _check_holdout(self, self.layer)
-        return self
+    @field_validator("layer")
+    @classmethod
+    def _holdout_shape(cls, value: LayerIn | None, info: ValidationInfo) -> LayerIn | None:
+        if value is not None and value.holdout and "variants" in info.data:
+            _check_holdout(info.data, value)
+        return value
 
     @field_validator("variants")
     @classmethod
@@ -335,11 +334,6 @@ class ExperimentIn(_Strict):
                 raise ValueError(f"{units[key]!r} and {unit!r} name the same unit")
             units[key] = unit
         return value
-
-
-def unit_override_key(unit: str) -> str:
-    """Override keys as unit keys: "123" means user 123; "session:abc" stays as it is."""
-    return unit if unit.startswith(("user:", "session:")) else f"user:{unit}"
 
 
 def _check_known(
@@ -378,19 +372,21 @@ def _check_ratios(body: ExperimentIn) -> None:
             raise ValueError(problem)
 
 
-def _check_holdout(body: ExperimentIn, layer: LayerIn) -> None:
+def _check_holdout(body: dict[str, Any], layer: LayerIn) -> None:
     """A holdout's two variants are its groups: the control holds the units of its range,
-    the other everyone else in the layer; so its allocations are the range's width."""
-    if len(body.variants) != 2:
+    the other everyone else in the layer; so its allocations are the range's width. ``body``:
+    the fields validated before the layer."""
+    variants: list[VariantIn] = body["variants"]
+    if len(variants) != 2:
         raise ValueError(
             "a holdout has two variants: the held-out units (is_control) and the rest of the layer"
         )
-    if body.target_percentage != 100:
+    if body.get("target_percentage") != 100:
         raise ValueError("a holdout covers its whole layer: target_percentage must be 100")
-    if body.targeting is not None:
+    if body.get("targeting") is not None:
         raise ValueError("a holdout covers its whole layer: it takes no targeting")
     held = (layer.range[1] - layer.range[0]) * 100
-    control = next(v for v in body.variants if v.is_control)
+    control = next(v for v in variants if v.is_control)
     if abs(control.traffic_allocation - held) > ALLOCATION_TOLERANCE:
         raise ValueError(
             f"a holdout's control holds the units of its range: its traffic_allocation must be "
@@ -412,121 +408,6 @@ def _check_variants(variants: list[VariantIn]) -> None:
     total = math.fsum(v.traffic_allocation for v in variants)
     if abs(total - 100.0) > ALLOCATION_TOLERANCE:
         raise ValueError(f"traffic_allocation must sum to 100, got {total:g}")
-
-
-class Variant(BaseModel):
-    id: int
-    name: str
-    description: str = ""
-    is_control: bool
-    traffic_allocation: float
-    config: dict[str, Any] = Field(default_factory=dict)
-
-
-class Experiment(BaseModel):
-    """An experiment as stored, with its variants."""
-
-    id: int
-    name: str
-    description: str = ""
-    experiment_type: ExperimentType
-    status: Status = "draft"
-    primary_metric: str
-    secondary_metrics: list[str] = Field(default_factory=list)
-    guardrail_metrics: list[str] = Field(default_factory=list)
-    acceptable_regressions: dict[str, float] = Field(default_factory=dict)
-    # Each PATCH of acceptable_regressions: {"changed_at", "from", "to"}, oldest first.
-    acceptable_regressions_history: list[dict[str, Any]] = Field(default_factory=list)
-    metrics: list[MetricDefinition] = Field(default_factory=list)
-    ratio_metrics: list[RatioMetricDefinition] = Field(default_factory=list)
-    covariate: str | None = None
-    variants: list[Variant] = Field(default_factory=list)
-    target_percentage: float = 100.0
-    min_sample_size: int = 100
-    confidence_level: float = 0.95
-    minimum_detectable_effect: float = 0.10
-    analysis_method: AnalysisMethod = "fixed_horizon"
-    sequential_tuning_units: int | None = None
-    auto_stop: bool = False
-    min_duration_days: float = 7.0
-    max_duration_days: float | None = None
-    overrides: dict[str, str] = Field(default_factory=dict)
-    targeting: dict[Any, Any] | None = None
-    layer: LayerIn | None = None
-    segment_attributes: list[str] = Field(default_factory=list)
-    prices: dict[str, dict[str, float]] = Field(default_factory=dict)
-    # Spans per model that gave no cost_usd for want of a price (counted by the traces endpoint)
-    unpriced_spans: dict[str, int] = Field(default_factory=dict)
-    salt: str
-    created_at: str
-    started_at: str | None = None
-    stopped_at: str | None = None
-    paused_at: str | None = None
-    archived_at: str | None = None
-    rebalanced_at: str | None = None
-    winner_variant_id: int | None = None
-    winner_reason: str | None = None
-    promoted: bool = False
-    stop_reason: str | None = None
-    # Units per variant id when the allocation last changed (see ExperimentService.rebalance).
-    srm_baseline: dict[str, int] = Field(default_factory=dict)
-    # Range-preserving rebalancing (docs/assignment.md): the variant draw's ranges once they
-    # differ from the cumulative allocations, the spans that ever changed variant, and the
-    # highest target_percentage ever set (units above today's target may still be stored).
-    allocation_ranges: list[tuple[float, float, int]] | None = None
-    changed_ranges: list[tuple[float, float]] = Field(default_factory=list)
-    max_target_percentage: float | None = None
-
-    def ranges(self) -> list[tuple[float, float, int]]:
-        """Which variant id each part of the variant draw's [0, 100) goes to."""
-        if self.allocation_ranges is not None:
-            return list(self.allocation_ranges)
-        return assignment.initial_ranges(
-            [v.traffic_allocation for v in self.variants], [v.id for v in self.variants]
-        )
-
-    def metric_spec(self, name: str) -> MetricSpec | None:
-        if name != self.primary_metric and name not in self.secondary_metrics:
-            return None
-        ratio = self.ratio(name)
-        if ratio is not None:
-            return MetricSpec(
-                name, "ratio", ratio.direction, guardrail=name in self.guardrail_metrics
-            )
-        spec = metrics.resolve(name, [m.spec() for m in self.metrics])
-        if spec is None:
-            return None
-        return replace(spec, guardrail=name in self.guardrail_metrics)
-
-    def ratio(self, name: str) -> RatioMetricDefinition | None:
-        return next((r for r in self.ratio_metrics if r.name == name), None)
-
-    def ratios_of(self, metric: str) -> list[RatioMetricDefinition]:
-        """The ratio metrics that have ``metric`` as numerator or denominator."""
-        return [r for r in self.ratio_metrics if metric in (r.numerator, r.denominator)]
-
-    @property
-    def declared_metrics(self) -> list[str]:
-        return [self.primary_metric, *self.secondary_metrics]
-
-    def variant(self, variant_id: int) -> Variant | None:
-        return next((v for v in self.variants if v.id == variant_id), None)
-
-    @property
-    def control(self) -> Variant:
-        return next(v for v in self.variants if v.is_control)
-
-    @property
-    def is_holdout(self) -> bool:
-        return self.layer is not None and self.layer.holdout
-
-    def holdout_group(self, position: float) -> int:
-        """A holdout's variant for a unit at ``position`` in the layer: the control inside
-        the holdout's range, the other variant anywhere else (docs/assignment.md section 14)."""
-        assert self.layer is not None
-        start, end = self.layer.range
-        inside = start <= position < end
-        return next(v.id for v in self.variants if v.is_control == inside)
 
 
 class AllocationIn(_Strict):

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ab_testing.models import ExperimentType, Status
+from ab_testing.experiment import ExperimentType, Status
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 100

@@ -8,11 +8,14 @@ import json
 import re
 from collections import defaultdict
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ab_testing import dynamo
 from ab_testing.errors import InvalidInput
-from ab_testing.models import Experiment, ExperimentIn, Variant
+from ab_testing.experiment import Experiment, Variant
+
+if TYPE_CHECKING:
+    from ab_testing.models import ExperimentIn
 from ab_testing.stats.inputs import MetricTotals, RatioTotals
 
 # Composite keys are injective by construction: each part is escaped ("%" -> "%25",
@@ -115,11 +118,13 @@ def new_experiment(
         Variant(id=last_variant_id + i + 1, **v.model_dump()) for i, v in enumerate(body.variants)
     ]
     data = body.model_dump(exclude={"variants"})
-    return Experiment(id=experiment_id, variants=variants, salt=salt, created_at=now, **data)
+    return Experiment.from_fields(
+        {**data, "id": experiment_id, "variants": variants, "salt": salt, "created_at": now}
+    )
 
 
 def experiment_item(experiment: Experiment) -> dict[str, Any]:
-    data = experiment.model_dump(exclude={"variants", "id", "unpriced_spans"})
+    data = experiment.as_fields(exclude={"variants", "id", "unpriced_spans"})
     return {"pk": experiment_pk(experiment.id), "experiment_id": experiment.id, **data}
 
 
@@ -129,8 +134,8 @@ UNPRICED = "unpriced#"  # per model: spans that gave no cost_usd for want of a p
 def experiment_from_item(item: dict[str, Any], variants: list[Variant]) -> Experiment:
     data = dynamo.plain({k: v for k, v in item.items() if k not in ("pk", "experiment_id")})
     unpriced = {k[len(UNPRICED) :]: int(data.pop(k)) for k in list(data) if k.startswith(UNPRICED)}
-    return Experiment(
-        id=int(item["experiment_id"]), variants=variants, unpriced_spans=unpriced, **data
+    return Experiment.from_fields(
+        {**data, "id": int(item["experiment_id"]), "variants": variants, "unpriced_spans": unpriced}
     )
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel
 
-from ab_testing.models import Experiment, ExperimentType, Status
+from ab_testing.experiment import Experiment, ExperimentType, Status
 
 
 class ErrorBody(BaseModel):
@@ -55,7 +55,7 @@ class ExperimentPage(BaseModel):
     next_cursor: str | None = Field(None, description="pass as ?cursor= for the next page")
 
 
-class ExperimentOut(Experiment):
+class ExperimentOut(RootModel[Experiment]):
     """An experiment as stored, with its variants (GET /api/v1/experiments/{id})."""
 
 

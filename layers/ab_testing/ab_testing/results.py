@@ -10,17 +10,16 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ab_testing import assignment, records
+from ab_testing import assignment, records, unit_requests
 from ab_testing.errors import DomainError, IdempotencyKeyReused, InvalidInput, as_unavailable
 from ab_testing.ledger import BatchEntry, ResultWrite
 from ab_testing.metrics import covariate_value, validate_value
-from ab_testing.models import RecordResultIn
 from ab_testing.observability import logger
-from ab_testing.validation import parse
 
 if TYPE_CHECKING:
+    from ab_testing.experiment import Experiment
     from ab_testing.ledger import Ledger, Outcome
-    from ab_testing.models import Experiment
+    from ab_testing.models import RecordResultIn
 
 # Units that already have a variant keep it (and their results count) while paused.
 ACCEPTS_RESULTS = ("running", "paused")
@@ -56,7 +55,7 @@ class ResultRecording:
 
     def _prepare(self, body: dict[str, Any] | RecordResultIn) -> _Prepared | dict[str, Any]:
         """The result to write, or the answer when it is not to be written."""
-        request = body if isinstance(body, RecordResultIn) else parse(RecordResultIn, body)
+        request = unit_requests.record_result(body)
         experiment = self._experiment(request.experiment_name, request.experiment_id)
         spec = experiment.metric_spec(request.metric_name)
         if spec is None:

@@ -18,8 +18,8 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from ab_testing.analysis import ExperimentAnalysis, days_running
+from ab_testing.experiment import Experiment
 from ab_testing.http import json_safe
-from ab_testing.models import Experiment
 from ab_testing.observability import logger
 from ab_testing.reconcile import reconcile
 

@@ -21,7 +21,7 @@ from ab_testing import dynamo, targeting
 from ab_testing.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from ab_testing.models import Experiment
+    from ab_testing.experiment import Experiment
     from ab_testing.store import Store
 
 MAX_ATTRIBUTES = 5

@@ -11,32 +11,32 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, NamedTuple, get_args
+from typing import TYPE_CHECKING, Any, NamedTuple, get_args
 
-from ab_testing import assignment, dynamo, metrics, records, targeting
+from ab_testing import assignment, dynamo, metrics, records, targeting, unit_requests
 from ab_testing.errors import Conflict, InvalidInput, StoreUnavailable
-from ab_testing.ledger import Ledger
-from ab_testing.models import (
+from ab_testing.experiment import (
     ALLOCATION_TOLERANCE,
-    AllocationIn,
     Experiment,
-    ExperimentIn,
     ExperimentType,
-    GetVariantIn,
-    RebalanceIn,
     Variant,
-    check_limits_name_own_metrics,
     unit_override_key,
 )
-from ab_testing.queries import ListQuery
+from ab_testing.ledger import Ledger
 from ab_testing.records import summed_exposures
 from ab_testing.results import ACCEPTS_RESULTS, ResultRecording
 from ab_testing.segments import kept_values
 from ab_testing.settings import Settings, get_settings
 from ab_testing.store import STATUSES, Store
-from ab_testing.validation import parse
+
+if TYPE_CHECKING:
+    # The request models (pydantic) are imported where the control plane uses them, so that
+    # get-variant and record-result never import pydantic (ab_testing.unit_requests).
+    from ab_testing.models import AllocationIn, ExperimentIn, GetVariantIn, RebalanceIn
+    from ab_testing.queries import ListQuery
 
 _LAYER_ATTEMPTS = 8
 
@@ -99,6 +99,9 @@ class ExperimentService(ResultRecording):
 
     # ------------------------------------------------------------------ lifecycle
     def create_experiment(self, body: dict[str, Any] | ExperimentIn) -> dict[str, Any]:
+        from ab_testing.models import ExperimentIn
+        from ab_testing.validation import parse
+
         spec = body if isinstance(body, ExperimentIn) else parse(ExperimentIn, body)
         spec = spec.model_copy(update={"overrides": _normalise_overrides(spec.overrides)})
         experiment = self.store.create_experiment(
@@ -277,6 +280,9 @@ class ExperimentService(ResultRecording):
     def rebalance(self, experiment_id: int, body: dict[str, Any]) -> dict[str, Any]:
         """New allocations and/or target_percentage; units already assigned keep their
         variant, only new units follow the new weights."""
+        from ab_testing.models import RebalanceIn, check_limits_name_own_metrics
+        from ab_testing.validation import parse
+
         request = parse(RebalanceIn, body)
         experiment = self.store.get_experiment(experiment_id)
         limits = request.acceptable_regressions
@@ -328,11 +334,9 @@ class ExperimentService(ResultRecording):
         if request.variants is not None:
             variants = _reallocate(experiment, request.variants)
         target = request.target_percentage
-        updated = experiment.model_copy(
-            update={
-                "variants": variants,
-                "target_percentage": experiment.target_percentage if target is None else target,
-            }
+        updated = experiment.replace(
+            variants=variants,
+            target_percentage=experiment.target_percentage if target is None else target,
         )
         updated = _preserving_ranges(experiment, updated)
         # The sample-ratio check must compare later units with the new weights only.
@@ -355,7 +359,7 @@ class ExperimentService(ResultRecording):
     def get_variant(self, body: dict[str, Any] | GetVariantIn) -> dict[str, Any]:
         """The unit's variant and why: assigned, existing_assignment, not_in_target,
         not_targeted, not_in_layer, holdout, experiment_not_running, override, winner_promoted."""
-        request = body if isinstance(body, GetVariantIn) else parse(GetVariantIn, body)
+        request = unit_requests.get_variant(body)
         experiment = self._experiment(request.experiment_name, request.experiment_id)
         unit = assignment.unit_key(request.user_id, request.session_id)
         covariate = metrics.covariate_value(experiment, request.covariates)
@@ -598,7 +602,7 @@ def _reallocate(experiment: Experiment, wanted: list[AllocationIn]) -> list[Vari
         raise InvalidInput("give a traffic_allocation for every variant", field="variants")
     if abs(math.fsum(shares.values()) - 100.0) > ALLOCATION_TOLERANCE:
         raise InvalidInput("traffic_allocation must sum to 100", field="variants")
-    return [v.model_copy(update={"traffic_allocation": shares[v.id]}) for v in experiment.variants]
+    return [replace(v, traffic_allocation=shares[v.id]) for v in experiment.variants]
 
 
 def _preserving_ranges(before: Experiment, after: Experiment) -> Experiment:
@@ -608,7 +612,7 @@ def _preserving_ranges(before: Experiment, after: Experiment) -> Experiment:
     """
     shares = {v.id: v.traffic_allocation for v in after.variants}
     if before.status == "draft":
-        ranges = after.model_copy(update={"allocation_ranges": None}).ranges()
+        ranges = after.replace(allocation_ranges=None).ranges()
         changed: list[tuple[float, float]] = []
         highest = after.target_percentage
     else:
@@ -619,12 +623,8 @@ def _preserving_ranges(before: Experiment, after: Experiment) -> Experiment:
             before.target_percentage,
             after.target_percentage,
         )
-    return after.model_copy(
-        update={
-            "allocation_ranges": ranges,
-            "changed_ranges": changed,
-            "max_target_percentage": highest,
-        }
+    return after.replace(
+        allocation_ranges=ranges, changed_ranges=changed, max_target_percentage=highest
     )
 
 

@@ -15,13 +15,16 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from botocore.exceptions import ClientError
 
 from ab_testing import dynamo, records
 from ab_testing.errors import Conflict, NotFound, StoreUnavailable
-from ab_testing.models import Experiment, ExperimentIn, Status
+from ab_testing.experiment import Experiment, Status
+
+if TYPE_CHECKING:
+    from ab_testing.models import ExperimentIn
 from ab_testing.records import experiment_pk, exposure_sk, layer_pk
 from ab_testing.settings import Settings
 
