@@ -56,6 +56,7 @@ class FakeService:
     def __init__(self, *experiments: dict[str, Any]) -> None:
         self.experiments = list(experiments) or [definition()]
         self.etag = '"v1"'
+        self.algorithm = "sha256-53bit-ranges-v1"
         self.calls: list[tuple[str, str, Any, dict[str, str]]] = []
         self.faults: dict[str, deque[Any]] = defaultdict(deque)
         self.ledger: dict[tuple[int, str], int] = {}
@@ -108,7 +109,7 @@ class FakeService:
         if path.endswith("/definitions"):
             if headers.get("If-None-Match") == self.etag:
                 return Response(304, {"etag": self.etag}, b"")
-            document = {"algorithm": "sha256-53bit-ranges-v1", "experiments": self.experiments}
+            document = {"algorithm": self.algorithm, "experiments": self.experiments}
             return self._json(200, document, {"etag": self.etag})
         if path.endswith("/exposures"):
             return self._json(

@@ -299,13 +299,14 @@ def test_exposures_whose_answers_are_lost_are_sent_again_until_the_ledger_has_th
     assert client.stats.queued == 0
 
 
-def test_a_layers_holdout_is_applied_locally_and_each_unit_exposed_to_it_once() -> None:
-    # Given an experiment on [0, 0.9) of a layer whose holdout runs on [0.9, 1)
-    from ab_testing_client.targeting import layer_position
+HOLDOUT = {"experiment_id": 9, "status": "running", "range": [0.9, 1.0],
+           "control_variant_id": 91, "other_variant_id": 92}  # fmt: skip
 
-    holdout = {"experiment_id": 9, "status": "running", "range": [0.9, 1.0],
-               "control_variant_id": 91, "other_variant_id": 92}  # fmt: skip
-    experiment = definition(layer={"name": "bot", "range": [0.0, 0.9]}, holdout=holdout)
+
+def with_holdout(**changes: Any) -> list[dict[str, Any]]:
+    """An experiment on [0, 0.9) of layer "bot" and the layer's holdout on [0.9, 1)."""
+    experiment = definition(layer={"name": "bot", "range": [0.0, 0.9]}, holdout=HOLDOUT)
+    experiment.update(changes)
     held = definition(
         id=9,
         name="Bot holdout",
@@ -316,7 +317,16 @@ def test_a_layers_holdout_is_applied_locally_and_each_unit_exposed_to_it_once() 
         ],
         ranges=[[0.0, 10.0, 91], [10.0, 100.0, 92]],
     )
-    fake = FakeService(experiment, held)
+    return [experiment, held]
+
+
+def test_a_layers_holdout_is_applied_locally_and_each_unit_exposed_to_it_once() -> None:
+    # Given an experiment on [0, 0.9) of a layer whose holdout runs on [0.9, 1), published
+    # under the algorithm that names holdouts
+    from ab_testing_client.targeting import layer_position
+
+    fake = FakeService(*with_holdout())
+    fake.algorithm = "sha256-53bit-ranges-v1+holdouts"
     client = local_client(fake)
 
     # When 500 users are asked of the experiment twice, then of the holdout itself
@@ -342,4 +352,43 @@ def test_a_layers_holdout_is_applied_locally_and_each_unit_exposed_to_it_once() 
         assert groups[u] is not None and groups[u].id == group
     exposed = [e for _, p, body, _ in fake.calls if p == EXPOSURES for e in body["exposures"]]
     assert sum(1 for e in exposed if e["experiment_id"] == 9) == 500
+    assert GET_VARIANT not in fake.paths()
+
+
+def test_units_served_before_the_holdout_started_are_exposed_to_it_after_a_refresh() -> None:
+    # Given 200 users served locally by an experiment of a layer with no holdout yet
+    fake = FakeService(definition(layer={"name": "bot", "range": [0.0, 0.9]}))
+    client = local_client(fake)
+    first = {u: client.get_variant("Prompt Test", user_id=u) for u in range(200)}
+
+    # When the layer's holdout starts and the client refreshes its definitions
+    fake.experiments = with_holdout()
+    fake.etag, fake.algorithm = '"v2"', "sha256-53bit-ranges-v1+holdouts"
+    client.refresh()
+    again = {u: client.get_variant("Prompt Test", user_id=u) for u in range(200)}
+    client.flush()
+
+    # Then each served user keeps its variant, the others (outside the experiment's range)
+    # are held out now, and every user is exposed to the holdout once
+    for user, variant in first.items():
+        later = again[user]
+        assert later is not None and later.id == (variant.id if variant else 1)
+    exposed = [e for _, p, body, _ in fake.calls if p == EXPOSURES for e in body["exposures"]]
+    assert sorted(e["user_id"] for e in exposed if e["experiment_id"] == 9) == list(range(200))
+
+
+def test_a_promoted_winner_does_not_reach_held_out_units_locally() -> None:
+    # Given a promoted experiment in a layer whose holdout runs
+    from ab_testing_client.targeting import layer_position
+
+    fake = FakeService(*with_holdout(status="stopped", promoted=True, winner_variant_id=2))
+    client = local_client(fake)
+
+    # When 300 users are asked of it
+    answers = {u: client.get_variant("Prompt Test", user_id=u) for u in range(300)}
+
+    # Then the held-out ones get the control and the others the winner, with no request
+    for user, variant in answers.items():
+        inside = layer_position("bot", f"user:{user}") >= 0.9
+        assert variant is not None and variant.id == (1 if inside else 2)
     assert GET_VARIANT not in fake.paths()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ab_testing import targeting
+from ab_testing import records, targeting
 from ab_testing.analysis import ExperimentAnalysis
 from ab_testing.errors import Conflict, InvalidInput
 from ab_testing.local_evaluation import LocalEvaluation
@@ -19,6 +19,7 @@ from ab_testing.service import ExperimentService
 from ab_testing.settings import Settings
 from ab_testing.store import Store
 from tests.conftest import ROOT, guide_experiment, invoke
+from tests.integration.test_store_requests import raw_item
 
 LAYER = "support-bot"
 HOLDOUT_RANGE = [0.9, 1.0]
@@ -140,7 +141,7 @@ def test_a_new_unit_costs_one_more_write_in_a_layer_with_a_holdout(aws: Any) -> 
     assert calls(inside) == ["GetItem", "TransactWriteItems", "TransactWriteItems"]
     assert calls(inside) == ["GetItem"]
     assert calls(outside) == ["GetItem", "TransactWriteItems"]
-    assert calls(outside) == ["GetItem", "TransactWriteItems"]  # refused: already held
+    assert calls(outside) == ["GetItem"]  # this instance remembers the group it stored
 
 
 @pytest.mark.parametrize(
@@ -266,3 +267,98 @@ def test_the_documented_holdout_is_created_as_written(service: Any) -> None:
     holdout = started(service, body)
     assert holdout.is_holdout and holdout.layer is not None
     assert service.list_layers()["layers"][0]["holdout"]["id"] == holdout.id
+
+
+def test_units_stored_before_the_holdout_started_join_it_on_their_next_request(aws: Any) -> None:
+    # Given 600 users assigned by an experiment on [0, 0.9) before any holdout
+    service = ExperimentService(Store(Settings(), client=aws), cache_ttl_seconds=600)
+    experiment = started(service, in_layer("older", [0.0, 0.9]))
+    for user in range(600):
+        service.get_variant({"experiment_name": experiment.name, "user_id": user})
+
+    # When a holdout on [0.9, 1) starts and every user comes back, twice
+    holdout = started(service, holdout_body())
+    for _ in range(2):
+        answers = [
+            service.get_variant({"experiment_name": experiment.name, "user_id": user})
+            for user in range(600)
+        ]
+
+    # Then the users the experiment holds keep their variant, the others are held out, and
+    # the holdout holds every user once, in the group of its position
+    for user, answer in enumerate(answers):
+        inside = position(user) >= 0.9
+        assert answer["reason"] == ("holdout" if inside else "existing_assignment")
+        stored = service.store.get_assignment(holdout.id, f"user:{user}")
+        assert stored is not None
+        assert int(stored["variant_id"]) == holdout.holdout_group(position(user))
+    # And its split passes the sample-ratio check
+    analysis = ExperimentAnalysis(service).analyze(holdout.id)
+    assert analysis["srm"]["flagged"] is False, analysis["srm"]
+
+
+def test_a_held_out_session_that_logs_in_stays_held_out(service: Any) -> None:
+    # Given a running experiment and holdout, and a session in the holdout's range
+    experiment = started(service, in_layer("login", [0.0, 0.9]))
+    holdout = started(service, holdout_body())
+    session = next(
+        s for s in (f"s{i}" for i in range(1000))
+        if targeting.layer_position(LAYER, f"session:{s}") >= 0.9
+    )  # fmt: skip
+    user = next(u for u in range(1000) if position(u) < 0.9)  # a user outside the range
+    first = service.get_variant({"experiment_name": experiment.name, "session_id": session})
+    assert first["reason"] == "holdout"
+
+    # When the visitor logs in as that user, with the session
+    answer = service.get_variant(
+        {"experiment_name": experiment.name, "user_id": user, "session_id": session}
+    )
+
+    # Then the user keeps the session's place: held out, and in the holdout's control
+    assert answer["reason"] == "holdout" and answer["variant"]["id"] == experiment.control.id
+    stored = service.store.get_assignment(holdout.id, f"user:{user}")
+    assert int(stored["variant_id"]) == holdout.control.id and stored["source"] == "session_alias"
+
+
+def test_a_promoted_winner_does_not_reach_held_out_units(service: Any) -> None:
+    # Given an experiment stopped with its treatment promoted, in a layer with a holdout
+    experiment = started(service, in_layer("shipped", [0.0, 0.9]))
+    started(service, holdout_body())
+    treatment = next(v for v in experiment.variants if not v.is_control)
+    service.change_status(experiment.id, "stop")
+    service.store.update_experiment(
+        experiment.id,
+        allowed_from=("stopped",),
+        changes={"promoted": True, "winner_variant_id": treatment.id},
+    )
+    service._forget(experiment.id)
+    held = next(u for u in range(1000) if position(u) >= 0.9)
+    other = next(u for u in range(1000) if position(u) < 0.9)
+
+    # When a held-out user and another ask
+    held_answer = service.get_variant({"experiment_name": experiment.name, "user_id": held})
+    other_answer = service.get_variant({"experiment_name": experiment.name, "user_id": other})
+
+    # Then the winner reaches everyone but the held-out user, who keeps the control
+    assert other_answer["reason"] == "winner_promoted"
+    assert held_answer["reason"] == "holdout"
+    assert held_answer["variant"]["id"] == experiment.control.id
+
+
+def test_definitions_with_a_holdout_say_so_and_a_plain_layer_is_stored_as_before(
+    aws: Any,
+) -> None:
+    # Given an experiment in a layer, then a holdout in it
+    service = ExperimentService(Store(Settings(), client=aws), cache_ttl_seconds=0)
+    experiment = started(service, in_layer("plain", [0.0, 0.5]))
+    before, _ = LocalEvaluation(service).definitions()
+    started(service, holdout_body())
+    after, _ = LocalEvaluation(service).definitions()
+
+    # Then the document's algorithm names holdouts only once there is one, so a client
+    # that predates them asks the service instead of answering held-out units itself
+    assert before["algorithm"] == "sha256-53bit-ranges-v1"
+    assert after["algorithm"] == "sha256-53bit-ranges-v1+holdouts"
+    # And a layer that is not a holdout is stored as before holdouts existed
+    item = raw_item(aws, "ab_experiments", {"pk": records.experiment_pk(experiment.id)})
+    assert item is not None and item["layer"] == {"name": LAYER, "range": [0, 0.5]}

@@ -73,6 +73,40 @@ def scheduled(event: dict[str, Any]) -> Any:
     return handler(event, FakeLambdaContext("scheduled_analysis"))
 
 
+def replay_holdout() -> list[tuple[str, int]]:
+    """A layer whose holdout starts after its experiment has units: a returning unit (joins
+    the holdout, marked once), a held-out unit and a new one, through get-variant."""
+    steps: list[tuple[str, int]] = []
+    layered = guide_experiment(name="layered", layer={"name": "bot", "range": [0.0, 0.9]})
+    holdout = guide_experiment(
+        name="bot holdout",
+        layer={"name": "bot", "range": [0.9, 1.0], "holdout": True},
+        variants=[
+            {"name": "held out", "is_control": True, "traffic_allocation": 10},
+            {"name": "shipped", "traffic_allocation": 90},
+        ],
+    )
+    for body in (layered, holdout):
+        status, created = invoke("create_experiment", "POST", BASE, body=body)
+        steps.append(("create", status))
+        path = f"{BASE}/{created['id']}/start"
+        started = invoke(
+            "start_experiment", "POST", path, resource=f"{BASE}/{{id}}/start",
+            path_parameters={"id": str(created["id"])},
+        )  # fmt: skip
+        steps.append(("start", started[0]))
+        if body is layered:  # units it stores before the holdout starts
+            for user in ("h-0", "h-1", "h-2"):
+                answer = post(
+                    "get_variant", "get-variant", {"experiment_name": "layered", "user_id": user}
+                )  # noqa: E501
+                steps.append(("get-variant layered", answer[0]))
+    for user in ("h-0", "h-1", "h-2", "h-3", "h-4", "h-10", "h-12", "h-10"):  # h-1x: held out
+        answer = post("get_variant", "get-variant", {"experiment_name": "layered", "user_id": user})
+        steps.append(("get-variant with a holdout", answer[0]))
+    return steps
+
+
 def replay_lifecycle() -> list[tuple[str, int]]:
     """Every endpoint and both scheduled jobs, in a user's order; (step, status) per call."""
     steps: list[tuple[str, int]] = []
@@ -118,6 +152,7 @@ def replay_lifecycle() -> list[tuple[str, int]]:
     step("reconciliation", by_id("reconcile_experiment", "GET", "reconciliation"))
     step("traces", post_traces())
     step("segments", by_id("experiment_segments", "GET", "segments", query={"attribute": "plan"}))
+    steps.extend(replay_holdout())
     step("layers", invoke("list_layers", "GET", "/api/v1/layers"))
     step("report", _status(load_handler("experiment_report"), "report"))
     step("export results", by_id("export_results", "GET", "results"))

@@ -249,7 +249,7 @@ def test_exposures_refuse_units_outside_targeting_or_layer(service: Any) -> None
     document, _ = local.definitions()
     published = next(e for e in document["experiments"] if e["id"] == experiment.id)
     assert published["targeting"] == {"plan": "pro"}
-    assert published["layer"] == {"name": "x", "range": [0.0, 0.5], "holdout": False}
+    assert published["layer"] == {"name": "x", "range": [0.0, 0.5]}
 
 
 def test_the_clients_local_answers_equal_get_variants_for_targeting_and_layers(aws: Any) -> None:

@@ -15,6 +15,7 @@ from ab_testing_client.answers import Variant
 from ab_testing_client.targeting import condition_matches, layer_position
 
 ALGORITHM = "sha256-53bit-ranges-v1"
+ALGORITHMS = (ALGORITHM, ALGORITHM + "+holdouts")  # the second: a layer has a holdout
 _SCALE = float(2**53)
 
 
@@ -168,6 +169,13 @@ class Definition:
         inside = start <= position < end
         return next(v.id for v in self.variants.values() if v.is_control == inside)
 
+    def held_out(self, unit: str) -> bool:
+        """Whether the unit lies in the range of its layer's holdout (running or paused)."""
+        held = self.holdout
+        if held is None or self.layer is None or self.is_holdout:
+            return False
+        return held.start <= layer_position(self.layer[0], unit) < held.end
+
     def holdout_entry(self, unit: str, attributes: dict[str, Any] | None) -> tuple[int, int] | None:
         """(holdout id, group) for a unit this experiment lets in by its targeting while its
         layer's holdout runs: the exposure the holdout records. None otherwise."""
@@ -182,6 +190,8 @@ class Definition:
         """What holds whatever the ledger says: a promoted winner, a stopped experiment,
         an override. None when the unit's own assignment decides."""
         if self.promoted and self.winner_variant_id is not None:
+            if self.held_out(unit) and self.control is not None:
+                return self.control.id  # the holdout holds its units out of what was shipped
             return self.winner_variant_id
         if self.status not in ("running", "paused"):
             return NONE

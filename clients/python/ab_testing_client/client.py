@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from ab_testing_client.answers import ClientStats, Refusal, Variant
-from ab_testing_client.assignment import ALGORITHM, ASK, HELD, NONE, Definition, unit_key
+from ab_testing_client.assignment import ALGORITHMS, ASK, HELD, NONE, Definition, unit_key
 from ab_testing_client.outbox import MAX_BATCH, Outbox
 from ab_testing_client.run import Run
 from ab_testing_client.transport import (
@@ -223,6 +223,8 @@ class ABTestingClient:
         fixed = found.fixed(unit)
         if fixed is not None:
             return None if fixed == NONE else found.variants.get(int(fixed))
+        if user_id is None or session_id is None:  # a login: the service knows the group
+            self._expose_to_holdout(found, unit, user_id, session_id, attributes)
         key = (found.id, unit)
         with self._lock:
             hit = self._served.get(key)
@@ -238,13 +240,6 @@ class ABTestingClient:
         )
         if decision == ASK:
             return UNDECIDED
-        held = found.holdout_entry(unit, attributes)
-        if held is not None:
-            with self._lock:
-                known = (held[0], unit) in self._served
-            if not known:  # the layer's holdout records the unit once, in its group
-                self._remember((held[0], unit), held[1])
-                self._queue("exposure", _exposure(held[0], held[1], user_id, session_id))
         if decision == NONE:
             return None
         if decision == HELD:
@@ -255,6 +250,25 @@ class ABTestingClient:
         exposure.update(_extra(covariates, attributes))
         self._queue("exposure", exposure)
         return found.variants.get(variant_id)
+
+    def _expose_to_holdout(
+        self,
+        found: Definition,
+        unit: str,
+        user_id: Unit,
+        session_id: str | None,
+        attributes: dict[str, Any] | None,
+    ) -> None:
+        """The layer's running holdout records each unit of its experiments once, in its
+        group, also a unit this client served before the holdout started."""
+        held = found.holdout_entry(unit, attributes)
+        if held is None:
+            return
+        with self._lock:
+            known = (held[0], unit) in self._served
+        if not known:
+            self._remember((held[0], unit), held[1])
+            self._queue("exposure", _exposure(held[0], held[1], user_id, session_id))
 
     def record(
         self,
@@ -527,12 +541,12 @@ class ABTestingClient:
         if answer.status == 304:
             return
         document = answer.json()
-        if document.get("algorithm") != ALGORITHM:
+        if document.get("algorithm") not in ALGORITHMS:
             logger.error(
                 "ab_testing_client: the service assigns with %r, this client knows %r; "
                 "asking the service for every unit",
                 document.get("algorithm"),
-                ALGORITHM,
+                " or ".join(ALGORITHMS),
             )
             self.local_evaluation = False
             return

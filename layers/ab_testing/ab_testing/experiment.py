@@ -144,12 +144,18 @@ class Experiment:
         return cls(**values)
 
     def as_fields(self, *, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
-        """Every field as plain data (nested ones as dicts), in declaration order."""
-        return {
+        """Every field as plain data (nested ones as dicts), in declaration order. A layer
+        that is not a holdout is written as before holdouts existed ({"name", "range"}), so a
+        rollback still reads it."""
+        data = {
             f.name: _plain(getattr(self, f.name))
             for f in dataclasses.fields(self)
             if f.name not in exclude
         }
+        layer = data.get("layer")
+        if layer is not None and not layer["holdout"]:
+            del layer["holdout"]
+        return data
 
     def replace(self, **changes: Any) -> Experiment:
         return dataclasses.replace(self, **changes)

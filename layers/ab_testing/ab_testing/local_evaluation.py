@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from ab_testing.service import ExperimentService
 
 ALGORITHM = "sha256-53bit-ranges-v1"  # docs/assignment.md
+# A document with a layer's holdout says so in its algorithm: a client that predates holdouts
+# does not know it and asks the service for every unit instead of answering held-out units
+# wrongly (docs/assignment.md section 14).
+ALGORITHM_WITH_HOLDOUTS = ALGORITHM + "+holdouts"
 PUBLISHED_STATUSES = ("running", "paused", "stopped", "archived")
 
 
@@ -60,7 +64,7 @@ class LocalEvaluation:
             if e.layer is not None and e.is_holdout and e.status in ("running", "paused")
         }
         document = {
-            "algorithm": ALGORITHM,
+            "algorithm": ALGORITHM_WITH_HOLDOUTS if holdouts else ALGORITHM,
             "experiments": [
                 definition(e, holdouts.get(e.layer.name) if e.layer else None) for e in published
             ],

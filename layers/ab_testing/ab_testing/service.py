@@ -10,6 +10,7 @@ import hashlib
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from ab_testing.queries import ListQuery
 
 _LAYER_ATTEMPTS = 8
+_HELD_MEMORY = 100_000  # (holdout, unit) groups an instance remembers (~10 MB at most)
 
 
 class Transition(NamedTuple):
@@ -95,6 +97,7 @@ class ExperimentService(ResultRecording):
         )
         self._cache: dict[tuple[int | None, str | None], tuple[float, Experiment]] = {}
         self._holdouts: dict[str, tuple[float, tuple[int, list[float]] | None]] = {}
+        self._held: OrderedDict[tuple[int, str], int] = OrderedDict()  # see _record_in_holdout
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -403,7 +406,10 @@ class ExperimentService(ResultRecording):
         attributes: dict[str, Any] | None = None,
     ) -> tuple[Variant | None, str]:
         if experiment.promoted and experiment.winner_variant_id is not None:
-            # The guide's "promote winners" step: everyone gets the winner, nothing is stored.
+            # The guide's "promote winners" step: everyone gets the winner, nothing is stored;
+            # but the layer's holdout still holds its units out of what was shipped.
+            if self._holdout_span_holds(experiment, unit):
+                return experiment.control, "holdout"
             return experiment.variant(experiment.winner_variant_id), "winner_promoted"
         if experiment.status not in ACCEPTS_RESULTS:
             return None, "experiment_not_running"
@@ -414,27 +420,33 @@ class ExperimentService(ResultRecording):
         if stored is not None:
             if covariate is not None and "x" not in stored and not stored.get("m"):
                 self.store.set_covariate(experiment.id, unit, covariate)
+            if experiment.layer is not None and experiment.status == "running":
+                self._returning_to_holdout(experiment, unit, stored)
             return experiment.variant(int(stored["variant_id"])), "existing_assignment"
         aliased = self._alias_from_session(experiment, unit, session_id)
         if aliased is not None:
             return aliased  # the same person as an assigned session: allowed while paused too
         if experiment.status != "running":
             return None, "experiment_not_running"
-        return self._new_unit(experiment, unit, covariate, attributes)
+        return self._new_unit(experiment, unit, session_id, covariate, attributes)
 
     def _new_unit(
         self,
         experiment: Experiment,
         unit: str,
+        session_id: str | None,
         covariate: Decimal | None,
         attributes: dict[str, Any] | None,
     ) -> tuple[Variant | None, str]:
         """A unit the running experiment has not stored: refused, held out, or assigned."""
         entry = entry_refused(experiment, unit, attributes)
+        recorded = None  # the holdout that now holds the unit, noted with its assignment
         if entry in (None, "not_in_layer") and experiment.layer and not experiment.is_holdout:
-            held = self._through_holdout(experiment, unit)
-            if held is not None:
-                return held
+            group = self._in_holdout(experiment, unit, session_id)
+            if group is not None:
+                recorded, held = group
+                if held:
+                    return experiment.control, "holdout"
         if entry is not None:
             return None, entry
         if experiment.is_holdout:
@@ -456,27 +468,76 @@ class ExperimentService(ResultRecording):
             assignment.variant_at(pick, experiment.ranges()),
             covariate=covariate,
             segments=kept_values(experiment, attributes),
+            holdout_id=recorded,
         )
 
-    def _through_holdout(
-        self, experiment: Experiment, unit: str
-    ) -> tuple[Variant | None, str] | None:
-        """A new unit of a layer with a holdout (docs/assignment.md section 14): while the
-        holdout runs, the unit is recorded in it, in the control group inside the holdout's
-        range and in the other elsewhere. A unit inside the range gets this experiment's
-        control (``reason: "holdout"``) and nothing is stored here; None otherwise."""
+    # ------------------------------------------------------------------ holdouts
+    def _in_holdout(
+        self, experiment: Experiment, unit: str, session_id: str | None
+    ) -> tuple[int | None, bool] | None:
+        """A unit new to an experiment of a layer with a holdout (docs/assignment.md section
+        14): (the holdout's id if it now holds the unit, whether the unit is held out), or
+        None without a holdout. While the holdout runs it records the unit in its group: the
+        control inside its range, the other elsewhere; a user keeps the group its session
+        got. A paused holdout records nobody and holds out by position."""
         assert experiment.layer is not None
-        holdout = self._layer_holdout(experiment.layer.name)
-        if holdout is None:
+        found = self._layer_holdout(experiment.layer.name)
+        if found is None:
             return None
-        holdout_id, span = holdout
+        holdout_id, span = found
+        holdout = self._experiment(None, holdout_id)
+        if holdout.status != "running" or not holdout.is_holdout:
+            inside = targeting.in_range(targeting.layer_position(experiment.layer.name, unit), span)
+            return None, inside
+        group = self._record_in_holdout(holdout, unit, session_id)
+        return holdout_id, group == holdout.control.id
+
+    def _record_in_holdout(self, holdout: Experiment, unit: str, session_id: str | None) -> int:
+        """The unit's group in the running holdout, stored once; kept in this instance's
+        memory so that a unit outside every experiment's range costs no write on its return."""
+        key = (holdout.id, unit)
+        with self._lock:
+            group = self._held.get(key)
+        if group is not None:
+            return group
+        assert holdout.layer is not None
+        group = holdout.holdout_group(targeting.layer_position(holdout.layer.name, unit))
+        source = "hash"
+        if session_id is not None and unit.startswith("user:"):
+            session = self.store.get_assignment(holdout.id, assignment.unit_key(None, session_id))
+            if session is not None:  # the same person: the group its session has
+                group, source = int(session["variant_id"]), "session_alias"
+        variant, _ = self._store_assignment(holdout, unit, group, source=source)
+        group = variant.id if variant is not None else group
+        with self._lock:
+            self._held[key] = group
+            while len(self._held) > _HELD_MEMORY:
+                self._held.popitem(last=False)
+        return group
+
+    def _returning_to_holdout(
+        self, experiment: Experiment, unit: str, stored: dict[str, Any]
+    ) -> None:
+        """A unit the experiment stored before its layer's holdout started is recorded in the
+        holdout on its next request, once (noted as ``h`` on its assignment)."""
+        assert experiment.layer is not None
+        if experiment.is_holdout:
+            return
+        found = self._layer_holdout(experiment.layer.name)
+        if found is None or stored.get("h") == found[0]:
+            return
+        holdout = self._experiment(None, found[0])
+        if holdout.status == "running" and holdout.is_holdout:
+            self._record_in_holdout(holdout, unit, None)
+            self.store.mark_holdout(experiment.id, unit, holdout.id)
+
+    def _holdout_span_holds(self, experiment: Experiment, unit: str) -> bool:
+        """Whether the unit lies in the range of its layer's running or paused holdout."""
+        if experiment.layer is None or experiment.is_holdout:
+            return False
+        found = self._layer_holdout(experiment.layer.name)
         position = targeting.layer_position(experiment.layer.name, unit)
-        held = self._experiment(None, holdout_id)
-        if held.status == "running" and held.is_holdout:
-            self._store_assignment(held, unit, held.holdout_group(position))
-        if not targeting.in_range(position, span):
-            return None
-        return experiment.control, "holdout"
+        return found is not None and targeting.in_range(position, found[1])
 
     def _layer_holdout(self, layer: str) -> tuple[int, list[float]] | None:
         """The running or paused holdout of a layer (its id and range), from this instance's
@@ -520,6 +581,7 @@ class ExperimentService(ResultRecording):
         source: str = "hash",
         covariate: Decimal | None = None,
         segments: dict[str, str] | None = None,
+        holdout_id: int | None = None,
     ) -> tuple[Variant | None, str]:
         item, created = self.store.create_assignment(
             experiment.id,
@@ -530,6 +592,7 @@ class ExperimentService(ResultRecording):
             source=source,
             covariate=covariate,
             segments=segments,
+            holdout_id=holdout_id,
         )
         if created and source == "hash":
             return experiment.variant(variant_id), "assigned"
@@ -559,6 +622,7 @@ class ExperimentService(ResultRecording):
 
     def _forget(self, experiment_id: int) -> None:
         with self._lock:
+            self._holdouts.clear()  # a start or stop may have changed a layer's holdout
             for key in [k for k, (_, e) in self._cache.items() if e.id == experiment_id]:
                 del self._cache[key]
 

@@ -29,7 +29,7 @@ class Settings:
     def __post_init__(self) -> None:
         for name in ("cache_ttl_seconds", "insights_ttl_days"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
+            if math.isnan(value) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
         if not 1 <= self.totals_shards <= 100:
             raise ValueError(f"totals_shards must be 1 to 100, got {self.totals_shards!r}")
@@ -46,11 +46,24 @@ class Settings:
                 continue
             raw = source[variable]
             kind: type = type(field.default)  # every field has a default of its type
-            try:
-                values[field.name] = kind(raw) if kind is not str else raw
-            except ValueError:
-                raise ValueError(f"{variable} must be {kind.__name__}, got {raw!r}") from None
+            values[field.name] = raw if kind is str else _number(variable, raw, kind)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _number(variable: str, raw: str, kind: type) -> float | int:
+    """A number as CloudFormation passes it: ASCII digits ("2", "2.0", "5e0", "inf"); an
+    integer setting takes a whole number written either way."""
+    try:
+        if not raw.isascii():
+            raise ValueError
+        number = float(raw)
+        if kind is int:
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        return number
+    except ValueError:
+        raise ValueError(f"{variable} must be {kind.__name__}, got {raw!r}") from None
 
 
 _VARIABLES = {

@@ -404,8 +404,10 @@ class Store:
         source: str = "hash",
         covariate: Any = None,
         segments: dict[str, str] | None = None,
+        holdout_id: int | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """The first writer wins; a later writer gets the stored assignment back (sticky).
+        ``holdout_id``: the layer's holdout that already holds the unit (kept as ``h``).
 
         A new unit raises its variant's exposure count in the same transaction. A user who
         inherits their session's variant (source "session_alias") is the same person, so it
@@ -424,6 +426,8 @@ class Store:
             item["x"] = covariate  # CUPED: the unit's pre-experiment value, stored once
         if segments:
             item["seg"] = segments  # its segment_attributes' values (ab_testing.segments)
+        if holdout_id is not None:
+            item["h"] = holdout_id
         key = {"experiment_id": experiment_id, "unit": unit}
         exposure = {"experiment_id": experiment_id, "sk": exposure_sk(variant_id, shard)}
         transaction = [
@@ -458,6 +462,22 @@ class Store:
             # A conflicting transaction on the exposure item (a busy variant): back off.
             time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
         raise StoreUnavailable("the assignment could not be written under contention, retry")
+
+    def mark_holdout(self, experiment_id: int, unit: str, holdout_id: int) -> None:
+        """Notes on a stored unit that its layer's holdout holds it too (``h``), so that its
+        later requests need not ask the holdout again (docs/assignment.md section 14)."""
+        try:
+            self.client.update_item(
+                TableName=self.assignments,
+                Key=dynamo.serialize({"experiment_id": experiment_id, "unit": unit}),
+                UpdateExpression="SET #h = :h",
+                ConditionExpression="attribute_exists(#u)",
+                ExpressionAttributeNames={"#h": "h", "#u": "unit"},
+                ExpressionAttributeValues=dynamo.serialize({":h": holdout_id}),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     def set_covariate(self, experiment_id: int, unit: str, covariate: Any) -> None:
         """Stores a returning unit's covariate, only while it has none and no results (its
