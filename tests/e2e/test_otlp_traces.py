@@ -28,7 +28,7 @@ from tests.e2e.conftest import LocalApi
 pytestmark = pytest.mark.e2e
 NAME = "Support bot model"
 TRACES = "/api/v1/otlp/v1/traces"
-USERS = 200
+USERS = 100
 PRICE_IN, PRICE_OUT = Decimal("1.0"), Decimal("4.0")  # USD per million tokens
 
 
@@ -94,7 +94,7 @@ def stored_costs(api: LocalApi, experiment_id: int) -> dict[str, str]:
 
 
 def test_the_otel_sdks_protobuf_exporter_delivers_results_once(local_api: LocalApi) -> None:
-    # Given a running experiment and its 200 assigned users, each making one model call
+    # Given a running experiment and its 100 assigned users, each making one model call
     created = start(local_api)
     spans = calls(range(USERS))
     exporter = OTLPSpanExporter(endpoint=local_api.url + TRACES, timeout=60)

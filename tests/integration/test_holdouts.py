@@ -61,8 +61,8 @@ def test_held_out_units_get_every_control_and_the_holdout_compares_them_with_the
     model = started(service, in_layer("model test", [0.45, 0.9]))
     holdout = started(service, holdout_body())
 
-    # When 2,000 users are asked of both experiments
-    users = 2000
+    # When 1,200 users are asked of both experiments
+    users = 1200
     answers = {
         (e.name, user): service.get_variant({"experiment_name": e.name, "user_id": user})
         for user in range(users)

@@ -152,7 +152,7 @@ def _same(value: Any) -> Any:
 
 
 @pytest.mark.parametrize("model", MODELS)
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_the_hot_path_reads_every_body_as_the_model_does(model: str, data: Any) -> None:
     body = data.draw(bodies(model))
