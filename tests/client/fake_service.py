@@ -187,6 +187,10 @@ class FakeHttpService:
     """A FakeService behind a real HTTP server on 127.0.0.1, for clients in other processes
     (a forked child reaches it over TCP; what it counts stays in this process)."""
 
+    def counted(self, prefix: str) -> int:
+        """Results counted whose idempotency key starts with ``prefix`` (one test's own)."""
+        return sum(1 for key in self.fake.counted if key.startswith(prefix))
+
     def __init__(self, fake: FakeService) -> None:
         import threading
         import time

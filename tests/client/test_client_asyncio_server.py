@@ -10,12 +10,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.client.fake_service import FakeHttpService, FakeService
+from tests.client.fake_service import FakeHttpService
 from tests.client.test_client_prefork_servers import free_port, get
 from tests.conftest import ROOT
 
@@ -53,17 +52,6 @@ APP = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def service() -> Iterator[FakeHttpService]:
-    served = FakeHttpService(FakeService())
-    yield served
-    served.close()
-
-
-def counted(service: FakeHttpService) -> int:
-    return sum(1 for key in service.fake.counted if key.startswith("a"))
-
-
 @pytest.mark.parametrize(
     ("flush_interval", "when"), [(0.2, "while-serving"), (600.0, "at-stop")], ids=lambda x: str(x)
 )
@@ -95,16 +83,16 @@ def test_an_asyncio_app_sends_what_it_records(
         if when == "while-serving":
             # Then every result arrives while the app still serves
             deadline = time.monotonic() + 15
-            while counted(service) < REQUESTS and time.monotonic() < deadline:
+            while service.counted("a") < REQUESTS and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert counted(service) == REQUESTS
+            assert service.counted("a") == REQUESTS
         else:
-            assert counted(service) == 0  # nothing sent yet: the next flush is minutes away
+            assert service.counted("a") == 0  # nothing sent yet: the next flush is minutes away
     finally:
         server.send_signal(signal.SIGINT)
         _, errors = server.communicate(timeout=60)
     # And after a graceful stop every result is there, each counted once
     assert server.returncode == 0, errors
-    assert counted(service) == REQUESTS
+    assert service.counted("a") == REQUESTS
     assert set(service.fake.counted.values()) == {1}
     assert "Traceback" not in errors, errors

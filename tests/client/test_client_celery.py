@@ -15,13 +15,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.client.fake_service import FakeHttpService, FakeService
+from tests.client.fake_service import FakeHttpService
 from tests.conftest import ROOT
 
 CELERY = shutil.which("celery", path=str(Path(sys.executable).parent))
@@ -85,17 +84,6 @@ def celery_conf(tmp_path: Path) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def service() -> Iterator[FakeHttpService]:
-    served = FakeHttpService(FakeService())
-    yield served
-    served.close()
-
-
-def counted(service: FakeHttpService) -> int:
-    return sum(1 for key in service.fake.counted if key.startswith("c"))
-
-
 # While the worker runs: 300 tasks, sent every 0.2 s. At a warm stop: fewer tasks than a
 # batch, and a flush interval longer than the test, so what is queued is sent as the pool
 # processes exit or not at all: billiard ends a pool process with os._exit (no atexit, no
@@ -152,11 +140,11 @@ def test_celery_prefork_workers_send_what_they_record(
         assert str(worker.pid) not in pids
         if case == "while-running":
             # And every result arrives while the worker still runs (no stop needed)
-            while counted(service) < tasks and time.monotonic() < deadline:
+            while service.counted("c") < tasks and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert counted(service) == tasks
+            assert service.counted("c") == tasks
             assert worker.poll() is None
-        before_stop = counted(service)
+        before_stop = service.counted("c")
         if case == "at-stop":
             assert before_stop < tasks  # some are still queued in the pool processes
         arrived = time.monotonic() - started
@@ -167,10 +155,10 @@ def test_celery_prefork_workers_send_what_they_record(
     print(
         f"\ncelery prefork, {case}: {tasks} tasks run in pool pids {sorted(pids)}; "
         f"{before_stop} results counted before the stop ({arrived:.1f} s from the worker's "
-        f"start), {counted(service)} after; exit {worker.returncode}"
+        f"start), {service.counted('c')} after; exit {worker.returncode}"
     )
     # And the worker stopped cleanly, each result counted once, nothing garbled
     assert worker.returncode == 0, output
-    assert counted(service) == tasks
+    assert service.counted("c") == tasks
     assert set(service.fake.counted.values()) == {1}
     assert "Traceback" not in output, output

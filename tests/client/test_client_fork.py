@@ -10,23 +10,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from ab_testing_client import ABTestingClient
-from tests.client.fake_service import FakeHttpService, FakeService
+from tests.client.fake_service import FakeHttpService
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
 EXPERIMENT = "Prompt Test"
 CLIENT: ABTestingClient | None = None  # what a forked Pool worker inherits
-
-
-@pytest.fixture
-def service() -> Iterator[FakeHttpService]:
-    served = FakeHttpService(FakeService())
-    yield served
-    served.close()
 
 
 def warmed(service: FakeHttpService) -> ABTestingClient:

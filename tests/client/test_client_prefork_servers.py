@@ -13,12 +13,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.client.fake_service import FakeHttpService, FakeService
+from tests.client.fake_service import FakeHttpService
 from tests.conftest import ROOT
 
 BIN = str(Path(sys.executable).parent)
@@ -67,13 +66,6 @@ APP = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def service() -> Iterator[FakeHttpService]:
-    served = FakeHttpService(FakeService())
-    yield served
-    served.close()
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -91,10 +83,6 @@ def get(port: int, path: str) -> str:
         except OSError:
             time.sleep(0.1)  # still booting
     raise AssertionError("the server did not answer")
-
-
-def counted(service: FakeHttpService) -> int:
-    return sum(1 for key in service.fake.counted if key.startswith("g"))
 
 
 @pytest.mark.parametrize("shape", list(servers(0)))
@@ -124,9 +112,9 @@ def test_pre_fork_workers_send_what_they_record_while_they_serve(
         pids = {get(port, f"/{n}") for n in range(REQUESTS)}
         # Then every result arrives while the workers are still serving (no stop needed)
         deadline = time.monotonic() + 15
-        while counted(service) < REQUESTS and time.monotonic() < deadline:
+        while service.counted("g") < REQUESTS and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert counted(service) == REQUESTS
+        assert service.counted("g") == REQUESTS
         assert len(pids) > 1
     finally:
         server.send_signal(signal.SIGTERM)

@@ -8,13 +8,12 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ab_testing_client import ABTestingClient
-from tests.client.fake_service import FakeHttpService, FakeService
+from tests.client.fake_service import FakeHttpService
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the spool is POSIX only")
@@ -38,13 +37,6 @@ QUEUE_THEN_DIE = textwrap.dedent(
     os.kill(os.getpid(), getattr(signal, how))
     """
 )
-
-
-@pytest.fixture
-def service() -> Iterator[FakeHttpService]:
-    served = FakeHttpService(FakeService())
-    yield served
-    served.close()
 
 
 def queue_then_die(spool: Path, how: str) -> None:
