@@ -8,15 +8,16 @@ import json
 
 from ab_testing.errors import InvalidInput
 from ab_testing.http import ApiRequest, BinaryAnswer, TextAnswer, api
-from ab_testing.otlp import MalformedTraces, decode, ingest, response_protobuf
+from ab_testing.otlp import MalformedTraces, decode, ingest, media_type, response_protobuf
 from ab_testing.runtime import service
 
 
 @api
 def handler(request: ApiRequest) -> BinaryAnswer | TextAnswer:
     content_type = request.header("Content-Type") or ""
+    kind = media_type(content_type)
     encoding = (request.header("Content-Encoding") or "").strip().lower()
-    if encoding not in ("", "identity") and content_type.startswith("application/json"):
+    if encoding not in ("", "identity") and kind == "application/json":
         # Deployed, API Gateway passes a JSON body as text (only protobuf is a binary media
         # type), so compressed JSON would arrive damaged: refused here as there.
         raise InvalidInput(
@@ -28,7 +29,7 @@ def handler(request: ApiRequest) -> BinaryAnswer | TextAnswer:
     except MalformedTraces as exc:
         raise InvalidInput(str(exc), field="body") from None
     answer = ingest(service(), spans)
-    if content_type.startswith("application/x-protobuf"):
+    if kind == "application/x-protobuf":
         return BinaryAnswer(response_protobuf(answer), "application/x-protobuf")
     return TextAnswer(json.dumps(_json_answer(answer)), "application/json")
 

@@ -4,9 +4,7 @@ graceful stop is flushed by the app's cleanup."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -15,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.client.fake_service import FakeHttpService
-from tests.client.test_client_prefork_servers import free_port, get
-from tests.conftest import ROOT
+from tests.client.test_client_prefork_servers import free_port, get, start_app
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="signals as on POSIX")
 REQUESTS = 300
@@ -59,22 +56,14 @@ def test_an_asyncio_app_sends_what_it_records(
     service: FakeHttpService, tmp_path: Path, flush_interval: float, when: str
 ) -> None:
     # Given an aiohttp app with the client made at its startup
-    (tmp_path / "app.py").write_text(APP)
     port = free_port()
-    env = {
-        **os.environ,
-        "AB_FAKE_URL": service.url,
-        "AB_FLUSH_INTERVAL": str(flush_interval),
-        "PORT": str(port),
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "clients" / "python")]),
-    }
-    server = subprocess.Popen(
+    server = start_app(
         [sys.executable, "app.py"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        APP,
+        tmp_path,
+        service,
+        AB_FLUSH_INTERVAL=str(flush_interval),
+        PORT=str(port),
     )
     try:
         # When 300 requests are served, each answered with the unit's variant

@@ -72,6 +72,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def start_app(
+    command: list[str], app: str, folder: Path, service: FakeHttpService, **env: str
+) -> subprocess.Popen[str]:
+    """``app`` written to folder/app.py and served by ``command`` there, with the client on
+    its path and the fake service's address in AB_FAKE_URL; stderr kept for the checks."""
+    (folder / "app.py").write_text(app)
+    path = os.pathsep.join([str(folder), str(ROOT / "clients" / "python")])
+    return subprocess.Popen(
+        command,
+        cwd=folder,
+        env={**os.environ, **env, "AB_FAKE_URL": service.url, "PYTHONPATH": path},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def get(port: int, path: str) -> str:
     for _ in range(100):
         try:
@@ -92,21 +109,8 @@ def test_pre_fork_workers_send_what_they_record_while_they_serve(
     # Given the server with three workers and the client made at the app's import
     if (GUNICORN if shape.startswith("gunicorn") else UWSGI) is None:
         pytest.fail(f"{shape}: the server is not installed in the test venv (make setup)")
-    (tmp_path / "app.py").write_text(APP)
     port = free_port()
-    env = {
-        **os.environ,
-        "AB_FAKE_URL": service.url,
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "clients" / "python")]),
-    }
-    server = subprocess.Popen(
-        servers(port)[shape],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server = start_app(servers(port)[shape], APP, tmp_path, service)
     try:
         # When 300 requests are served
         pids = {get(port, f"/{n}") for n in range(REQUESTS)}

@@ -143,8 +143,10 @@ def otlp_json(spans: list[ReadableSpan]) -> bytes:
     return json.dumps(document).encode()
 
 
-def post(api: LocalApi, body: bytes, compressed: bool = False) -> tuple[int, dict[str, Any]]:
-    headers = {"Content-Type": "application/json"}
+def post(
+    api: LocalApi, body: bytes, compressed: bool = False, media: str = "application/json"
+) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": media}
     if compressed:
         body, headers["Content-Encoding"] = gzip.compress(body), "gzip"
     request = urllib.request.Request(api.url + TRACES, body, headers, method="POST")
@@ -180,4 +182,9 @@ def test_the_same_through_otlp_json(local_api: LocalApi) -> None:
 
     # And gzip-compressed JSON is refused, as API Gateway would damage it deployed
     status, refused = post(local_api, body, compressed=True)
+    assert status == 400 and "uncompressed" in refused["message"]
+    # (a media type is case-insensitive and may carry parameters: the same rule holds)
+    status, refused = post(
+        local_api, body, compressed=True, media="Application/JSON; charset=utf-8"
+    )
     assert status == 400 and "uncompressed" in refused["message"]

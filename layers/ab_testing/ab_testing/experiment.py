@@ -33,6 +33,14 @@ class Layer:
     range: list[float]
     holdout: bool = False
 
+    def as_fields(self) -> dict[str, Any]:
+        """As stored and published: a layer that is not a holdout is written as before
+        holdouts existed ({"name", "range"}), so a rollback still reads it."""
+        fields: dict[str, Any] = {"name": self.name, "range": list(self.range)}
+        if self.holdout:
+            fields["holdout"] = True
+        return fields
+
 
 @dataclass(kw_only=True)
 class Metric:
@@ -144,18 +152,12 @@ class Experiment:
         return cls(**values)
 
     def as_fields(self, *, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
-        """Every field as plain data (nested ones as dicts), in declaration order. A layer
-        that is not a holdout is written as before holdouts existed ({"name", "range"}), so a
-        rollback still reads it."""
-        data = {
+        """Every field as plain data (nested ones as dicts), in declaration order."""
+        return {
             f.name: _plain(getattr(self, f.name))
             for f in dataclasses.fields(self)
             if f.name not in exclude
         }
-        layer = data.get("layer")
-        if layer is not None and not layer["holdout"]:
-            del layer["holdout"]
-        return data
 
     def replace(self, **changes: Any) -> Experiment:
         return dataclasses.replace(self, **changes)
@@ -213,6 +215,8 @@ class Experiment:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, Layer):
+        return value.as_fields()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, list | tuple):

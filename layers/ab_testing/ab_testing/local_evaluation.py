@@ -238,7 +238,7 @@ def definition(experiment: Experiment, holdout: Experiment | None = None) -> dic
         "winner_variant_id": experiment.winner_variant_id,
         "metrics": experiment.declared_metrics,
         "targeting": experiment.targeting,
-        "layer": experiment.as_fields()["layer"],
+        "layer": experiment.layer.as_fields() if experiment.layer else None,
         "holdout": None
         if holdout is None or holdout.id == experiment.id or holdout.layer is None
         else {

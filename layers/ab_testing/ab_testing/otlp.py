@@ -22,6 +22,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from ab_testing.errors import DomainError, StoreUnavailable
+from ab_testing.results import MAX_BATCH
+
 if TYPE_CHECKING:
     from ab_testing.service import ExperimentService
 
@@ -77,8 +80,13 @@ class MalformedTraces(ValueError):
 
 
 # ------------------------------------------------------------------------------ decoding
+def media_type(content_type: str) -> str:
+    """The media type of a Content-Type header, without parameters, in lower case."""
+    return content_type.split(";")[0].strip().lower()
+
+
 def decode(body: bytes, content_type: str) -> list[Span]:
-    kind = content_type.split(";")[0].strip().lower()
+    kind = media_type(content_type)
     if kind == "application/x-protobuf":
         return decode_protobuf(body)
     if kind == "application/json":
@@ -333,7 +341,7 @@ def measures(span: Span, prices: dict[str, dict[str, float]]) -> dict[str, Any]:
     """Every metric a span of a model call (one with gen_ai.* attributes) gives, whether or
     not an experiment declares it; nothing for other spans (an HTTP request, a database)."""
     found: dict[str, Any] = {}
-    if not any(key.startswith("gen_ai.") for key in span.attributes):
+    if not _model_call(span):
         return found
     tokens_in = span.attributes.get("gen_ai.usage.input_tokens")
     tokens_out = span.attributes.get("gen_ai.usage.output_tokens")
@@ -431,8 +439,6 @@ def _collect(
     unpriced: Counter[tuple[int, str]],
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """The result items of the spans and, per item, the index of its span."""
-    from ab_testing.errors import DomainError
-
     items: list[dict[str, Any]] = []
     owner: list[int] = []
     for index, span in enumerate(with_links(spans)):
@@ -457,9 +463,6 @@ def _record(
     service: ExperimentService, items: list[dict[str, Any]], owner: list[int], rejected: Counter
 ) -> None:
     """Sends the items to record-results; a span none of whose results counted is rejected."""
-    from ab_testing.errors import StoreUnavailable
-    from ab_testing.results import MAX_BATCH
-
     counted: set[int] = set()
     failures: dict[int, str] = {}
     for start in range(0, len(items), MAX_BATCH):
@@ -481,8 +484,11 @@ def _ours(span: Span) -> bool:
     """A span that can give results: a model call (gen_ai.* attributes) or one carrying an
     evaluation. The app's other spans (its requests, its queries, the span the client
     annotated around a call) are passed over, neither counted nor rejected."""
-    named = any(k.startswith("gen_ai.") for k in span.attributes)
-    return named or any(e.name == EVALUATION_EVENT for e in span.events)
+    return _model_call(span) or any(e.name == EVALUATION_EVENT for e in span.events)
+
+
+def _model_call(span: Span) -> bool:
+    return any(key.startswith("gen_ai.") for key in span.attributes)
 
 
 def _note_unpriced(service: ExperimentService, unpriced: Counter[tuple[int, str]]) -> None:
@@ -522,8 +528,9 @@ def _items(
     base = {"experiment_id": experiment.id, **unit, "occurred_at": occurred_at(span)}
     key = f"otlp:{span.trace_id}:{span.span_id}"
     found = measures(span, experiment.prices)
-    if "cost_usd" in declared and "unpriced_model" in found:
-        unpriced[(experiment.id, str(found["unpriced_model"]))] += 1
+    unpriced_model = found.get("unpriced_model") if "cost_usd" in declared else None
+    if unpriced_model:
+        unpriced[(experiment.id, str(unpriced_model))] += 1
     made = [
         {**base, "metric_name": metric, "metric_value": value, "idempotency_key": key}
         for metric, value in found.items()
@@ -535,8 +542,8 @@ def _items(
         if metric in declared
     ]
     if not made:
-        if "cost_usd" in declared and found.get("unpriced_model"):
-            return f"model {found['unpriced_model']!r} has no price: no cost_usd"
+        if unpriced_model:
+            return f"model {unpriced_model!r} has no price: no cost_usd"
         return "no metric the experiment declares"
     return made
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ab_testing import targeting
-from ab_testing.errors import InvalidInput
 
 MAX_INTEGER_ID = 10**15 - 1
 MAX_UNIT_BYTES = 512
@@ -75,19 +74,17 @@ def exposure(body: Any) -> Any:
 
 
 def read(model: str, body: Any) -> Any:
-    """The request as ``model`` reads it: from here when certain, else from the model."""
+    """The request as ``model`` reads it: from here when certain, else from the model (which
+    also refuses a body that is not a JSON object). The Python API may pass a model itself."""
     if isinstance(body, dict):
         fields = _certain(model, body)
         if fields is not None:
             return _KINDS[model](**fields)
-    elif not hasattr(body, "model_dump"):
-        raise InvalidInput("the request body must be a JSON object", field="body")
-    elif type(body).__name__ == model:
-        return body  # already validated: the Python API takes the models too
     from ab_testing import models
     from ab_testing.validation import parse
 
-    return parse(getattr(models, model), body if isinstance(body, dict) else body.model_dump())
+    kind = getattr(models, model)
+    return body if isinstance(body, kind) else parse(kind, body)
 
 
 def _certain(model: str, body: dict[str, Any]) -> dict[str, Any] | None:
